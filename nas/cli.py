@@ -1,0 +1,289 @@
+"""The ``hwnas`` command line.
+
+Every command has ``--help``; ``--json`` prints exactly one JSON document on stdout and nothing
+else. Bad input (unknown space, malformed architecture string, an architecture outside the space)
+prints one line ``hwnas: error: ...`` on stderr and exits with status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from searchspaces.baselines import BASELINES, resolve_arch
+from searchspaces.genome import Architecture
+from searchspaces.spaces import SPACES, SearchSpace, get_space
+
+app = typer.Typer(
+    name="hwnas",
+    help="Hardware-aware neural-architecture search: spaces, architectures, estimators, search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+space_app = typer.Typer(help="Search spaces: list them, show their choices, sample from them.",
+                        no_args_is_help=True)
+arch_app = typer.Typer(help="One architecture: size, MACs, memory per layer; export to ONNX or "
+                            "TorchScript.", no_args_is_help=True)
+app.add_typer(space_app, name="space")
+app.add_typer(arch_app, name="arch")
+
+# Pipes and logs (make demo, CI) are not limited to 80 columns the way rich assumes.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
+
+# -- shared options ---------------------------------------------------------------------------
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document and nothing else.")]
+PFactorOpt = Annotated[int, typer.Option(
+    "--parallelism-factor", "-p", min=1,
+    help="Hardware parallelism factor P (PE-array width); curated channels are multiples of P.")]
+CuratedOpt = Annotated[bool, typer.Option(
+    "--curated/--uncurated",
+    help="Curated: channels are multiples of P. Uncurated: channels step by 1.")]
+ArchArg = Annotated[str, typer.Argument(
+    help=f"An architecture string (see README) or a baseline: {', '.join(BASELINES)}.")]
+NumClassesOpt = Annotated[int, typer.Option("--num-classes", min=1, help="Classifier outputs.")]
+InChannelsOpt = Annotated[int, typer.Option("--in-channels", min=1, help="Input image channels.")]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def _space(name: str, parallelism_factor: int, curated: bool) -> SearchSpace:
+    return get_space(name, parallelism_factor=parallelism_factor, curated=curated)
+
+
+# -- space ------------------------------------------------------------------------------------
+@space_app.command("list")
+def space_list(as_json: JsonOpt = False) -> None:
+    """List the registered search spaces (sizes for the curated space at P=8)."""
+    rows = []
+    for name, factory in SPACES.items():
+        space = factory()
+        doc = " ".join((factory.__doc__ or "").strip().split("\n\n")[0].split())
+        rows.append({"name": name, "description": doc, "num_stages": len(space.skeleton),
+                     "size_curated_p8": space.size()})
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("space", "stages", "size (curated, P=8)", "description")
+    for r in rows:
+        table.add_row(r["name"], str(r["num_stages"]), f"{r['size_curated_p8']:.3e}",
+                      r["description"])
+    out.print(table)
+
+
+@space_app.command("show")
+def space_show(
+    name: Annotated[str, typer.Argument(help=f"Space name: {', '.join(SPACES)}.")],
+    parallelism_factor: PFactorOpt = 8,
+    curated: CuratedOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a space's dimensions, their choices and the number of architectures."""
+    space = _space(name, parallelism_factor, curated)
+    info = space.describe()
+    if as_json:
+        _emit_json(info)
+        return
+    out.print(f"[bold]{space.label}[/bold]: {info['size']:,} architectures "
+              f"({info['size']:.3e}); channel divisor {info['channel_divisor']}; "
+              f"stage strides {info['strides']}")
+    table = Table("dimension", "#", "choices")
+    for dim, choices in info["dimensions"].items():
+        shown = ", ".join(map(str, choices))
+        if len(choices) > 12:
+            shown = f"{choices[0]}, {choices[1]}, ..., {choices[-1]} (step 1)"
+        table.add_row(dim, str(len(choices)), shown)
+    out.print(table)
+
+
+@space_app.command("sample")
+def space_sample(
+    name: Annotated[str, typer.Argument(help=f"Space name: {', '.join(SPACES)}.")],
+    n: Annotated[int, typer.Option("-n", "--num", min=1, help="How many architectures.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random generator.")] = 0,
+    parallelism_factor: PFactorOpt = 8,
+    curated: CuratedOpt = True,
+    details: Annotated[bool, typer.Option(
+        "--details", help="Add params, MACs and peak activation memory of each.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample architectures uniformly from a space (reproducible with --seed)."""
+    space = _space(name, parallelism_factor, curated)
+    rng = np.random.default_rng(seed)
+    archs = [space.sample(rng) for _ in range(n)]
+    if not details:
+        if as_json:
+            _emit_json([a.to_string() for a in archs])
+        else:
+            for a in archs:
+                out.print(a.to_string(), highlight=False)
+        return
+    from estimators.memory import memory_report
+
+    rows = []
+    for a in archs:
+        rep = memory_report(a)
+        rows.append({"arch": a.to_string(), "resolution": a.resolution, "params": rep.params,
+                     "macs": rep.macs, "peak_activation_bytes": rep.peak_activation_bytes})
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table("#", "resolution", "params", "MACs", "peak activations (fp32)", box=box.SIMPLE)
+    for i, r in enumerate(rows):
+        table.add_row(str(i), str(r["resolution"]), _si(r["params"]), _si(r["macs"]),
+                      _mib(r["peak_activation_bytes"]))
+    out.print(table)
+    for i, r in enumerate(rows):
+        out.print(f"#{i} {r['arch']}", highlight=False)
+
+
+# -- arch -------------------------------------------------------------------------------------
+def _resolve(arch: str, space: str | None, parallelism_factor: int, curated: bool
+             ) -> Architecture:
+    a = resolve_arch(arch)
+    if space is not None:
+        _space(space, parallelism_factor, curated).validate(a)
+    return a
+
+
+SpaceOpt = Annotated[str | None, typer.Option(
+    "--space", help="Also check that the architecture lies in this space.")]
+
+
+@arch_app.command("info")
+def arch_info(
+    arch: ArchArg,
+    num_classes: NumClassesOpt = 1000,
+    in_channels: InChannelsOpt = 3,
+    dtype: Annotated[str, typer.Option(help="Activation dtype: fp32, fp16, bf16, int8.")] = "fp32",
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size for activations.")] = 1,
+    space: SpaceOpt = None,
+    parallelism_factor: PFactorOpt = 8,
+    curated: CuratedOpt = True,
+    per_layer: Annotated[bool, typer.Option(
+        "--per-layer/--summary", help="Print the per-layer table (JSON always has it).")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parameters, MACs, parameter bytes and peak activation memory, per layer and in total."""
+    from estimators.memory import memory_report
+
+    a = _resolve(arch, space, parallelism_factor, curated)
+    rep = memory_report(a, num_classes, in_channels, dtype, batch_size)
+    info = {
+        "arch": a.to_string(),
+        "resolution": a.resolution,
+        "num_classes": num_classes,
+        "params": rep.params,
+        "macs": rep.macs,
+        "param_bytes": rep.param_bytes["fp32"],
+        "param_bytes_by_dtype": rep.param_bytes,
+        "peak_activation_bytes": rep.peak_activation_bytes,
+        "peak_layer": rep.peak_layer,
+        "activation_dtype": dtype,
+        "batch_size": batch_size,
+        "layers": rep.to_dict()["layers"],
+    }
+    if as_json:
+        _emit_json(info)
+        return
+    if per_layer:
+        table = Table(box=box.SIMPLE, title="per layer (live: activations alive during the "
+                      "step; the peak in red)")
+        table.add_column("layer", no_wrap=True, min_width=18)
+        for column in ("op", "k/s/g", "output", "params", "MACs", "live MiB"):
+            table.add_column(column, no_wrap=True)
+        for row in rep.layers:
+            table.add_row(row.name, row.op, f"{row.kernel}/{row.stride}/{row.groups}",
+                          "x".join(map(str, row.output_shape)), _si(row.params),
+                          _si(row.macs), f"{row.live_bytes / 2**20:.2f}",
+                          style="bold red" if row.name == rep.peak_layer else None)
+        out.print(table)
+    out.print(a.to_string(), highlight=False)
+    out.print(f"resolution {a.resolution}  params {rep.params:,}  MACs {rep.macs:,}  "
+              f"param bytes fp32/fp16/int8 {_mib(rep.param_bytes['fp32'])}/"
+              f"{_mib(rep.param_bytes['fp16'])}/{_mib(rep.param_bytes['int8'])}  "
+              f"peak activations ({dtype}, batch {batch_size}) "
+              f"{_mib(rep.peak_activation_bytes)} at {rep.peak_layer}")
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@arch_app.command("export")
+def arch_export(
+    arch: ArchArg,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx or torchscript.")],
+    out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
+    num_classes: NumClassesOpt = 1000,
+    in_channels: InChannelsOpt = 3,
+    space: SpaceOpt = None,
+    parallelism_factor: PFactorOpt = 8,
+    curated: CuratedOpt = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the model (untrained weights) and export it at the architecture's resolution."""
+    import torch
+
+    from searchspaces.export import export_model
+    from searchspaces.model import build_model
+
+    a = _resolve(arch, space, parallelism_factor, curated)
+    example = torch.zeros(1, in_channels, a.resolution, a.resolution)
+    out_path = export_model(build_model(a, num_classes, in_channels), example, out_path,
+                            fmt.value)
+    info = {"arch": a.to_string(), "format": fmt.value, "out": str(out_path),
+            "input_shape": list(example.shape), "bytes": out_path.stat().st_size}
+    if as_json:
+        _emit_json(info)
+    else:
+        out.print(f"wrote {fmt.value} ({_mib(info['bytes'])}) to {out_path}", highlight=False)
+
+
+def _si(n: int) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.2f}{suffix}"
+    return str(n)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+# -- entry point ------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit status 2."""
+    try:
+        result = app(args=argv, prog_name="hwnas", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("hwnas: aborted\n")
+        return 130
+    except typer.TyperException as exc:  # usage errors (bad option values, missing arguments)
+        fmt = getattr(exc, "format_message", None)
+        message = " ".join((fmt() if fmt else str(exc)).split())
+        sys.stderr.write(f"hwnas: error: {message} (see --help)\n")
+        return int(getattr(exc, "exit_code", 2))
+    except (ValueError, KeyError, FileNotFoundError, PermissionError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"hwnas: error: {message}\n")
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

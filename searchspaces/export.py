@@ -1,0 +1,43 @@
+"""Export a built model to ONNX or TorchScript, atomically (a failed export leaves no file)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+
+
+def export_model(model: nn.Module, example: torch.Tensor, out: str | Path, fmt: str) -> Path:
+    """Write ``model`` traced on ``example`` to ``out`` in ``fmt`` (``onnx``/``torchscript``).
+
+    The file is written beside ``out`` under a temporary name and renamed into place, so a
+    crash or an error never leaves a partial file. ONNX uses the ``torch.export``-based exporter
+    with input ``input`` and output ``logits``.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
+    out = Path(out).expanduser().resolve()
+    if not out.parent.is_dir():
+        raise ValueError(f"output folder {out.parent} does not exist")
+    model = model.eval()
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            if fmt == "onnx":
+                torch.onnx.export(model, (example,), tmp, input_names=["input"],
+                                  output_names=["logits"], external_data=False, verbose=False)
+            else:
+                torch.jit.trace(model, example).save(tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out
