@@ -116,3 +116,30 @@ def make_block(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
     if spec.kind == "conv":
         return ConvBlock(spec.cin, spec.cout, spec.kernel, spec.stride, act)
     raise ValueError(f"no block module for kind {spec.kind!r}")
+
+
+class PoolFlatten(nn.Module):
+    """Global average pooling to a ``(N, C)`` vector."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+def make_module(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
+    """A standalone module for *any* block of :func:`~searchspaces.layers.decompose` (stem, stage
+    blocks, head, pool, classifier), as a back end measures it on its own. Input shape:
+    ``(N, cin, in_res, in_res)``, except the classifier which takes ``(N, cin)``."""
+    if spec.kind in ("stem", "head"):
+        return ConvBnAct(spec.cin, spec.cout, spec.kernel, spec.stride, act)
+    if spec.kind == "pool":
+        return PoolFlatten()
+    if spec.kind == "classifier":
+        return nn.Linear(spec.cin, spec.cout)
+    return make_block(spec, act)
+
+
+def block_input_shape(spec: BlockSpec, batch: int = 1) -> tuple[int, ...]:
+    """The input shape that :func:`make_module` 's module takes."""
+    if spec.kind == "classifier":
+        return (batch, spec.cin)
+    return (batch, spec.cin, spec.in_res, spec.in_res)

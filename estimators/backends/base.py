@@ -1,0 +1,69 @@
+"""The back-end interface: measure blocks and whole networks on one hardware target."""
+
+from __future__ import annotations
+
+import platform
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from estimators.profiles import HardwareProfile
+from searchspaces.genome import Architecture
+from searchspaces.layers import BlockSpec
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A latency in milliseconds. ``spread_ms`` is the interquartile range of the repeats (the
+    noise floor of a real device; 0 for a deterministic simulator)."""
+
+    latency_ms: float
+    spread_ms: float = 0.0
+
+
+class Backend(ABC):
+    """Measures latency on one target, described by a :class:`HardwareProfile`.
+
+    Subclasses set ``name`` (the ``backend:`` value of the profiles they serve) and implement
+    :meth:`measure_block` and :meth:`measure_network`. Blocks are the
+    :class:`~searchspaces.layers.BlockSpec` s of :func:`~searchspaces.layers.decompose`:
+    ``stem``, ``ibn``, ``fibn``, ``conv``, ``head``, ``pool``, ``classifier``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, profile: HardwareProfile) -> None:
+        if profile.backend != self.name:
+            raise ValueError(f"profile {profile.name!r} is for back end {profile.backend!r}, "
+                             f"not {self.name!r}")
+        self.profile = profile
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        """Whether this back end can run here, and why not."""
+        return True, ""
+
+    @abstractmethod
+    def measure_block(self, block: BlockSpec) -> Measurement:
+        """Latency of one block run on its own, input already on the device."""
+
+    def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
+        return [self.measure_block(b) for b in blocks]
+
+    @abstractmethod
+    def measure_network(self, arch: Architecture, num_classes: int = 1000,
+                        in_channels: int = 3) -> Measurement:
+        """Latency of the whole network run end to end (not the sum of its blocks)."""
+
+    def environment(self) -> dict[str, str]:
+        """What a measurement table records beside the numbers: back end, profile, library
+        versions, machine."""
+        return {
+            "backend": self.name,
+            "profile": self.profile.name,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "node": platform.node(),
+        }
