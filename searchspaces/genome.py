@@ -61,8 +61,15 @@ class Stage:
     channels: int
     repeats: int
     stride: int
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # cached: stages key the latency estimator's caches, hashed millions of times
+        return self._hash
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.block, self.kernel, self.expansion,
+                                                self.channels, self.repeats, self.stride)))
         if self.block not in BLOCK_KINDS:
             raise ValueError(f"unknown block kind {self.block!r}; expected one of {BLOCK_KINDS}")
         if self.kernel < 1 or self.kernel % 2 == 0:

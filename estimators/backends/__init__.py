@@ -7,6 +7,7 @@ importing hwnas does not import ZigZag, ONNX Runtime or CUDA.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from estimators.profiles import HardwareProfile, load_profile
 
@@ -37,7 +38,14 @@ def _onnxruntime_cpu() -> type[Backend]:
     return OnnxRuntimeCPUBackend
 
 
+def _roofline() -> type[Backend]:
+    from .roofline import RooflineBackend
+
+    return RooflineBackend
+
+
 BACKENDS: dict[str, Callable[[], type[Backend]]] = {
+    "roofline": _roofline,
     "zigzag": _zigzag,
     "torch-cpu": _torch_cpu,
     "torch-cuda": _torch_cuda,
@@ -45,8 +53,10 @@ BACKENDS: dict[str, Callable[[], type[Backend]]] = {
 }
 
 
-def create_backend(profile: HardwareProfile | str) -> Backend:
-    """The back end that a profile (or a profile name) names, ready to measure."""
+def create_backend(profile: HardwareProfile | str, cache_dir: str | Path | None = None
+                   ) -> Backend:
+    """The back end that a profile (or a profile name) names, ready to measure. ``cache_dir``
+    is handed to back ends that memoize measurements on disk (ZigZag) and ignored by others."""
     if not isinstance(profile, HardwareProfile):
         profile = load_profile(profile)
     try:
@@ -58,6 +68,8 @@ def create_backend(profile: HardwareProfile | str) -> Backend:
     ok, why = cls.available()
     if not ok:
         raise ValueError(f"back end {profile.backend!r} is not available here: {why}")
+    if cache_dir is not None and cls.supports_cache:
+        return cls(profile, cache_dir=cache_dir)  # type: ignore[call-arg]
     return cls(profile)
 
 

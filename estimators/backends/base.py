@@ -32,6 +32,8 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    supports_cache: ClassVar[bool] = False
+    """Whether the constructor takes ``cache_dir`` (a folder for memoized measurements)."""
 
     def __init__(self, profile: HardwareProfile) -> None:
         if profile.backend != self.name:

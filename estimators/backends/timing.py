@@ -1,0 +1,211 @@
+"""Shared helpers of the measuring back ends: settings parsing, the workloads they time (a block
+or a whole network with a fixed random input), a wall-clock timing loop and its robust summary.
+
+Every measuring back end reports the *median* of its timed repeats as the latency and their
+*interquartile range* as ``spread_ms`` (the noise floor), so that one slow outlier (a context
+switch, a page fault) moves neither.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from estimators.profiles import HardwareProfile
+from searchspaces.blocks import block_input_shape, make_module
+from searchspaces.genome import Architecture
+from searchspaces.layers import BlockSpec
+from searchspaces.model import build_model
+
+from .base import Measurement
+
+S = TypeVar("S")
+
+WEIGHT_SEED = 0
+"""Seed of the weights and inputs of every timed workload: the same block is the same workload."""
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,),
+                                       "str": (str,)}
+
+
+# -- settings ---------------------------------------------------------------------------------
+def parse_settings(cls: type[S], profile: HardwareProfile) -> S:
+    """The frozen settings dataclass ``cls`` filled from ``profile.settings``.
+
+    Missing keys take the field defaults; an unknown key, a value of the wrong type or out of
+    range raises a one-line ``ValueError`` naming the profile and the key.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(profile.settings) - set(names))
+    if unknown:
+        raise ValueError(f"profile {profile.name!r}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(names)}")
+    values: dict[str, Any] = {}
+    for key, value in profile.settings.items():
+        kind = getattr(hints[key], "__name__", str(hints[key]))
+        allowed = _TYPES[kind]
+        if isinstance(value, bool) and kind != "bool" or not isinstance(value, allowed):
+            raise ValueError(f"profile {profile.name!r}: setting {key!r} must be of type {kind}, "
+                             f"got {value!r}")
+        values[key] = float(value) if kind == "float" else value
+    try:
+        return cls(**values)
+    except ValueError as err:
+        raise ValueError(f"profile {profile.name!r}: {err}") from None
+
+
+def check_min(key: str, value: float, minimum: float) -> None:
+    """Raise ``ValueError`` naming ``key`` unless ``value >= minimum``."""
+    if value < minimum:
+        raise ValueError(f"setting {key!r} must be >= {minimum}, got {value!r}")
+
+
+def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming ``key`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"setting {key!r} must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """What every measuring back end shares: ``warmup`` untimed runs, then at least ``repeats``
+    timed runs, continuing until the timed runs have taken ``min_time_ms`` (so that a very fast
+    block gets enough samples for a stable median), on a batch of ``batch`` inputs."""
+
+    warmup: int = 5
+    repeats: int = 25
+    min_time_ms: float = 20.0
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        check_min("warmup", self.warmup, 0)
+        check_min("repeats", self.repeats, 3)
+        check_min("min_time_ms", self.min_time_ms, 0.0)
+        check_min("batch", self.batch, 1)
+
+
+# -- timing -----------------------------------------------------------------------------------
+def summarize(samples_ms: Sequence[float]) -> Measurement:
+    """Median and interquartile range of the timed repeats."""
+    if len(samples_ms) == 0:
+        raise ValueError("no timed repeats to summarize")
+    values = np.asarray(samples_ms, dtype=np.float64)
+    q1, median, q3 = np.percentile(values, [25.0, 50.0, 75.0])
+    return Measurement(latency_ms=float(median), spread_ms=float(max(q3 - q1, 0.0)))
+
+
+def time_host(fn: Callable[[], object], loop: LoopSettings) -> list[float]:
+    """Run ``fn`` ``loop.warmup`` times, then time it with ``time.perf_counter_ns`` at least
+    ``loop.repeats`` times and until the timed runs add up to ``loop.min_time_ms``.
+    Returns the timed durations in milliseconds."""
+    for _ in range(loop.warmup):
+        fn()
+    samples: list[float] = []
+    total_ns, min_ns = 0, int(loop.min_time_ms * 1e6)
+    while len(samples) < loop.repeats or total_ns < min_ns:
+        start = time.perf_counter_ns()
+        fn()
+        elapsed = time.perf_counter_ns() - start
+        total_ns += elapsed
+        samples.append(elapsed / 1e6)
+    return samples
+
+
+# -- workloads --------------------------------------------------------------------------------
+def block_workload(block: BlockSpec, batch: int = 1) -> tuple[nn.Module, torch.Tensor]:
+    """The eval-mode module of one block (:func:`~searchspaces.blocks.make_module`) and a random
+    input of its shape (``(N, cin)`` for the classifier, see :func:`random_input`); the weights
+    are seeded by :data:`WEIGHT_SEED` without touching the caller's torch random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHT_SEED)
+        module = make_module(block).eval()
+    return module, random_input(block_input_shape(block, batch))
+
+
+def network_workload(arch: Architecture, num_classes: int, in_channels: int, batch: int = 1
+                     ) -> tuple[nn.Module, torch.Tensor]:
+    """The eval-mode whole network (:func:`~searchspaces.model.build_model`) and a random input,
+    seeded like :func:`block_workload`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHT_SEED)
+        module = build_model(arch, num_classes, in_channels).eval()
+    return module, random_input((batch, in_channels, arch.resolution, arch.resolution))
+
+
+def random_input(shape: Sequence[int]) -> torch.Tensor:
+    """A standard-normal fp32 tensor of ``shape`` from its own generator seeded by
+    :data:`WEIGHT_SEED` (the global torch random state is not touched)."""
+    generator = torch.Generator().manual_seed(WEIGHT_SEED)
+    return torch.randn(tuple(shape), generator=generator)
+
+
+# -- preparation ----------------------------------------------------------------------------
+_NOOPS = (nn.Identity, nn.Dropout)
+
+
+def prepare_for_inference(module: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``module`` with every ``Conv2d -> BatchNorm2d`` pair folded into one
+    conv (:func:`torch.nn.utils.fusion.fuse_conv_bn_eval`) and ``Identity``/``Dropout`` calls
+    removed, as a deployment graph has them. The input module is left untouched.
+
+    Works on the graph that ``torch.fx`` traces, so it applies alike to a single block and to a
+    whole network; a BatchNorm whose conv output is also used elsewhere is kept.
+    """
+    graph_module = fx.symbolic_trace(_eval_copy(module))
+    graph = graph_module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        target = graph_module.get_submodule(node.target)
+        if isinstance(target, _NOOPS):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+        elif isinstance(target, nn.BatchNorm2d):
+            source = node.args[0]
+            if not (isinstance(source, fx.Node) and source.op == "call_module"
+                    and len(source.users) == 1):
+                continue
+            conv = graph_module.get_submodule(source.target)
+            if not isinstance(conv, nn.Conv2d):
+                continue
+            _replace_submodule(graph_module, source.target, fuse_conv_bn_eval(conv, target))
+            node.replace_all_uses_with(source)
+            graph.erase_node(node)
+    graph.lint()
+    graph_module.delete_all_unused_submodules()
+    graph_module.recompile()
+    return graph_module.eval()
+
+
+def _eval_copy(module: nn.Module) -> nn.Module:
+    return copy.deepcopy(module).eval()
+
+
+def _replace_submodule(root: nn.Module, target: str, new: nn.Module) -> None:
+    parent_name, _, attr = target.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, attr, new)
+
+
+# -- environment ------------------------------------------------------------------------------
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's ``model name`` from ``/proc/cpuinfo``, or ``unknown`` where there is none."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return "unknown"

@@ -1,0 +1,340 @@
+"""Build a latency estimator: sample blocks of a space, measure them, fit, save.
+
+``build_estimator`` is what ``hwnas estimator build`` runs:
+
+1. sample block configurations that cover the space, curated *and* uncurated (blocks of random
+   architectures of both variants, so kinds, widths, resolutions and strides appear as they do
+   in real candidates), plus a few whole networks for the per-network overhead;
+2. measure them on the back end, in parallel worker processes, appending each result to
+   ``measurements.csv`` / ``networks.csv`` as it arrives, so an interrupted build continues where
+   it stopped (rows already measured are skipped on the next run with the same arguments);
+3. fit one LightGBM regressor per block kind, with 5-fold cross-validated training error;
+4. save the models and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchspaces.genome import Architecture
+from searchspaces.layers import BlockSpec, decompose
+from searchspaces.spaces import get_space
+
+from .backends import Backend, Measurement, create_backend
+from .features import CONFIG_FIELDS, block_key
+from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind, fit_overhead
+from .profiles import PROFILE_DIR, HardwareProfile, load_profile
+
+BLOCK_TABLE = "measurements.csv"
+NETWORK_TABLE = "networks.csv"
+BLOCK_COLUMNS = ("kind", *CONFIG_FIELDS, "latency_ms", "spread_ms")
+NETWORK_COLUMNS = ("arch", "num_classes", "in_channels", "latency_ms", "spread_ms")
+ENV_COLUMNS = ("backend", "profile", "machine", "versions")
+
+NUM_CLASSES_CHOICES = (10, 100, 1000)
+IN_CHANNELS_CHOICES = (1, 3)
+SMALL_KIND_SHARE = 0.06
+"""Share of the samples given to each of stem, head, pool and classifier; the rest are stage
+blocks (ibn, fibn, conv in the proportions the space samples them)."""
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class NetworkSample:
+    arch: Architecture
+    num_classes: int
+    in_channels: int
+
+
+def _variants(space: str, parallelism_factor: int) -> list:
+    return [get_space(space, parallelism_factor, curated=True),
+            get_space(space, parallelism_factor, curated=False)]
+
+
+def sample_blocks(space: str, parallelism_factor: int, n: int, rng: np.random.Generator
+                  ) -> list[BlockSpec]:
+    """``n`` distinct blocks (fewer if a kind runs out of distinct configurations)."""
+    if n < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {n}")
+    variants = _variants(space, parallelism_factor)
+    small = ("stem", "head", "pool", "classifier")
+    quota = {kind: max(1, round(n * SMALL_KIND_SHARE)) for kind in small}
+    quota["stage"] = max(1, n - sum(quota.values()))
+    chosen: dict[tuple, BlockSpec] = {}
+    counts = dict.fromkeys(quota, 0)
+    attempts = 0
+    # Stage blocks are plentiful; stem/head/pool/classifier have few distinct configurations,
+    # so after 2n draws the loop stops waiting for them.
+    while counts["stage"] < quota["stage"] or (
+        any(counts[k] < quota[k] for k in small) and attempts < 2 * n
+    ):
+        if attempts >= 50 * n:
+            break
+        attempts += 1
+        arch = variants[attempts % 2].sample(rng)
+        blocks = decompose(arch, int(rng.choice(NUM_CLASSES_CHOICES)),
+                           int(rng.choice(IN_CHANNELS_CHOICES)))
+        stage_blocks = blocks[1:-3]
+        candidates = [("stage", stage_blocks[int(rng.integers(len(stage_blocks)))])]
+        candidates += [(b.kind, b) for b in (blocks[0], *blocks[-3:])]
+        for group, block in candidates:
+            key = block_key(block)
+            if counts[group] < quota[group] and key not in chosen:
+                chosen[key] = block
+                counts[group] += 1
+    return list(chosen.values())
+
+
+def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.Generator
+                    ) -> list[NetworkSample]:
+    """``n`` whole networks, alternating curated and uncurated variants of the space."""
+    variants = _variants(space, parallelism_factor)
+    return [NetworkSample(variants[i % 2].sample(rng), int(rng.choice(NUM_CLASSES_CHOICES)),
+                          int(rng.choice(IN_CHANNELS_CHOICES))) for i in range(n)]
+
+
+# -- measurement tables (append-only CSV, resumable) --------------------------------------------
+def _read_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a measurement table; a torn last line (a killed writer) is dropped."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None:
+            return []
+        if tuple(reader.fieldnames[: len(columns)]) != columns:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(columns)}")
+        rows = []
+        for row in reader:
+            if None in row.values() or None in row:
+                continue  # torn line
+            try:
+                float(row["latency_ms"])
+                float(row["spread_ms"])
+            except (TypeError, ValueError):
+                continue
+            rows.append(row)
+        return rows
+
+
+class _Appender:
+    """Appends rows to a CSV table and flushes each, so a crash loses at most the row in flight."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            _truncate_torn_tail(path)
+        self._handle = path.open("a", newline="")
+        self._writer = csv.writer(self._handle)
+        if new:
+            self._writer.writerow(columns)
+            self._handle.flush()
+
+    def write(self, row: Iterable[Any]) -> None:
+        self._writer.writerow(list(row))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+# -- measuring in worker processes ---------------------------------------------------------------
+_WORKER_BACKEND: Backend | None = None
+
+
+def _init_worker(profile: HardwareProfile, cache_dir: Path | None) -> None:
+    global _WORKER_BACKEND
+    _WORKER_BACKEND = create_backend(profile, cache_dir=cache_dir)
+
+
+def _worker_backend() -> Backend:
+    if _WORKER_BACKEND is None:
+        raise RuntimeError("measurement worker used before its initializer ran")
+    return _WORKER_BACKEND
+
+
+def _measure_block(block: BlockSpec) -> Measurement:
+    return _worker_backend().measure_block(block)
+
+
+def _measure_network(sample: NetworkSample) -> Measurement:
+    return _worker_backend().measure_network(sample.arch, sample.num_classes, sample.in_channels)
+
+
+def _run(items: list, fn: Callable, profile: HardwareProfile, workers: int,
+         cache_dir: Path | None = None) -> Iterator[tuple[Any, Measurement]]:
+    if not items:
+        return
+    if workers <= 1:
+        _init_worker(profile, cache_dir)
+        for item in items:
+            yield item, fn(item)
+        return
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(profile, cache_dir)) as pool:
+        yield from zip(items, pool.map(fn, items, chunksize=1))
+
+
+def _env_row(backend_env: dict[str, str]) -> list[str]:
+    versions = ";".join(f"{k}={v}" for k, v in sorted(backend_env.items())
+                        if k not in ("backend", "profile", "machine", "node", "processor"))
+    machine = f"{backend_env.get('node', '')}/{backend_env.get('processor', '')}"
+    return [backend_env.get("backend", ""), backend_env.get("profile", ""), machine, versions]
+
+
+def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
+                    workers: int = 1, seed: int = 0, networks: int = 16,
+                    backend: str | None = None, progress: Progress | None = None
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Measure, fit and save an estimator in ``out``; returns it and the build report."""
+    prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
+    if backend is not None and backend != prof.backend:
+        raise ValueError(f"profile {prof.name!r} is for back end {prof.backend!r}, "
+                         f"not {backend!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if networks < 0:
+        raise ValueError(f"networks must be >= 0, got {networks}")
+    get_space(space)  # unknown space -> ValueError before any work
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    p = prof.parallelism_factor
+    blocks = sample_blocks(space, p, samples, np.random.default_rng([seed, 0]))
+    nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
+    cache = out / "cache"
+    env = _env_row(create_backend(prof).environment())
+
+    # blocks: resume from the table
+    block_path = out / BLOCK_TABLE
+    done = {_row_key(r) for r in _read_rows(block_path, BLOCK_COLUMNS)}
+    todo = [b for b in blocks if block_key(b) not in done]
+    writer = _Appender(block_path, BLOCK_COLUMNS + ENV_COLUMNS)
+    try:
+        for i, (block, m) in enumerate(_run(todo, _measure_block, prof, workers, cache)):
+            writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
+                          f"{m.spread_ms:.6g}", *env])
+            if progress:
+                progress("blocks", len(blocks) - len(todo) + i + 1, len(blocks))
+    finally:
+        writer.close()
+
+    net_path = out / NETWORK_TABLE
+    done_nets = {(r["arch"], r["num_classes"], r["in_channels"])
+                 for r in _read_rows(net_path, NETWORK_COLUMNS)}
+    todo_nets = [s for s in nets if (s.arch.to_string(), str(s.num_classes),
+                                     str(s.in_channels)) not in done_nets]
+    writer = _Appender(net_path, NETWORK_COLUMNS + ENV_COLUMNS)
+    try:
+        for i, (sample, m) in enumerate(_run(todo_nets, _measure_network, prof, workers, cache)):
+            writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
+                          f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
+            if progress:
+                progress("networks", len(nets) - len(todo_nets) + i + 1, len(nets))
+    finally:
+        writer.close()
+
+    if progress:
+        progress("fit", 0, 1)
+    estimator, report = fit_from_tables(out, space, prof)
+    extra: dict[str, Any] = {"build": report, "environment": dict(zip(ENV_COLUMNS, env)),
+                             "samples": samples, "seed": seed}
+    if prof.path is not None and prof.path.parent != PROFILE_DIR:
+        extra["profile_path"] = str(prof.path)
+    estimator.save(out, extra=extra)
+    if progress:
+        progress("fit", 1, 1)
+    return estimator, report
+
+
+def _row_key(row: dict[str, str]) -> tuple:
+    return (row["kind"], *(int(row[f]) for f in CONFIG_FIELDS))
+
+
+def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Fit the per-kind models on ``folder``'s tables, with k-fold training error."""
+    rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
+    if not rows:
+        raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
+    p = profile.parallelism_factor
+    models, errors = {}, {}
+    for kind in BLOCK_KINDS:
+        sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
+        config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
+        y = np.array([float(r["latency_ms"]) for r in sel])
+        with_prior = _cv_error(kind, config, y, p, folds, prior=True)
+        without = _cv_error(kind, config, y, p, folds, prior=False)
+        use_prior = not without["mape"] < with_prior["mape"]  # NaN (too few rows): keep prior
+        errors[kind] = {**(with_prior if use_prior else without), "prior": use_prior,
+                        "mape_other": without["mape"] if use_prior else with_prior["mape"]}
+        models[kind] = fit_kind(kind, config, y, p, prior=use_prior)
+    missing = [k for k in BLOCK_KINDS if k not in models]
+    if missing:
+        raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
+                         f"use more --samples")
+    estimator = LatencyEstimator(space=space, parallelism_factor=p, backend=profile.backend,
+                                 profile=profile.name, models=models)
+    net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
+    overhead_report: dict[str, Any] = {"networks": 0, "used": False}
+    if net_rows:
+        sums = np.array([estimator.predict(Architecture.from_string(r["arch"]),
+                                           int(r["num_classes"]), int(r["in_channels"]))
+                         for r in net_rows])
+        measured = np.array([float(r["latency_ms"]) for r in net_rows])
+        estimator.overhead, overhead_report = fit_overhead(sums, measured)
+        estimator._stages.clear()
+    report = {
+        "block_rows": len(rows),
+        "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},
+        "cv_error": errors,
+        "overhead": overhead_report,
+        "noise_floor": _noise(rows),
+    }
+    return estimator, report
+
+
+def _noise(rows: list[dict[str, str]]) -> float:
+    rel = [float(r["spread_ms"]) / float(r["latency_ms"]) for r in rows
+           if float(r["latency_ms"]) > 0]
+    return float(np.median(rel)) if rel else 0.0
+
+
+def _cv_error(kind: str, config: np.ndarray, y: np.ndarray, p: int, folds: int,
+              prior: bool = True) -> dict[str, float]:
+    """k-fold cross-validated relative error of one kind's regressor (with or without the
+    work prior)."""
+    n = len(y)
+    if n < 2 * folds:
+        return {"rows": n, "mape": math.nan, "within_5pct": math.nan, "within_10pct": math.nan}
+    order = np.random.default_rng(0).permutation(n)
+    pred = np.empty(n)
+    for f in range(folds):
+        test = order[f::folds]
+        train = np.setdiff1d(order, test)
+        model = fit_kind(kind, config[train], y[train], p, prior=prior)
+        pred[test] = model.predict_ms(config[test], p)
+    rel = np.abs(pred - y) / y
+    return {"rows": n, "mape": float(rel.mean() * 100), "within_5pct": float((rel <= 0.05).mean()),
+            "within_10pct": float((rel <= 0.10).mean())}

@@ -1,0 +1,401 @@
+"""The learned latency estimator: one LightGBM regressor per block kind, summed over a network.
+
+Method (nn-Meter, Zhang et al., MobiSys 2021; the Amazon Neural Engine NAS work): measure many
+blocks on a back end, fit a regressor per block kind on ``log(latency)``, and predict a network as
+the sum of its blocks' predictions, optionally corrected by a per-network overhead learned from a
+few whole networks (``network = a * sum(blocks) + b``, kept only where it reduces the error).
+
+Scoring many architectures of one space is fast because predictions are cached per block and
+per *stage* (a stage's latency depends only on the stage genome, its input channels and
+resolution, the width multiplier and the channel divisor), so a curated space, which has a finite
+set of distinct stages, soon needs no model call at all.
+
+On disk an estimator is a folder: ``manifest.json`` (space, back end, profile, feature schema,
+versions, training error, file checksums) and one LightGBM *text* model per kind, gzip-compressed.
+Never pickled.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from searchspaces.genome import Architecture
+from searchspaces.layers import BlockSpec, conv_out, decompose
+
+from .features import (
+    BASIS,
+    CONFIG_FIELDS,
+    FEATURES,
+    block_key,
+    config_array,
+    model_features,
+    work_basis,
+)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BLOCK_KINDS = ("stem", "ibn", "fibn", "conv", "head", "pool", "classifier")
+
+LGBM_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 3,
+    "min_data_in_bin": 1,
+    "feature_fraction": 0.9,
+    "lambda_l2": 1e-3,
+    "verbosity": -1,
+    "seed": 0,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 1,
+}
+"""The regressor recipe: LightGBM on ``log(latency / prior)``, the prior a non-negative fit of
+P-aligned work terms (see :func:`estimators.features.work_basis`). One thread: these fits are
+small, and OpenMP threads that spin on a busy 2-core machine made them 50x slower."""
+NUM_ROUNDS = 600
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@dataclass(frozen=True)
+class KindModel:
+    """``latency = prior * exp(booster(features))`` with ``prior = basis @ weights``, or
+    ``prior = 1 ms`` where ``weights`` is ``None`` (the plain log-latency regressor)."""
+
+    kind: str
+    weights: tuple[float, ...] | None
+    booster: Any  # lightgbm.Booster
+    train_rows: int
+
+    def prior_ms(self, basis: np.ndarray) -> np.ndarray:
+        if self.weights is None:
+            return np.ones(len(basis))
+        return np.maximum(basis @ np.asarray(self.weights), 1e-9)
+
+    def predict_ms(self, config: np.ndarray, parallelism_factor: int) -> np.ndarray:
+        basis = work_basis(self.kind, config, parallelism_factor)
+        base = self.prior_ms(basis)
+        x = model_features(self.kind, config, parallelism_factor, basis, base)
+        return base * np.exp(self.booster.predict(x, num_threads=1))
+
+
+def fit_prior(basis: np.ndarray, latency_ms: np.ndarray) -> tuple[float, ...]:
+    """Non-negative least squares of ``latency ~ basis @ w`` in *relative* error (rows scaled
+    by 1/latency), so small and large blocks weigh alike."""
+    from scipy.optimize import nnls
+
+    weights, _ = nnls(basis / latency_ms[:, None], np.ones(len(latency_ms)))
+    if not np.any(weights > 0):  # degenerate: a constant prior at the median
+        weights = np.zeros(basis.shape[1])
+        weights[-1] = float(np.median(latency_ms / np.maximum(basis[:, -1], 1)))
+    return tuple(float(w) for w in weights)
+
+
+def fit_kind(kind: str, config: np.ndarray, latency_ms: np.ndarray, parallelism_factor: int,
+             num_rounds: int = NUM_ROUNDS, params: dict[str, Any] | None = None,
+             prior: bool = True) -> KindModel:
+    """Fit one kind's regressor on measured blocks: the non-negative work prior (unless
+    ``prior`` is false), then LightGBM on ``log(latency / prior)`` with all :data:`FEATURES`.
+
+    The prior carries an accelerator's near-analytic cost to unseen shapes; on a GPU, where
+    latency is far from proportional to work, boosting straight on ``log(latency)`` can
+    generalise better. :func:`estimators.build.fit_from_tables` picks per kind by
+    cross-validation."""
+    import lightgbm as lgb
+
+    latency_ms = np.asarray(latency_ms, dtype=np.float64)
+    if len(latency_ms) == 0:
+        raise ValueError(f"no measurements of block kind {kind!r} to fit")
+    if np.any(~np.isfinite(latency_ms)) or np.any(latency_ms <= 0):
+        raise ValueError(f"measurements of {kind!r} must be positive and finite")
+    basis = work_basis(kind, config, parallelism_factor)
+    weights = fit_prior(basis, latency_ms) if prior else None
+    base = KindModel(kind, weights, None, 0).prior_ms(basis)
+    x = model_features(kind, config, parallelism_factor, basis, base)
+    data = lgb.Dataset(x, np.log(latency_ms / base), feature_name=list(FEATURES),
+                       params={"verbosity": -1}, free_raw_data=False)
+    booster = lgb.train(params or LGBM_PARAMS, data, num_boost_round=num_rounds)
+    return KindModel(kind, weights, booster, len(latency_ms))
+
+
+@dataclass
+class LatencyEstimator:
+    """Predicts network latency in ms as the sum of per-block predictions (see module doc)."""
+
+    space: str
+    parallelism_factor: int
+    backend: str
+    profile: str
+    models: dict[str, KindModel]
+    overhead: tuple[float, float] = (1.0, 0.0)
+    meta: dict[str, Any] = field(default_factory=dict)
+    _blocks: dict[tuple, float] = field(default_factory=dict, repr=False)
+    _stages: dict[tuple, float] = field(default_factory=dict, repr=False)
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict_blocks(self, blocks: Sequence[BlockSpec]) -> np.ndarray:
+        """Latency in ms of each block (cached; one batched model call per kind for misses)."""
+        keys = [block_key(b) for b in blocks]
+        missing: dict[str, dict[tuple, BlockSpec]] = {}
+        for key, block in zip(keys, blocks):
+            if key not in self._blocks:
+                missing.setdefault(block.kind, {})[key] = block
+        for kind, todo in missing.items():
+            model = self.models.get(kind)
+            if model is None:
+                raise ValueError(f"estimator has no model for block kind {kind!r}; it knows "
+                                 f"{', '.join(self.models)}")
+            pred = model.predict_ms(config_array(list(todo.values())), self.parallelism_factor)
+            self._blocks.update(zip(todo.keys(), pred.tolist()))
+        return np.array([self._blocks[k] for k in keys], dtype=np.float64)
+
+    # Cache keys. A stage's latency is determined by its genome, the *base* channels of the
+    # stage before it (with the width multiplier and divisor they fix its input channels) and
+    # its input resolution; the ends (stem, head, pool, classifier) by the remaining fields.
+    @staticmethod
+    def _ends_key(arch: Architecture, prev: int, res: int, num_classes: int,
+                  in_channels: int) -> tuple:
+        return (arch.resolution, arch.stem_channels, arch.stem_stride, prev, res,
+                arch.head_channels, arch.width_mult, arch.channel_divisor, num_classes,
+                in_channels)
+
+    def _fill_stages(self, archs: Sequence[Architecture], num_classes: int,
+                     in_channels: int) -> None:
+        """Predict every stage and the ends of ``archs`` not in the cache, in one batch."""
+        todo: dict[tuple, list[BlockSpec]] = {}
+        stages = self._stages
+        for arch in archs:
+            blocks: list[BlockSpec] | None = None
+            w, d = arch.width_mult, arch.channel_divisor
+            res = conv_out(arch.resolution, arch.stem_stride)
+            prev, offset = arch.stem_channels, 1
+            for stage in arch.stages:
+                key = (stage, prev, res, w, d)
+                if key not in stages and key not in todo:
+                    blocks = blocks or decompose(arch, num_classes, in_channels)
+                    todo[key] = blocks[offset:offset + stage.repeats]
+                offset += stage.repeats
+                prev, res = stage.channels, conv_out(res, stage.stride)
+            ends = self._ends_key(arch, prev, res, num_classes, in_channels)
+            if ends not in stages and ends not in todo:
+                blocks = blocks or decompose(arch, num_classes, in_channels)
+                todo[ends] = [blocks[0], *blocks[-3:]]
+        if not todo:
+            return
+        flat = [b for group in todo.values() for b in group]
+        pred = self.predict_blocks(flat)
+        start = 0
+        for key, group in todo.items():
+            stages[key] = float(pred[start:start + len(group)].sum())
+            start += len(group)
+
+    def predict_many(self, archs: Iterable[Architecture | str], num_classes: int = 1000,
+                     in_channels: int = 3) -> np.ndarray:
+        """Latency in ms of each architecture (batched and cached)."""
+        archs = [Architecture.from_string(a) if isinstance(a, str) else a for a in archs]
+        out = np.empty(len(archs), dtype=np.float64)
+        misses = self._sum_cached(archs, range(len(archs)), out, num_classes, in_channels)
+        if misses:
+            self._fill_stages([archs[i] for i in misses], num_classes, in_channels)
+            self._sum_cached(archs, misses, out, num_classes, in_channels)
+        scale, offset = self.overhead
+        return out * scale + offset if (scale, offset) != (1.0, 0.0) else out
+
+    def _sum_cached(self, archs: list[Architecture], indices: Iterable[int], out: np.ndarray,
+                    num_classes: int, in_channels: int) -> list[int]:
+        """Sum cached stage latencies into ``out``; returns the indices with a cache miss."""
+        stages = self._stages
+        misses = []
+        for i in indices:
+            arch = archs[i]
+            w, d, s = arch.width_mult, arch.channel_divisor, arch.stem_stride
+            res = (arch.resolution + s - 1) // s
+            prev = arch.stem_channels
+            total = 0.0
+            try:
+                for stage in arch.stages:
+                    total += stages[(stage, prev, res, w, d)]
+                    prev, s = stage.channels, stage.stride
+                    res = (res + s - 1) // s
+                total += stages[self._ends_key(arch, prev, res, num_classes, in_channels)]
+            except KeyError:
+                misses.append(i)
+                continue
+            out[i] = total
+        return misses
+
+    def predict(self, arch: Architecture | str, num_classes: int = 1000,
+                in_channels: int = 3) -> float:
+        return float(self.predict_many([arch], num_classes, in_channels)[0])
+
+    def breakdown(self, arch: Architecture, num_classes: int = 1000, in_channels: int = 3
+                  ) -> list[tuple[BlockSpec, float]]:
+        """Per-block predictions (before the per-network overhead correction)."""
+        blocks = decompose(arch, num_classes, in_channels)
+        return list(zip(blocks, self.predict_blocks(blocks).tolist()))
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write the models and ``manifest.json`` (last, atomically) into ``folder``."""
+        import lightgbm as lgb
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for kind, model in self.models.items():
+            name = f"model_{kind}.txt.gz"
+            text = model.booster.model_to_string().encode()
+            atomic_write(folder / name, gzip.compress(text, mtime=0))
+            files[kind] = {"file": name, "sha256": _sha256(folder / name),
+                           "train_rows": model.train_rows,
+                           "prior_weights": (None if model.weights is None
+                                             else dict(zip(BASIS, model.weights)))}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": "hwnas-latency-estimator",
+            "space": self.space,
+            "parallelism_factor": self.parallelism_factor,
+            "backend": self.backend,
+            "profile": self.profile,
+            "features": list(FEATURES),
+            "config_fields": list(CONFIG_FIELDS),
+            "target": "log(latency_ms / prior_ms)",
+            "models": files,
+            "overhead": {"scale": self.overhead[0], "offset_ms": self.overhead[1]},
+            "lightgbm_params": LGBM_PARAMS,
+            "versions": {"lightgbm": lgb.__version__, "numpy": np.__version__},
+            **self.meta,
+            **(extra or {}),
+        }
+        atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        self.meta = {k: v for k, v in manifest.items() if k not in _CORE_KEYS}
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, space: str | None = None,
+             parallelism_factor: int | None = None, backend: str | None = None,
+             profile: str | None = None) -> LatencyEstimator:
+        """Load and check an estimator folder; one-line ``ValueError`` for a missing or damaged
+        manifest, a damaged model file, or an estimator built for another space / back end."""
+        import lightgbm as lgb
+
+        folder = Path(folder)
+        path = folder / MANIFEST
+        if not path.is_file():
+            raise ValueError(f"{folder} is not an estimator folder (no {MANIFEST})")
+        try:
+            manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"damaged estimator manifest {path}: {err}") from None
+        if not isinstance(manifest, dict) or manifest.get("kind") != "hwnas-latency-estimator":
+            raise ValueError(f"{path} is not an hwnas latency-estimator manifest")
+        missing = [k for k in _CORE_KEYS if k not in manifest]
+        if missing:
+            raise ValueError(f"damaged estimator manifest {path}: lacks {', '.join(missing)}")
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise ValueError(f"estimator {folder} has format {manifest['format_version']}; this "
+                             f"hwnas reads format {FORMAT_VERSION}")
+        if manifest["features"] != list(FEATURES):
+            raise ValueError(f"estimator {folder} uses another feature schema; rebuild it")
+        checks = (("space", "space", space),
+                  ("parallelism_factor", "parallelism factor", parallelism_factor),
+                  ("backend", "back end", backend), ("profile", "profile", profile))
+        for key, label, wanted in checks:
+            if wanted is not None and manifest[key] != wanted:
+                raise ValueError(
+                    f"estimator {folder} was built for {label} "
+                    f"{manifest[key]!r}, not {wanted!r} (space {manifest['space']}, "
+                    f"P={manifest['parallelism_factor']}, profile {manifest['profile']})")
+        models = {}
+        for kind, entry in manifest["models"].items():
+            file = folder / entry["file"]
+            if not file.is_file():
+                raise ValueError(f"estimator {folder} lacks its model file {entry['file']}")
+            if _sha256(file) != entry["sha256"]:
+                raise ValueError(f"estimator model file {file} is damaged (checksum mismatch)")
+            booster = lgb.Booster(model_str=gzip.decompress(file.read_bytes()).decode())
+            raw = entry.get("prior_weights")
+            weights = None if raw is None else tuple(float(raw[b]) for b in BASIS)
+            models[kind] = KindModel(kind, weights, booster, entry.get("train_rows", 0))
+        overhead = manifest["overhead"]
+        return cls(
+            space=manifest["space"],
+            parallelism_factor=manifest["parallelism_factor"],
+            backend=manifest["backend"],
+            profile=manifest["profile"],
+            models=models,
+            overhead=(float(overhead["scale"]), float(overhead["offset_ms"])),
+            meta={k: v for k, v in manifest.items() if k not in _CORE_KEYS},
+        )
+
+
+_CORE_KEYS = ("format_version", "kind", "space", "parallelism_factor", "backend", "profile",
+              "features", "config_fields", "target", "models", "overhead")
+
+
+def fit_overhead(block_sums: np.ndarray, measured: np.ndarray) -> tuple[tuple[float, float], dict]:
+    """Fit ``measured ~ a * block_sum + b`` and keep it only if leave-one-out error improves.
+
+    Returns the (scale, offset) to use and a report of both leave-one-out MAPEs.
+    """
+    x, y = np.asarray(block_sums, float), np.asarray(measured, float)
+    n = len(x)
+    if n < 4:
+        return (1.0, 0.0), {"networks": n, "used": False, "reason": "fewer than 4 networks"}
+    loo = []
+    for i in range(n):
+        keep = np.arange(n) != i
+        a, b = np.polyfit(x[keep], y[keep], 1)
+        loo.append(abs(a * x[i] + b - y[i]) / y[i])
+    plain = float(np.mean(np.abs(x - y) / y))
+    fitted = float(np.mean(loo))
+    a, b = (float(v) for v in np.polyfit(x, y, 1))
+    used = fitted < plain and a > 0 and math.isfinite(a)
+    report = {"networks": n, "mape_sum_of_blocks": plain, "mape_loo_with_overhead": fitted,
+              "used": used, "scale": a, "offset_ms": b}
+    return ((a, b) if used else (1.0, 0.0)), report
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+
+
+def list_shipped() -> list[str]:
+    return sorted(p.parent.name for p in SHIPPED_DIR.glob(f"*/{MANIFEST}"))
+
+
+def resolve_estimator(ref: str | Path) -> Path:
+    """An estimator folder by path, or a shipped estimator by name (``npu32-mbv2``)."""
+    path = Path(ref)
+    if path.is_dir():
+        return path
+    shipped = SHIPPED_DIR / str(ref)
+    if shipped.is_dir():
+        return shipped
+    raise ValueError(f"no estimator folder {str(ref)!r}; shipped estimators: "
+                     f"{', '.join(list_shipped()) or 'none'}")

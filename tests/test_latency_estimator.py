@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+from estimators.backends import create_backend
+from estimators.build import BLOCK_TABLE, build_estimator, sample_blocks
+from estimators.evaluate import METRIC_KEYS, accuracy_metrics, evaluate_estimator
+from estimators.features import FEATURES, block_features, block_key, config_array
+from estimators.latency import MANIFEST, LatencyEstimator, fit_overhead
+from searchspaces.baselines import mobilenetv2
+from searchspaces.layers import decompose
+from searchspaces.spaces import get_space
+
+
+@pytest.fixture(scope="module")
+def roofline_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("est") / "roofline"
+    build_estimator("roofline-npu32", "mbv2", 400, out, networks=6, seed=0)
+    return out
+
+
+def test_macs_feature_matches_the_memory_model(rng: np.random.Generator) -> None:
+    for space in (get_space("mbv2", 32), get_space("mbv2-small", 8, False)):
+        for _ in range(5):
+            for block in decompose(space.sample(rng), 10):
+                if block.kind == "pool":
+                    continue
+                feats = block_features(block.kind, config_array([block]), 32)
+                macs = math.expm1(feats[0, FEATURES.index("log_macs")])
+                assert round(macs) == sum(lay.macs for lay in block.layers()), block
+
+
+def test_block_sampling_covers_kinds_and_both_variants() -> None:
+    blocks = sample_blocks("mbv2", 32, 300, np.random.default_rng(0))
+    kinds = {b.kind for b in blocks}
+    assert kinds == {"stem", "ibn", "fibn", "conv", "head", "pool", "classifier"}
+    assert len({block_key(b) for b in blocks}) == len(blocks)
+    stage = [b for b in blocks if b.kind in ("ibn", "fibn", "conv")]
+    assert any(b.cout % 32 for b in stage), "uncurated widths must appear"
+    assert any(b.cout % 32 == 0 for b in stage)
+    assert {b.stride for b in stage} == {1, 2}
+
+
+def test_built_estimator_predicts_held_out_networks(roofline_dir: Path) -> None:
+    manifest = json.loads((roofline_dir / MANIFEST).read_text())
+    assert manifest["space"] == "mbv2" and manifest["parallelism_factor"] == 32
+    assert manifest["backend"] == "roofline" and manifest["features"] == list(FEATURES)
+    assert set(manifest["models"]) == {"stem", "ibn", "fibn", "conv", "head", "pool",
+                                       "classifier"}
+    assert all(m["file"].endswith(".txt.gz") for m in manifest["models"].values())
+    with (roofline_dir / BLOCK_TABLE).open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) >= 350 and {"backend", "profile", "machine", "versions"} <= set(rows[0])
+    metrics, per_net = evaluate_estimator(roofline_dir, 30, seed=3)
+    assert tuple(metrics) == METRIC_KEYS
+    assert metrics["within_10pct"] >= 0.95 and metrics["kendall_tau"] >= 0.9
+    assert metrics["noise_floor"] == 0.0
+    assert len(per_net) == 30
+
+
+def test_prediction_is_the_sum_of_blocks_and_cached(roofline_dir: Path,
+                                                     rng: np.random.Generator) -> None:
+    est = LatencyEstimator.load(roofline_dir)
+    assert est.overhead == (1.0, 0.0) or est.meta["build"]["overhead"]["used"]
+    archs = [get_space("mbv2", 32, c).sample(rng) for c in (True, False) * 10]
+    for num_classes in (10, 1000):
+        batch = est.predict_many(archs, num_classes)
+        again = est.predict_many([a.to_string() for a in archs], num_classes)
+        np.testing.assert_array_equal(batch, again)
+        scale, offset = est.overhead
+        for arch, value in zip(archs, batch):
+            blocks = est.predict_blocks(decompose(arch, num_classes))
+            assert value == pytest.approx(scale * blocks.sum() + offset, rel=1e-12)
+    assert not np.allclose(est.predict_many(archs, 10), est.predict_many(archs, 1000))
+
+
+def test_load_checks_the_manifest(roofline_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    with pytest.raises(ValueError, match="built for space 'mbv2', not 'mbv2-small'"):
+        LatencyEstimator.load(roofline_dir, space="mbv2-small")
+    with pytest.raises(ValueError, match="back end 'roofline', not 'zigzag'"):
+        LatencyEstimator.load(roofline_dir, backend="zigzag")
+    with pytest.raises(ValueError, match="parallelism factor 32, not 16"):
+        LatencyEstimator.load(roofline_dir, parallelism_factor=16)
+    with pytest.raises(ValueError, match="not an estimator folder"):
+        LatencyEstimator.load(tmp_path)
+    broken = tmp_path / "copy"
+    shutil.copytree(roofline_dir, broken)
+    model = broken / "model_ibn.txt.gz"
+    model.write_bytes(model.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="damaged"):
+        LatencyEstimator.load(broken)
+    (broken / MANIFEST).write_text("{not json")
+    with pytest.raises(ValueError, match="damaged estimator manifest"):
+        LatencyEstimator.load(broken)
+    (broken / MANIFEST).write_text(json.dumps({"kind": "hwnas-latency-estimator"}))
+    with pytest.raises(ValueError, match="lacks"):
+        LatencyEstimator.load(broken)
+
+
+def test_fit_overhead_only_when_it_helps() -> None:
+    x = np.linspace(1, 10, 12)
+    (a, b), report = fit_overhead(x, 1.3 * x + 0.7)
+    assert report["used"] and a == pytest.approx(1.3) and b == pytest.approx(0.7)
+    (a, b), report = fit_overhead(x, x * (1 + 0.01 * np.sin(np.arange(12))))
+    assert (a, b) == (1.0, 0.0) and not report["used"]
+    assert fit_overhead(x[:3], x[:3])[1]["used"] is False
+
+
+def test_accuracy_metrics_by_hand() -> None:
+    measured = np.array([1.0, 2.0, 4.0, 8.0])
+    predicted = np.array([1.04, 2.3, 3.9, 8.0])
+    spread = np.array([0.01, 0.02, 0.04, 0.08])
+    m = accuracy_metrics(predicted, measured, spread)
+    assert m["within_5pct"] == 0.75 and m["within_10pct"] == 0.75
+    assert m["mape"] == pytest.approx((4 + 15 + 2.5 + 0) / 4)
+    assert m["rmse_ms"] == pytest.approx(math.sqrt((0.04**2 + 0.3**2 + 0.1**2) / 4))
+    assert m["kendall_tau"] == 1.0 and m["spearman"] == 1.0
+    assert m["noise_floor"] == pytest.approx(0.01)
+
+
+def test_latency_and_eval_cli(roofline_dir: Path) -> None:
+    proc = run_cli("latency", "mobilenetv2", "--estimator", str(roofline_dir), "--per-layer",
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    measured = create_backend("roofline-npu32").measure_network(mobilenetv2()).latency_ms
+    assert info["latency_ms"] == pytest.approx(measured, rel=0.1)
+    assert len(info["blocks"]) == len(decompose(mobilenetv2()))
+    proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert tuple(json.loads(proc.stdout)) == METRIC_KEYS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["latency", "mobilenetv2", "-e", "/nonexistent/est"], "no estimator folder"),
+        (["estimator", "build", "--profile", "npu99", "--space", "mbv2", "--samples", "20",
+          "--out", "{tmp}/x"], "unknown hardware profile 'npu99'"),
+        (["estimator", "build", "--profile", "roofline-npu32", "--backend", "zigzag",
+          "--space", "mbv2", "--samples", "20", "--out", "{tmp}/x"], "not 'zigzag'"),
+        (["estimator", "build", "--profile", "roofline-npu32", "--space", "nope",
+          "--samples", "20", "--out", "{tmp}/x"], "unknown space 'nope'"),
+    ],
+)
+def test_estimator_bad_input(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = run_cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / BLOCK_TABLE).exists()
+
+
+def test_interrupted_build_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """Kill a real torch-cpu build mid-measurement, then run the same command again."""
+    out = tmp_path / "cpu"
+    cmd = [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
+           "estimator", "build", "--profile", "torch-cpu", "--space", "mbv2-small",
+           "--samples", "60", "--networks", "4", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    table = out / BLOCK_TABLE
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if table.exists() and len(table.read_text().splitlines()) > 12:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = table.read_text().splitlines()
+    assert 12 < len(before) < 61 and not (out / MANIFEST).exists()
+    with table.open("a") as handle:
+        handle.write("ibn,1,2,3")  # a torn last line, as a kill during a write leaves
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = table.read_text().splitlines()
+    assert after[: len(before)] == before, "measured rows must be kept, not measured again"
+    keys = [tuple(line.split(",")[:8]) for line in after[1:]]
+    assert len(keys) == len(set(keys)) == len(sample_blocks("mbv2-small", 16, 60,
+                                                            np.random.default_rng([0, 0])))
+    est = LatencyEstimator.load(out, space="mbv2-small", backend="torch-cpu")
+    assert est.predict(mobilenetv2(0.5, 32, small_input=True), 10) > 0

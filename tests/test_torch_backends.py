@@ -1,0 +1,265 @@
+"""PyTorch back ends: real measurements on this CPU (and on a GPU where there is one)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from estimators.backends import create_backend
+from estimators.backends.base import Measurement
+from estimators.backends.timing import LoopSettings, summarize, time_host
+from estimators.backends.torch_backends import (
+    TorchCPUBackend,
+    TorchCUDABackend,
+    prepare_for_inference,
+    torch_threads,
+)
+from estimators.profiles import HardwareProfile, load_profile
+from searchspaces.baselines import mobilenetv2
+from searchspaces.blocks import block_input_shape, make_module
+from searchspaces.layers import BlockSpec, decompose
+from searchspaces.model import build_model
+
+ARCH = mobilenetv2(0.35, resolution=32, small_input=True)
+BLOCKS = decompose(ARCH, num_classes=10)
+BY_NAME = {b.name: b for b in BLOCKS}
+SAMPLE = [BY_NAME[n] for n in ("stem", "blocks.1", "blocks.3", "head", "pool", "classifier")]
+TINY = BlockSpec("tiny", "conv", 8, 8, 8, 3, 1, 16)
+WIDE = BlockSpec("wide", "conv", 128, 128, 128, 3, 1, 16)  # 256x the MACs of TINY
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _profile(backend: str, **settings: object) -> HardwareProfile:
+    return HardwareProfile("test", backend, 8, settings=dict(settings))
+
+
+def _check(m: Measurement) -> None:
+    assert isinstance(m, Measurement)
+    assert m.latency_ms > 0 and math.isfinite(m.latency_ms)
+    assert m.spread_ms >= 0 and math.isfinite(m.spread_ms)
+
+
+def _randomize_bn(module: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding is tested."""
+    gen = torch.Generator().manual_seed(7)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.5)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def cpu() -> TorchCPUBackend:
+    backend = create_backend("torch-cpu")
+    assert isinstance(backend, TorchCPUBackend)
+    return backend
+
+
+# -- profiles and settings --------------------------------------------------------------------
+def test_cpu_profile_loads() -> None:
+    profile = load_profile("torch-cpu")
+    assert profile.backend == "torch-cpu" and profile.parallelism_factor == 16
+    assert TorchCPUBackend(profile).settings.threads == 1
+
+
+def test_cuda_profile_loads_without_a_gpu() -> None:
+    profile = load_profile("torch-cuda-fp16")
+    assert profile.backend == "torch-cuda" and profile.parallelism_factor == 8
+    settings = TorchCUDABackend(profile).settings
+    assert settings.dtype == "fp16" and settings.channels_last is True
+
+
+@pytest.mark.parametrize(("cls", "other"), [(TorchCPUBackend, "onnxruntime-cpu"),
+                                            (TorchCPUBackend, "torch-cuda-fp16"),
+                                            (TorchCUDABackend, "torch-cpu")])
+def test_profile_for_another_backend_raises(cls: type, other: str) -> None:
+    with pytest.raises(ValueError, match="not"):
+        cls(load_profile(other))
+
+
+@pytest.mark.parametrize(("settings", "key"), [
+    ({"thread": 2}, "thread"),
+    ({"threads": 0}, "threads"),
+    ({"threads": True}, "threads"),
+    ({"repeats": "many"}, "repeats"),
+    ({"repeats": 1}, "repeats"),
+    ({"min_time_ms": -1}, "min_time_ms"),
+    ({"batch": 0}, "batch"),
+])
+def test_bad_cpu_settings_raise(settings: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key) as info:
+        TorchCPUBackend(_profile("torch-cpu", **settings))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("settings", "key"), [({"dtype": "fp8"}, "dtype"),
+                                               ({"channels_last": "yes"}, "channels_last"),
+                                               ({"threads": 1}, "threads")])
+def test_bad_cuda_settings_raise(settings: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        TorchCUDABackend(_profile("torch-cuda", **settings))
+
+
+def test_float_setting_accepts_int() -> None:
+    assert TorchCPUBackend(_profile("torch-cpu", min_time_ms=5)).settings.min_time_ms == 5.0
+
+
+# -- timing helpers ---------------------------------------------------------------------------
+def test_summarize_is_median_and_iqr() -> None:
+    m = summarize([5.0, 1.0, 3.0, 2.0, 4.0, 100.0, 3.0])
+    assert m.latency_ms == 3.0
+    assert m.spread_ms == pytest.approx(4.5 - 2.5)
+
+
+def test_time_host_runs_warmup_repeats_and_min_time() -> None:
+    calls = []
+    samples = time_host(lambda: calls.append(1), LoopSettings(warmup=2, repeats=4,
+                                                              min_time_ms=0.0))
+    assert len(samples) == 4 and len(calls) == 6
+    samples = time_host(lambda: None, LoopSettings(warmup=0, repeats=3, min_time_ms=2.0))
+    assert len(samples) > 3 and all(s >= 0 for s in samples)
+
+
+# -- BatchNorm folding ------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", [
+    BY_NAME["stem"], BY_NAME["blocks.0"], BY_NAME["blocks.1"], BY_NAME["head"],
+    BlockSpec("f", "fibn", 16, 16, 64, 3, 1, 8, 4), BlockSpec("c", "conv", 16, 24, 16, 5, 2, 8),
+], ids=lambda s: s.kind + "-" + s.name)
+def test_bn_folding_matches_eval_block(spec: BlockSpec) -> None:
+    torch.manual_seed(0)
+    module = _randomize_bn(make_module(spec))
+    x = torch.randn(block_input_shape(spec, 2))
+    folded = prepare_for_inference(module)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in module.modules())  # original untouched
+    with torch_threads(1), torch.inference_mode():  # 2 OpenMP threads crawl on a busy 2-core box
+        torch.testing.assert_close(folded(x), module(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bn_folding_matches_eval_network() -> None:
+    torch.manual_seed(0)
+    model = _randomize_bn(build_model(ARCH, num_classes=10))
+    folded = prepare_for_inference(model)
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.Dropout)) for m in folded.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch_threads(1), torch.inference_mode():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+# -- CPU measurements -------------------------------------------------------------------------
+def test_cpu_blocks_positive_and_finite(cpu: TorchCPUBackend) -> None:
+    for m in cpu.measure_blocks(SAMPLE):
+        _check(m)
+
+
+def test_cpu_more_work_is_slower(cpu: TorchCPUBackend) -> None:
+    tiny, wide = cpu.measure_block(TINY), cpu.measure_block(WIDE)
+    assert wide.latency_ms > 2 * tiny.latency_ms
+
+
+def test_cpu_network_slower_than_its_largest_block(cpu: TorchCPUBackend) -> None:
+    largest = max(m.latency_ms for m in cpu.measure_blocks(BLOCKS))
+    network = cpu.measure_network(ARCH, num_classes=10)
+    _check(network)
+    assert network.latency_ms > largest
+
+
+def test_cpu_thread_count_is_restored() -> None:
+    before = torch.get_num_threads()
+    other = 2 if before != 2 else 3
+    torch.set_num_threads(other)
+    try:
+        backend = TorchCPUBackend(_profile("torch-cpu", threads=1, repeats=3, min_time_ms=0))
+        _check(backend.measure_block(BY_NAME["blocks.1"]))
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_measurement_leaves_global_rng_alone(cpu: TorchCPUBackend) -> None:
+    state = torch.random.get_rng_state()
+    cpu.measure_block(BY_NAME["pool"])
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_cpu_batch_setting_is_used() -> None:
+    one = TorchCPUBackend(_profile("torch-cpu", batch=1))
+    many = TorchCPUBackend(_profile("torch-cpu", batch=16))
+    assert many.measure_block(WIDE).latency_ms > one.measure_block(WIDE).latency_ms
+
+
+def test_cpu_environment(cpu: TorchCPUBackend) -> None:
+    env = cpu.environment()
+    assert env["backend"] == "torch-cpu" and env["profile"] == "torch-cpu"
+    assert env["torch"] == torch.__version__ and env["threads"] == "1"
+    assert env["cpu"]
+
+
+# -- CUDA -------------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_unavailable_without_gpu() -> None:
+    assert TorchCUDABackend.available() == (False, "no CUDA device")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        create_backend("torch-cuda-fp16")
+    assert TorchCUDABackend(load_profile("torch-cuda-fp16")).environment()["gpu"] == "none"
+
+
+@pytest.fixture(scope="module")
+def cuda() -> TorchCUDABackend:
+    backend = create_backend("torch-cuda-fp16")
+    assert isinstance(backend, TorchCUDABackend)
+    return backend
+
+
+@needs_cuda
+def test_cuda_blocks_positive_and_finite(cuda: TorchCUDABackend) -> None:
+    assert TorchCUDABackend.available() == (True, "")
+    for m in cuda.measure_blocks(SAMPLE):
+        _check(m)
+
+
+@needs_cuda
+def test_cuda_more_work_is_slower(cuda: TorchCUDABackend) -> None:
+    # At batch 1 small blocks are launch-bound on a GPU; 64x the batch of a 256x wider conv at
+    # 4x the resolution is clearly compute-bound.
+    small = TorchCUDABackend(_profile("torch-cuda", batch=1))
+    large = TorchCUDABackend(_profile("torch-cuda", batch=64))
+    heavy = BlockSpec("heavy", "conv", 128, 128, 128, 3, 1, 64)
+    assert large.measure_block(heavy).latency_ms > 2 * small.measure_block(TINY).latency_ms
+
+
+@needs_cuda
+def test_cuda_network_slower_than_its_largest_block(cuda: TorchCUDABackend) -> None:
+    largest = max(m.latency_ms for m in cuda.measure_blocks(BLOCKS))
+    network = cuda.measure_network(ARCH, num_classes=10)
+    _check(network)
+    assert network.latency_ms > largest
+
+
+@needs_cuda
+def test_cuda_bf16_and_contiguous_layout() -> None:
+    backend = TorchCUDABackend(_profile("torch-cuda", dtype="bf16", channels_last=False))
+    _check(backend.measure_block(BY_NAME["blocks.3"]))
+    _check(backend.measure_block(BY_NAME["classifier"]))
+
+
+@needs_cuda
+def test_cuda_restores_cudnn_benchmark(cuda: TorchCUDABackend) -> None:
+    before = torch.backends.cudnn.benchmark
+    cuda.measure_block(BY_NAME["stem"])
+    assert torch.backends.cudnn.benchmark == before
+
+
+@needs_cuda
+def test_cuda_environment(cuda: TorchCUDABackend) -> None:
+    env = cuda.environment()
+    assert env["backend"] == "torch-cuda" and env["dtype"] == "fp16"
+    assert env["gpu"] == torch.cuda.get_device_name(0)
