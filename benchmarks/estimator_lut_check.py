@@ -9,13 +9,14 @@ interpolates along the middle width.
 Models, per device and seed:
 
 - (a) a FLOPs-only linear fit ``ms ~ a * MACs + b`` (the baseline);
-- (b) hwnas's recipe, unchanged: :func:`estimators.latency.fit_kind` with kind ``ibn``, each
-  table row mapped to our block config (``expansion = max(1, round(mid / cin))``, the real
+- (b) hwnas's recipe, unchanged: :func:`estimators.latency.fit_kind_selected` with kind
+  ``ibn`` (work prior kept or dropped by cross-validation, as the build does), each table row
+  mapped to our block config (``expansion = max(1, round(mid / cin))``, the real
   ``mid``) at parallelism factor 8;
 - (c) the same recipe with the table-only columns SE width and activation appended to our feature
   matrix. Fitted here, product code unchanged: :func:`hwnas_plus` repeats ``fit_kind``'s steps
   (work prior, ``model_features``, ``LGBM_PARAMS`` / ``NUM_ROUNDS``), so it must follow any
-  change to ``fit_kind``; with no extra column it reproduces (b) exactly.
+  change to ``fit_kind``; with no extra column it reproduces (b) with the prior kept.
 
 ``--ablate`` adds diagnostic variants of (b) and (c). The reference figures quoted from the
 shared data README are printed beside ours.
@@ -43,7 +44,12 @@ import pandas as pd  # noqa: E402
 
 from benchmarks.lut_data import DEVICES, load_lut  # noqa: E402
 from estimators.features import FEATURES, block_features, model_features, work_basis  # noqa: E402
-from estimators.latency import LGBM_PARAMS, NUM_ROUNDS, fit_kind, fit_prior  # noqa: E402
+from estimators.latency import (  # noqa: E402
+    LGBM_PARAMS,
+    NUM_ROUNDS,
+    fit_kind_selected,
+    fit_prior,
+)
 
 PARALLELISM_FACTOR = 8
 KIND = "ibn"
@@ -134,10 +140,11 @@ def flops_linear(train: pd.DataFrame, test: pd.DataFrame, acts: Sequence[str]) -
 
 
 def hwnas_recipe(expand_if_wider: bool = False) -> Fitter:
-    """(b): the product's ``fit_kind`` / ``KindModel.predict_ms``, untouched."""
+    """(b): the product's ``fit_kind_selected`` (work prior or not, chosen by 5-fold CV on the
+    training blocks, as ``hwnas estimator build`` does) / ``KindModel.predict_ms``, untouched."""
     def fit(train: pd.DataFrame, test: pd.DataFrame, acts: Sequence[str]) -> np.ndarray:
-        model = fit_kind(KIND, hwnas_config(train, expand_if_wider), train["ms"].to_numpy(),
-                         PARALLELISM_FACTOR)
+        model, _ = fit_kind_selected(KIND, hwnas_config(train, expand_if_wider),
+                                     train["ms"].to_numpy(), PARALLELISM_FACTOR)
         return model.predict_ms(hwnas_config(test, expand_if_wider), PARALLELISM_FACTOR)
     return fit
 
@@ -225,7 +232,7 @@ def _diagnostic(key: str, label: str, fit: Fitter,
 def models(ablate: bool) -> list[Model]:
     core = [
         Model("flops_linear", "(a) FLOPs-only linear fit", flops_linear),
-        Model("hwnas", f"(b) hwnas recipe: fit_kind('ibn'), P={PARALLELISM_FACTOR}",
+        Model("hwnas", f"(b) hwnas recipe: fit_kind_selected('ibn'), P={PARALLELISM_FACTOR}",
               hwnas_recipe()),
         Model("hwnas_se_act", "(c) (b) + SE width, activation", hwnas_plus(["se", "act"])),
     ]

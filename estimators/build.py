@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +31,7 @@ from searchspaces.spaces import get_space
 
 from .backends import Backend, Measurement, create_backend
 from .features import CONFIG_FIELDS, block_key
-from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind, fit_overhead
+from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind_selected, fit_overhead
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
 
 BLOCK_TABLE = "measurements.csv"
@@ -172,16 +171,18 @@ def _worker_backend() -> Backend:
     return _WORKER_BACKEND
 
 
-def _measure_block(block: BlockSpec) -> Measurement:
+def measure_block_sample(block: BlockSpec) -> Measurement:
     return _worker_backend().measure_block(block)
 
 
-def _measure_network(sample: NetworkSample) -> Measurement:
+def measure_network_sample(sample: NetworkSample) -> Measurement:
     return _worker_backend().measure_network(sample.arch, sample.num_classes, sample.in_channels)
 
 
-def _run(items: list, fn: Callable, profile: HardwareProfile, workers: int,
-         cache_dir: Path | None = None) -> Iterator[tuple[Any, Measurement]]:
+def measure_parallel(items: list, fn: Callable, profile: HardwareProfile, workers: int,
+                     cache_dir: Path | None = None) -> Iterator[tuple[Any, Measurement]]:
+    """``(item, fn(item))`` in order, measured by ``workers`` processes (spawned, each with its
+    own back end), or in this process when ``workers`` is 1."""
     if not items:
         return
     if workers <= 1:
@@ -230,7 +231,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     todo = [b for b in blocks if block_key(b) not in done]
     writer = _Appender(block_path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
-        for i, (block, m) in enumerate(_run(todo, _measure_block, prof, workers, cache)):
+        measured = measure_parallel(todo, measure_block_sample, prof, workers, cache)
+        for i, (block, m) in enumerate(measured):
             writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
                           f"{m.spread_ms:.6g}", *env])
             if progress:
@@ -245,7 +247,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
                                      str(s.in_channels)) not in done_nets]
     writer = _Appender(net_path, NETWORK_COLUMNS + ENV_COLUMNS)
     try:
-        for i, (sample, m) in enumerate(_run(todo_nets, _measure_network, prof, workers, cache)):
+        measured = measure_parallel(todo_nets, measure_network_sample, prof, workers, cache)
+        for i, (sample, m) in enumerate(measured):
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
                           f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
             if progress:
@@ -284,12 +287,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
             continue
         config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
         y = np.array([float(r["latency_ms"]) for r in sel])
-        with_prior = _cv_error(kind, config, y, p, folds, prior=True)
-        without = _cv_error(kind, config, y, p, folds, prior=False)
-        use_prior = not without["mape"] < with_prior["mape"]  # NaN (too few rows): keep prior
-        errors[kind] = {**(with_prior if use_prior else without), "prior": use_prior,
-                        "mape_other": without["mape"] if use_prior else with_prior["mape"]}
-        models[kind] = fit_kind(kind, config, y, p, prior=use_prior)
+        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds)
     missing = [k for k in BLOCK_KINDS if k not in models]
     if missing:
         raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
@@ -319,22 +317,3 @@ def _noise(rows: list[dict[str, str]]) -> float:
     rel = [float(r["spread_ms"]) / float(r["latency_ms"]) for r in rows
            if float(r["latency_ms"]) > 0]
     return float(np.median(rel)) if rel else 0.0
-
-
-def _cv_error(kind: str, config: np.ndarray, y: np.ndarray, p: int, folds: int,
-              prior: bool = True) -> dict[str, float]:
-    """k-fold cross-validated relative error of one kind's regressor (with or without the
-    work prior)."""
-    n = len(y)
-    if n < 2 * folds:
-        return {"rows": n, "mape": math.nan, "within_5pct": math.nan, "within_10pct": math.nan}
-    order = np.random.default_rng(0).permutation(n)
-    pred = np.empty(n)
-    for f in range(folds):
-        test = order[f::folds]
-        train = np.setdiff1d(order, test)
-        model = fit_kind(kind, config[train], y[train], p, prior=prior)
-        pred[test] = model.predict_ms(config[test], p)
-    rel = np.abs(pred - y) / y
-    return {"rows": n, "mape": float(rel.mean() * 100), "within_5pct": float((rel <= 0.05).mean()),
-            "within_10pct": float((rel <= 0.10).mean())}

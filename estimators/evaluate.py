@@ -16,14 +16,14 @@ alternately) with a random stream that the build never uses, measured end to end
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from .backends import Backend, create_backend
-from .build import sample_networks
+from .build import measure_network_sample, measure_parallel, sample_networks
 from .latency import LatencyEstimator, resolve_estimator
 from .profiles import load_profile
 
@@ -49,26 +49,28 @@ def accuracy_metrics(predicted: np.ndarray, measured: np.ndarray, spread: np.nda
     }
 
 
-def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1,
-                       backend: Backend | None = None,
+def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: int = 1,
+                       cache_dir: Path | None = None,
                        progress: Callable[[int, int], None] | None = None
                        ) -> tuple[dict[str, float], list[dict[str, object]]]:
-    """Metrics over ``archs`` held-out networks, and the per-network rows."""
+    """Metrics over ``archs`` held-out networks, and the per-network rows.
+
+    ``workers`` processes measure in parallel (use 1 for a real CPU back end: parallel runs
+    disturb each other); ``cache_dir`` is where a memoizing back end (ZigZag) keeps its layer
+    results, by default the estimator's own ``cache/`` folder when it is writable.
+    """
     if archs < 2:
         raise ValueError(f"evaluate needs at least 2 networks, got {archs}")
     folder = resolve_estimator(folder)
     estimator = LatencyEstimator.load(folder)
-    if backend is None:
-        profile_ref = estimator.meta.get("profile_path") or estimator.profile
-        backend = create_backend(load_profile(profile_ref))
-    if backend.profile.name != estimator.profile:
-        raise ValueError(f"estimator {folder} was built for profile {estimator.profile!r}, "
-                         f"not {backend.profile.name!r}")
+    profile = load_profile(estimator.meta.get("profile_path") or estimator.profile)
+    if cache_dir is None and os.access(folder, os.W_OK):
+        cache_dir = folder / "cache"
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
                            np.random.default_rng([seed, 1]))
     rows = []
-    for i, net in enumerate(nets):
-        m = backend.measure_network(net.arch, net.num_classes, net.in_channels)
+    measured = measure_parallel(nets, measure_network_sample, profile, workers, cache_dir)
+    for i, (net, m) in enumerate(measured):
         pred = estimator.predict(net.arch, net.num_classes, net.in_channels)
         rows.append({"arch": net.arch.to_string(), "num_classes": net.num_classes,
                      "in_channels": net.in_channels, "measured_ms": m.latency_ms,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, conv_out, decompose
+from searchspaces.layers import BlockSpec, conv_out, decompose, end_blocks, stage_blocks
 
 from .features import (
     BASIS,
@@ -144,6 +144,39 @@ def fit_kind(kind: str, config: np.ndarray, latency_ms: np.ndarray, parallelism_
     return KindModel(kind, weights, booster, len(latency_ms))
 
 
+def cv_error(kind: str, config: np.ndarray, y: np.ndarray, p: int, folds: int,
+              prior: bool = True) -> dict[str, float]:
+    """k-fold cross-validated relative error of one kind's regressor (with or without the
+    work prior)."""
+    n = len(y)
+    if n < 2 * folds:
+        return {"rows": n, "mape": math.nan, "within_5pct": math.nan, "within_10pct": math.nan}
+    order = np.random.default_rng(0).permutation(n)
+    pred = np.empty(n)
+    for f in range(folds):
+        test = order[f::folds]
+        train = np.setdiff1d(order, test)
+        model = fit_kind(kind, config[train], y[train], p, prior=prior)
+        pred[test] = model.predict_ms(config[test], p)
+    rel = np.abs(pred - y) / y
+    return {"rows": n, "mape": float(rel.mean() * 100), "within_5pct": float((rel <= 0.05).mean()),
+            "within_10pct": float((rel <= 0.10).mean())}
+
+
+def fit_kind_selected(kind: str, config: np.ndarray, latency_ms: np.ndarray,
+                      parallelism_factor: int, folds: int = 5) -> tuple[KindModel, dict]:
+    """The product recipe: :func:`fit_kind` with or without the work prior, whichever has the
+    lower k-fold cross-validated MAPE (with the prior when there are too few rows to tell).
+    Returns the model and its cross-validated error."""
+    y = np.asarray(latency_ms, dtype=np.float64)
+    with_prior = cv_error(kind, config, y, parallelism_factor, folds, prior=True)
+    without = cv_error(kind, config, y, parallelism_factor, folds, prior=False)
+    use_prior = not without["mape"] < with_prior["mape"]
+    report = {**(with_prior if use_prior else without), "prior": use_prior,
+              "mape_other": without["mape"] if use_prior else with_prior["mape"]}
+    return fit_kind(kind, config, y, parallelism_factor, prior=use_prior), report
+
+
 @dataclass
 class LatencyEstimator:
     """Predicts network latency in ms as the sum of per-block predictions (see module doc)."""
@@ -191,21 +224,19 @@ class LatencyEstimator:
         todo: dict[tuple, list[BlockSpec]] = {}
         stages = self._stages
         for arch in archs:
-            blocks: list[BlockSpec] | None = None
             w, d = arch.width_mult, arch.channel_divisor
             res = conv_out(arch.resolution, arch.stem_stride)
-            prev, offset = arch.stem_channels, 1
+            prev, cin = arch.stem_channels, arch.scaled_stem
             for stage in arch.stages:
                 key = (stage, prev, res, w, d)
+                cout = arch.scaled(stage.channels)
                 if key not in stages and key not in todo:
-                    blocks = blocks or decompose(arch, num_classes, in_channels)
-                    todo[key] = blocks[offset:offset + stage.repeats]
-                offset += stage.repeats
-                prev, res = stage.channels, conv_out(res, stage.stride)
+                    todo[key] = stage_blocks(stage, cin, cout, res)
+                prev, cin, res = stage.channels, cout, conv_out(res, stage.stride)
             ends = self._ends_key(arch, prev, res, num_classes, in_channels)
             if ends not in stages and ends not in todo:
-                blocks = blocks or decompose(arch, num_classes, in_channels)
-                todo[ends] = [blocks[0], *blocks[-3:]]
+                stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+                todo[ends] = [stem, *tail]
         if not todo:
             return
         flat = [b for group in todo.values() for b in group]

@@ -332,6 +332,8 @@ def estimator_eval(
     estimator: EstimatorOpt,
     archs: Annotated[int, typer.Option(min=2, help="Held-out networks to measure.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the held-out sample.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Parallel measuring processes (keep 1 on a real CPU).")] = 1,
     rows_out: Annotated[Path | None, typer.Option(
         "--rows", help="Also write each network's measured and predicted latency to this "
         "CSV.")] = None,
@@ -343,7 +345,7 @@ def estimator_eval(
     with _progress("eval") as bar:
         task = bar.add_task("measuring networks", total=archs)
         metrics, rows = evaluate_estimator(
-            estimator, archs, seed,
+            estimator, archs, seed, workers=workers,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if rows_out is not None:
         import csv

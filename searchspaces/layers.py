@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .genome import Architecture
+from .genome import Architecture, Stage
 
 LAYER_OPS: tuple[str, ...] = ("conv", "dwconv", "add", "pool", "linear")
 
@@ -120,29 +120,47 @@ class BlockSpec:
         return tuple(out)
 
 
+def stage_blocks(stage: Stage, cin: int, cout: int, res: int, first_index: int = 0
+                 ) -> list[BlockSpec]:
+    """The blocks of one stage with resolved channels: the first with the stage's stride, the
+    repeats at stride 1 (all repeats after the first are identical)."""
+    out = []
+    for rep in range(stage.repeats):
+        stride = stage.stride if rep == 0 else 1
+        mid = cin if stage.block == "conv" else int(round(cin * stage.expansion))
+        spec = BlockSpec(f"blocks.{first_index + rep}", stage.block, cin, cout, mid,
+                         stage.kernel, stride, res, stage.expansion)
+        out.append(spec)
+        res, cin = spec.out_res, cout
+    return out
+
+
+def end_blocks(arch: Architecture, cin: int, res: int, num_classes: int, in_channels: int
+               ) -> tuple[BlockSpec, list[BlockSpec]]:
+    """The stem, and the head, pool and classifier after a last stage of ``cin`` channels at
+    resolution ``res``."""
+    stem = BlockSpec("stem", "stem", in_channels, arch.scaled_stem, in_channels, 3,
+                     arch.stem_stride, arch.resolution)
+    head = arch.scaled_head
+    return stem, [BlockSpec("head", "head", cin, head, cin, 1, 1, res),
+                  BlockSpec("pool", "pool", head, head, head, res, res, res),
+                  BlockSpec("classifier", "classifier", head, num_classes, head, 1, 1, 1)]
+
+
 def decompose(arch: Architecture, num_classes: int = 1000, in_channels: int = 3) -> list[BlockSpec]:
     """Resolve the genome into the blocks that ``build_model`` creates, in execution order."""
     if num_classes < 1 or in_channels < 1:
         raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, "
                          f"{in_channels}")
-    res = arch.resolution
-    stem = arch.scaled_stem
-    blocks = [BlockSpec("stem", "stem", in_channels, stem, in_channels, 3, arch.stem_stride, res)]
-    res, cin, index = blocks[0].out_res, stem, 0
+    res = conv_out(arch.resolution, arch.stem_stride)
+    cin = arch.scaled_stem
+    body: list[BlockSpec] = []
     for stage in arch.stages:
         cout = arch.scaled(stage.channels)
-        for rep in range(stage.repeats):
-            stride = stage.stride if rep == 0 else 1
-            mid = cin if stage.block == "conv" else int(round(cin * stage.expansion))
-            spec = BlockSpec(f"blocks.{index}", stage.block, cin, cout, mid, stage.kernel,
-                             stride, res, stage.expansion)
-            blocks.append(spec)
-            res, cin, index = spec.out_res, cout, index + 1
-    head = arch.scaled_head
-    blocks.append(BlockSpec("head", "head", cin, head, cin, 1, 1, res))
-    blocks.append(BlockSpec("pool", "pool", head, head, head, res, res, res))
-    blocks.append(BlockSpec("classifier", "classifier", head, num_classes, head, 1, 1, 1))
-    return blocks
+        body += stage_blocks(stage, cin, cout, res, len(body))
+        res, cin = body[-1].out_res, cout
+    stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+    return [stem, *body, *tail]
 
 
 def layers(arch: Architecture, num_classes: int = 1000, in_channels: int = 3) -> list[LayerSpec]:

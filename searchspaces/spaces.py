@@ -226,19 +226,28 @@ class SearchSpace:
         return True
 
     # -- sampling and mutation ----------------------------------------------------------------
+    @cached_property
+    def _stage_pool(self) -> dict[Stage, Stage]:
+        return {}
+
+    def _intern(self, stage: Stage) -> Stage:
+        """One object per distinct stage: the latency estimator's caches key on stages, and a
+        dict finds an identical object without calling ``__eq__``."""
+        return self._stage_pool.setdefault(stage, stage)
+
     def sample(self, rng: np.random.Generator) -> Architecture:
         """One architecture, each choice uniform and independent."""
         stages = []
         for i, sk in enumerate(self.skeleton):
             block = _pick(rng, self.block_kinds)
-            stages.append(Stage(
+            stages.append(self._intern(Stage(
                 block=block,
                 kernel=_pick(rng, self.kernels),
                 expansion=1 if block == "conv" else _pick(rng, self.expansions),
                 channels=_pick(rng, self.channel_choices[i]),
                 repeats=_pick(rng, self.repeat_choices[i]),
                 stride=sk.stride,
-            ))
+            )))
         return self._arch(tuple(stages), _pick(rng, self.resolutions),
                           _pick(rng, self.width_mults))
 
@@ -305,7 +314,7 @@ class SearchSpace:
             new = replace(st, repeats=_step(rng, self.repeat_choices[i], st.repeats))
         else:
             new = replace(st, channels=_step(rng, self.channel_choices[i], st.channels))
-        return arch.replace_stage(i, new)
+        return arch.replace_stage(i, self._intern(new))
 
 
 def _pick(rng: np.random.Generator, values: Any) -> Any:

@@ -70,6 +70,12 @@ def test_built_estimator_predicts_held_out_networks(roofline_dir: Path) -> None:
     assert len(per_net) == 30
 
 
+def test_parallel_eval_measures_the_same(roofline_dir: Path) -> None:
+    serial, rows1 = evaluate_estimator(roofline_dir, 6, seed=9, workers=1)
+    parallel, rows2 = evaluate_estimator(roofline_dir, 6, seed=9, workers=2)
+    assert rows1 == rows2 and serial == parallel
+
+
 def test_prediction_is_the_sum_of_blocks_and_cached(roofline_dir: Path,
                                                      rng: np.random.Generator) -> None:
     est = LatencyEstimator.load(roofline_dir)
