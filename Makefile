@@ -19,8 +19,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/hwnas space show mbv2 --parallelism-factor 32
-	$(BIN)/hwnas space sample mbv2 -n 5 --seed 0 --parallelism-factor 32 --details
-	$(BIN)/hwnas arch info mobilenetv2
+	$(BIN)/hwnas estimator list
+	$(BIN)/hwnas space sample mbv2 -n 5 --seed 0 --parallelism-factor 32 --estimator npu32-mbv2
+	$(BIN)/hwnas latency mobilenetv2 --estimator npu32-mbv2 --per-layer
+	$(BIN)/hwnas arch info mobilenetv2 --summary
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

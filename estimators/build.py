@@ -313,6 +313,13 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     return estimator, report
 
 
+def load_rows(folder: str | Path) -> dict[str, list[dict[str, str]]]:
+    """The measurement tables of an estimator folder (``blocks`` and ``networks`` rows)."""
+    folder = Path(folder)
+    return {"blocks": _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS),
+            "networks": _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)}
+
+
 def _noise(rows: list[dict[str, str]]) -> float:
     rel = [float(r["spread_ms"]) / float(r["latency_ms"]) for r in rows
            if float(r["latency_ms"]) > 0]

@@ -122,12 +122,21 @@ def space_sample(
     curated: CuratedOpt = True,
     details: Annotated[bool, typer.Option(
         "--details", help="Add params, MACs and peak activation memory of each.")] = False,
+    estimator: Annotated[str | None, typer.Option(
+        "--estimator", "-e", help="With --details, add the latency this estimator predicts "
+        "(a folder or a shipped name).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample architectures uniformly from a space (reproducible with --seed)."""
     space = _space(name, parallelism_factor, curated)
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(n)]
+    latencies = None
+    if estimator is not None:
+        from estimators.latency import LatencyEstimator, resolve_estimator
+
+        details = True
+        latencies = LatencyEstimator.load(resolve_estimator(estimator)).predict_many(archs)
     if not details:
         if as_json:
             _emit_json([a.to_string() for a in archs])
@@ -138,17 +147,21 @@ def space_sample(
     from estimators.memory import memory_report
 
     rows = []
-    for a in archs:
+    for i, a in enumerate(archs):
         rep = memory_report(a)
         rows.append({"arch": a.to_string(), "resolution": a.resolution, "params": rep.params,
                      "macs": rep.macs, "peak_activation_bytes": rep.peak_activation_bytes})
+        if latencies is not None:
+            rows[-1]["latency_ms"] = float(latencies[i])
     if as_json:
         _emit_json(rows)
         return
-    table = Table("#", "resolution", "params", "MACs", "peak activations (fp32)", box=box.SIMPLE)
+    columns = ["#", "resolution", "params", "MACs", "peak activations (fp32)"]
+    table = Table(*columns, *(["latency ms"] if latencies is not None else []), box=box.SIMPLE)
     for i, r in enumerate(rows):
+        extra = [f"{r['latency_ms']:.3f}"] if latencies is not None else []
         table.add_row(str(i), str(r["resolution"]), _si(r["params"]), _si(r["macs"]),
-                      _mib(r["peak_activation_bytes"]))
+                      _mib(r["peak_activation_bytes"]), *extra)
     out.print(table)
     for i, r in enumerate(rows):
         out.print(f"#{i} {r['arch']}", highlight=False)

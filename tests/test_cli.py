@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
-from conftest import run_cli
 
+from conftest import run_cli
 from estimators.memory import count_macs
 from searchspaces.baselines import BASELINES
 from searchspaces.export import EXPORT_FORMATS, export_model

@@ -146,6 +146,13 @@ def test_latency_and_eval_cli(roofline_dir: Path) -> None:
     measured = create_backend("roofline-npu32").measure_network(mobilenetv2()).latency_ms
     assert info["latency_ms"] == pytest.approx(measured, rel=0.1)
     assert len(info["blocks"]) == len(decompose(mobilenetv2()))
+    proc = run_cli("space", "sample", "mbv2", "-n", "3", "-p", "32", "-e", str(roofline_dir),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    sampled = json.loads(proc.stdout)
+    est = LatencyEstimator.load(roofline_dir)
+    assert [r["latency_ms"] for r in sampled] == pytest.approx(
+        est.predict_many([r["arch"] for r in sampled]).tolist())
     proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "6", "--json")
     assert proc.returncode == 0, proc.stderr
     assert tuple(json.loads(proc.stdout)) == METRIC_KEYS

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torchvision
-from memtrace import trace_peak_activation_bytes
 
 from estimators.memory import DTYPE_BYTES, memory_report
+from memtrace import trace_peak_activation_bytes
 from searchspaces.baselines import BASELINES, mobilenetv2
 from searchspaces.model import build_model
 from searchspaces.spaces import get_space

@@ -55,6 +55,24 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+class _ModuleBackend(Backend):
+    """Times torch modules: a block as :func:`block_workload` builds it, a network as
+    :func:`network_workload` does; subclasses implement :meth:`_measure`."""
+
+    settings: LoopSettings
+
+    def measure_block(self, block: BlockSpec) -> Measurement:
+        return self._measure(*block_workload(block, self.settings.batch))
+
+    def measure_network(self, arch: Architecture, num_classes: int = 1000,
+                        in_channels: int = 3) -> Measurement:
+        return self._measure(*network_workload(arch, num_classes, in_channels,
+                                               self.settings.batch))
+
+    def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
+        raise NotImplementedError
+
+
 # -- CPU --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class TorchCPUSettings(LoopSettings):
@@ -67,7 +85,7 @@ class TorchCPUSettings(LoopSettings):
         check_min("threads", self.threads, 1)
 
 
-class TorchCPUBackend(Backend):
+class TorchCPUBackend(_ModuleBackend):
     """PyTorch eager fp32 on this machine's CPU, ``threads`` threads, wall-clock timing."""
 
     name = "torch-cpu"
@@ -75,14 +93,6 @@ class TorchCPUBackend(Backend):
     def __init__(self, profile: HardwareProfile) -> None:
         super().__init__(profile)
         self.settings = parse_settings(TorchCPUSettings, profile)
-
-    def measure_block(self, block: BlockSpec) -> Measurement:
-        return self._measure(*block_workload(block, self.settings.batch))
-
-    def measure_network(self, arch: Architecture, num_classes: int = 1000,
-                        in_channels: int = 3) -> Measurement:
-        return self._measure(*network_workload(arch, num_classes, in_channels,
-                                               self.settings.batch))
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
@@ -125,7 +135,7 @@ class TorchCUDASettings(LoopSettings):
         check_min("device", self.device, 0)
 
 
-class TorchCUDABackend(Backend):
+class TorchCUDABackend(_ModuleBackend):
     """PyTorch eager on an NVIDIA GPU in fp16/bf16, channels-last, CUDA-event timing."""
 
     name = "torch-cuda"
@@ -143,14 +153,6 @@ class TorchCUDABackend(Backend):
     @property
     def device(self) -> torch.device:
         return torch.device("cuda", self.settings.device)
-
-    def measure_block(self, block: BlockSpec) -> Measurement:
-        return self._measure(*block_workload(block, self.settings.batch))
-
-    def measure_network(self, arch: Architecture, num_classes: int = 1000,
-                        in_channels: int = 3) -> Measurement:
-        return self._measure(*network_workload(arch, num_classes, in_channels,
-                                               self.settings.batch))
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         ok, why = self.available()

@@ -1,0 +1,50 @@
+"""The estimators shipped in the repository load, predict, and are what their tables give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from estimators.build import BLOCK_TABLE, NETWORK_TABLE, fit_from_tables, load_rows
+from estimators.latency import SHIPPED_DIR, LatencyEstimator, list_shipped
+from estimators.profiles import load_profile
+from searchspaces.baselines import mobilenetv2
+from searchspaces.spaces import get_space
+
+SHIPPED = list_shipped()
+
+
+def test_the_demo_estimator_is_shipped() -> None:
+    assert "npu32-mbv2" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_estimator_predicts(name: str) -> None:
+    folder = SHIPPED_DIR / name
+    est = LatencyEstimator.load(folder)
+    profile = load_profile(est.profile)
+    assert profile.parallelism_factor == est.parallelism_factor
+    assert (folder / BLOCK_TABLE).is_file() and (folder / NETWORK_TABLE).is_file()
+    space = get_space(est.space, est.parallelism_factor, curated=True)
+    archs = [space.sample(np.random.default_rng(s)) for s in range(50)]
+    pred = est.predict_many(archs)
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    assert est.predict(mobilenetv2()) > 0
+    # a wider network is slower: the estimator must at least order gross differences
+    narrow = space.baseline()
+    wide = narrow.__class__(**{**narrow.__dict__, "width_mult": max(space.width_mults)})
+    assert est.predict(wide) > est.predict(narrow)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_estimator_is_reproducible_from_its_tables(name: str) -> None:
+    """Refitting on the shipped measurement tables gives the shipped models (LightGBM is
+    deterministic here), so the shipped files are what `hwnas estimator build` made."""
+    folder = SHIPPED_DIR / name
+    shipped = LatencyEstimator.load(folder)
+    refit, report = fit_from_tables(folder, shipped.space, load_profile(shipped.profile))
+    assert report["block_rows"] == len(load_rows(folder)["blocks"])
+    space = get_space(shipped.space, shipped.parallelism_factor, curated=False)
+    archs = [space.sample(np.random.default_rng(100 + s)) for s in range(20)]
+    np.testing.assert_allclose(refit.predict_many(archs), shipped.predict_many(archs),
+                               rtol=1e-9)
