@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2,
                         help="measuring processes for simulator back ends (CPU uses 1)")
-    parser.add_argument("--cpu-samples", type=int, default=400,
+    parser.add_argument("--cpu-samples", type=int, default=2000,
                         help="blocks measured for the on-the-spot torch-cpu estimator")
     parser.add_argument("--cpu-space", default="mbv2-small")
     parser.add_argument("--skip-cpu", action="store_true")
@@ -56,7 +56,7 @@ def main() -> None:
             _log(f"building torch-cpu on {args.cpu_space} ({args.cpu_samples} blocks) ...")
             t = time.perf_counter()
             build_estimator("torch-cpu", args.cpu_space, args.cpu_samples,
-                            Path(tmp) / "torch-cpu", networks=16)
+                            Path(tmp) / "torch-cpu", networks=30)
             _log(f"  built in {time.perf_counter() - t:.0f} s")
             targets.append(("torch-cpu (built now)", Path(tmp) / "torch-cpu", 1))
         for label, folder, workers in targets:

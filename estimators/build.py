@@ -46,6 +46,9 @@ SMALL_KIND_SHARE = 0.06
 """Share of the samples given to each of stem, head, pool and classifier; the rest are stage
 blocks (ibn, fibn, conv in the proportions the space samples them)."""
 
+BLOCK_GROUP = 8
+"""Blocks handed to a back end at once (what a crash can lose, and what torch-cpu interleaves)."""
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -171,8 +174,8 @@ def _worker_backend() -> Backend:
     return _WORKER_BACKEND
 
 
-def measure_block_sample(block: BlockSpec) -> Measurement:
-    return _worker_backend().measure_block(block)
+def measure_block_group(blocks: list[BlockSpec]) -> list[Measurement]:
+    return _worker_backend().measure_blocks(blocks)
 
 
 def measure_network_sample(sample: NetworkSample) -> Measurement:
@@ -231,12 +234,17 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     todo = [b for b in blocks if block_key(b) not in done]
     writer = _Appender(block_path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
-        measured = measure_parallel(todo, measure_block_sample, prof, workers, cache)
-        for i, (block, m) in enumerate(measured):
-            writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
-                          f"{m.spread_ms:.6g}", *env])
+        # groups of blocks: a back end may measure a group together (torch-cpu interleaves
+        # them so each block runs after others, as in a network)
+        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
+        done_count = len(blocks) - len(todo)
+        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
+            for block, m in zip(group, ms):
+                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
+                              f"{m.spread_ms:.6g}", *env])
+            done_count += len(group)
             if progress:
-                progress("blocks", len(blocks) - len(todo) + i + 1, len(blocks))
+                progress("blocks", done_count, len(blocks))
     finally:
         writer.close()
 

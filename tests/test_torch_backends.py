@@ -165,6 +165,16 @@ def test_cpu_more_work_is_slower(cpu: TorchCPUBackend) -> None:
     assert wide.latency_ms > 2 * tiny.latency_ms
 
 
+def test_cpu_interleaved_group_keeps_order_and_scale(cpu: TorchCPUBackend) -> None:
+    """measure_blocks times blocks round-robin; results stay in input order and a block with
+    10x+ the work still measures slower inside the group."""
+    group = cpu.measure_blocks([TINY, WIDE, TINY])
+    assert len(group) == 3
+    for m in group:
+        _check(m)
+    assert group[1].latency_ms > 2 * max(group[0].latency_ms, group[2].latency_ms)
+
+
 def test_cpu_network_slower_than_its_largest_block(cpu: TorchCPUBackend) -> None:
     largest = max(m.latency_ms for m in cpu.measure_blocks(BLOCKS))
     network = cpu.measure_network(ARCH, num_classes=10)

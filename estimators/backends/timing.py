@@ -122,6 +122,27 @@ def time_host(fn: Callable[[], object], loop: LoopSettings) -> list[float]:
     return samples
 
 
+def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSettings
+                          ) -> list[list[float]]:
+    """Time several workloads round-robin: each repeat runs every ``fn`` once, in turn, and
+    times each run on its own. A workload thus always follows *other* work, with the caches
+    and predictors that other work left — as a block runs inside a network — instead of
+    following itself. Returns the timed durations in ms, one list per ``fn``."""
+    for _ in range(loop.warmup):
+        for fn in fns:
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    total_ns, min_ns = 0, int(loop.min_time_ms * 1e6) * len(fns)
+    while len(samples[0]) < loop.repeats or total_ns < min_ns:
+        for fn, out in zip(fns, samples):
+            start = time.perf_counter_ns()
+            fn()
+            elapsed = time.perf_counter_ns() - start
+            total_ns += elapsed
+            out.append(elapsed / 1e6)
+    return samples
+
+
 # -- workloads --------------------------------------------------------------------------------
 def block_workload(block: BlockSpec, batch: int = 1) -> tuple[nn.Module, torch.Tensor]:
     """The eval-mode module of one block (:func:`~searchspaces.blocks.make_module`) and a random

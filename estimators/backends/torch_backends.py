@@ -16,7 +16,7 @@ Both report the median of the timed repeats and their interquartile range.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -38,6 +38,7 @@ from .timing import (
     prepare_for_inference,
     summarize,
     time_host,
+    time_host_interleaved,
 )
 
 __all__ = ["TorchCPUBackend", "TorchCUDABackend", "prepare_for_inference", "time_cuda",
@@ -93,6 +94,16 @@ class TorchCPUBackend(_ModuleBackend):
     def __init__(self, profile: HardwareProfile) -> None:
         super().__init__(profile)
         self.settings = parse_settings(TorchCPUSettings, profile)
+
+    def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
+        """Blocks measured together, round-robin (:func:`time_host_interleaved`), so each runs
+        after other blocks as it would inside a network."""
+        work = [block_workload(b, self.settings.batch) for b in blocks]
+        models = [prepare_for_inference(m) for m, _ in work]
+        fns = [(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)]
+        with torch_threads(self.settings.threads), torch.inference_mode():
+            samples = time_host_interleaved(fns, self.settings)
+        return [summarize(s) for s in samples]
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
