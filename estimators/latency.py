@@ -1,9 +1,12 @@
 """The learned latency estimator: one LightGBM regressor per block kind, summed over a network.
 
 Method (nn-Meter, Zhang et al., MobiSys 2021; the Amazon Neural Engine NAS work): measure many
-blocks on a back end, fit a regressor per block kind on ``log(latency)``, and predict a network as
-the sum of its blocks' predictions, optionally corrected by a per-network overhead learned from a
-few whole networks (``network = a * sum(blocks) + b``, kept only where it reduces the error).
+blocks on a back end, fit a regressor per block kind, and predict a network as the sum of its
+blocks' predictions, optionally corrected by a per-network overhead learned from a few whole
+networks (``network = a * sum(blocks) + b``, kept only where it reduces the error). Each kind's
+regressor is LightGBM on ``log(latency / prior)``, the prior a non-negative fit of P-aligned work
+terms (:func:`estimators.features.work_basis`), or on ``log(latency)`` where cross-validation
+says the prior does not help (:func:`fit_kind_selected`).
 
 Scoring many architectures of one space is fast because predictions are cached per block and
 per *stage* (a stage's latency depends only on the stage genome, its input channels and

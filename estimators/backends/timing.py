@@ -109,17 +109,7 @@ def time_host(fn: Callable[[], object], loop: LoopSettings) -> list[float]:
     """Run ``fn`` ``loop.warmup`` times, then time it with ``time.perf_counter_ns`` at least
     ``loop.repeats`` times and until the timed runs add up to ``loop.min_time_ms``.
     Returns the timed durations in milliseconds."""
-    for _ in range(loop.warmup):
-        fn()
-    samples: list[float] = []
-    total_ns, min_ns = 0, int(loop.min_time_ms * 1e6)
-    while len(samples) < loop.repeats or total_ns < min_ns:
-        start = time.perf_counter_ns()
-        fn()
-        elapsed = time.perf_counter_ns() - start
-        total_ns += elapsed
-        samples.append(elapsed / 1e6)
-    return samples
+    return time_host_interleaved([fn], loop)[0]
 
 
 def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSettings
