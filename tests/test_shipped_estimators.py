@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -31,8 +33,8 @@ def test_shipped_estimator_predicts(name: str) -> None:
     assert np.all(np.isfinite(pred)) and np.all(pred > 0)
     assert est.predict(mobilenetv2()) > 0
     # a wider network is slower: the estimator must at least order gross differences
-    narrow = space.baseline()
-    wide = narrow.__class__(**{**narrow.__dict__, "width_mult": max(space.width_mults)})
+    narrow = replace(space.baseline(), width_mult=min(space.width_mults))
+    wide = replace(narrow, width_mult=max(space.width_mults))
     assert est.predict(wide) > est.predict(narrow)
 
 
