@@ -1,0 +1,141 @@
+"""Multi-objective regularized (aging) evolution.
+
+Regularized evolution (Real et al., "Regularized Evolution for Image Classifier Architecture
+Search", AAAI 2019) keeps a FIFO population: each new candidate is a mutation of a tournament
+winner, and the *oldest* member leaves, which favours architectures that stay good under
+retraining. Here the tournament is multi-objective, NSGA-II style (Deb et al., 2002): the winner
+of a random sample of the population has the lowest non-dominated rank, ties broken by the
+largest crowding distance.
+
+It searches either a hwnas :class:`~searchspaces.spaces.SearchSpace` (genome-aware mutation:
+one stage's block, kernel, expansion or repeats, one channel step, the width multiplier or the
+resolution, through ``space.mutate``) or a plain categorical space ``{name: choices}`` (one
+dimension changed to another value), so the same searcher runs on tabular benchmarks.
+
+Ask/tell, no Ray: an adapter turns it into a Ray Tune ``Searcher``. Its whole state is
+JSON-serializable (:meth:`state_dict`), so a resumed search keeps its population.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from nas.pareto import crowding_distance, nondominated_ranks
+from searchspaces.spaces import SearchSpace
+
+Objectives = Sequence[tuple[str, str]]
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+class Evolution:
+    """``ask()`` a config, ``tell(config, result)`` its objectives (``None`` if it failed)."""
+
+    def __init__(self, space: SearchSpace | Mapping[str, Sequence[Any]],
+                 objectives: Objectives = (("accuracy", "max"), ("latency_ms", "min")),
+                 population_size: int = 20, sample_size: int = 8, seed: int = 0,
+                 max_retries: int = 50) -> None:
+        if population_size < 2:
+            raise ValueError(f"population_size must be >= 2, got {population_size}")
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(f"sample_size must be in [1, population_size], got {sample_size}")
+        for name, mode in objectives:
+            if mode not in ("min", "max"):
+                raise ValueError(f"objective {name!r}: mode must be 'min' or 'max', got {mode!r}")
+        self.space = space if isinstance(space, SearchSpace) else None
+        self.dimensions: dict[str, tuple[Any, ...]] = (
+            dict(space.dimensions()) if isinstance(space, SearchSpace)
+            else {k: tuple(v) for k, v in space.items()})
+        if not self.dimensions or any(len(v) == 0 for v in self.dimensions.values()):
+            raise ValueError("the search space needs at least one dimension with choices")
+        self.objectives = [(n, m) for n, m in objectives]
+        self.population_size, self.sample_size = population_size, sample_size
+        self.max_retries = max_retries
+        self.rng = np.random.default_rng(seed)
+        self.population: deque[tuple[dict[str, Any], list[float]]] = deque(
+            maxlen=population_size)
+        self.seen: set[str] = set()
+        self.told = 0
+
+    # -- ask / tell ---------------------------------------------------------------------------
+    def ask(self) -> dict[str, Any]:
+        for _ in range(self.max_retries):
+            if len(self.population) < self.population_size:
+                config = self._random()
+            else:
+                config = self._mutate(self._tournament())
+            if _key(config) not in self.seen:
+                break
+        self.seen.add(_key(config))
+        return config
+
+    def tell(self, config: Mapping[str, Any], result: Mapping[str, float] | None) -> None:
+        """Record a finished candidate; ``None`` or a missing/NaN objective leaves it out of
+        the population (it still counts as seen)."""
+        self.seen.add(_key(config))
+        self.told += 1
+        if result is None:
+            return
+        values = [result.get(name) for name, _ in self.objectives]
+        if any(v is None or not np.isfinite(v) for v in values):
+            return
+        self.population.append((dict(config), [float(v) for v in values]))
+
+    # -- operators ----------------------------------------------------------------------------
+    def _random(self) -> dict[str, Any]:
+        if self.space is not None:
+            return self.space.to_choices(self.space.sample(self.rng))
+        return {k: v[int(self.rng.integers(len(v)))] for k, v in self.dimensions.items()}
+
+    def _tournament(self) -> dict[str, Any]:
+        members = list(self.population)
+        values = np.array([v for _, v in members])
+        maximize = [mode == "max" for _, mode in self.objectives]
+        ranks = nondominated_ranks(values, maximize)
+        crowd = np.zeros(len(members))
+        for r in np.unique(ranks):
+            idx = np.flatnonzero(ranks == r)
+            crowd[idx] = crowding_distance(values[idx])
+        sample = self.rng.choice(len(members), size=self.sample_size, replace=False)
+        best = min(sample, key=lambda i: (ranks[i], -crowd[i], i))
+        return members[int(best)][0]
+
+    def _mutate(self, parent: Mapping[str, Any]) -> dict[str, Any]:
+        if self.space is not None:
+            arch = self.space.from_choices(dict(parent))
+            return self.space.to_choices(self.space.mutate(arch, self.rng))
+        variable = [k for k, v in self.dimensions.items() if len(v) > 1]
+        if not variable:
+            return dict(parent)
+        key = variable[int(self.rng.integers(len(variable)))]
+        options = [v for v in self.dimensions[key] if v != parent[key]]
+        child = dict(parent)
+        child[key] = options[int(self.rng.integers(len(options)))]
+        return child
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this left off (JSON-serializable)."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "population": [[c, v] for c, v in self.population],
+            "seen": sorted(self.seen),
+            "told": self.told,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.rng.bit_generator.state = state["rng"]
+            self.population = deque(((dict(c), list(v)) for c, v in state["population"]),
+                                    maxlen=self.population_size)
+            self.seen = set(state["seen"])
+            self.told = int(state["told"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not an evolution state: {err}") from None
