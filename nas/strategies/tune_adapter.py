@@ -1,0 +1,85 @@
+"""Turn any ask/tell strategy into a Ray Tune ``Searcher`` (the one place strategies meet Ray).
+
+Like Ray's ``OptunaSearch``, a thin adapter: ``suggest`` asks the strategy for a config,
+``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial), and
+``save``/``restore`` persist the strategy's JSON state together with the trials in flight, so
+``Tuner.restore`` resumes with the same population. The file is written to a temporary name and
+renamed into place: a killed process never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+from ray.tune.search import Searcher
+
+
+class StrategySearcher(Searcher):
+    """``strategy`` has ``ask()``, ``tell(config, result | None)``, ``state_dict()`` and
+    ``load_state_dict(state)``; ``objectives`` are the result keys it is told."""
+
+    def __init__(self, strategy: Any, objectives: list[tuple[str, str]],
+                 max_trials: int | None = None) -> None:
+        if not objectives:
+            raise ValueError("StrategySearcher needs at least one objective")
+        first, mode = objectives[0]
+        super().__init__(metric=first, mode=mode)
+        self.strategy = strategy
+        self.objectives = list(objectives)
+        self.max_trials = max_trials
+        self.live: dict[str, dict[str, Any]] = {}
+        self.suggested = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        # The objectives are the strategy's own; Tune's single metric/mode is for schedulers.
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.max_trials is not None and self.suggested >= self.max_trials:
+            return Searcher.FINISHED
+        config = self.strategy.ask()
+        self.live[trial_id] = config
+        self.suggested += 1
+        return dict(config)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        config = self.live.pop(trial_id, None)
+        if config is None:
+            return
+        if error or result is None:
+            self.strategy.tell(config, None)
+            return
+        self.strategy.tell(config, {name: result.get(name) for name, _ in self.objectives})
+
+    def get_state(self) -> dict[str, Any]:
+        return {"strategy": self.strategy.state_dict(), "live": self.live,
+                "suggested": self.suggested}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.strategy.load_state_dict(state["strategy"])
+        self.live = dict(state["live"])
+        self.suggested = int(state["suggested"])
+
+    def save(self, checkpoint_path: str) -> None:
+        folder = os.path.dirname(os.path.abspath(checkpoint_path))
+        fd, tmp = tempfile.mkstemp(prefix=".searcher.", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.get_state(), handle)
+            os.replace(tmp, checkpoint_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def restore(self, checkpoint_path: str) -> None:
+        try:
+            with open(checkpoint_path) as handle:
+                state = json.load(handle)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot restore searcher from {checkpoint_path}: {err}") from None
+        self.set_state(state)
