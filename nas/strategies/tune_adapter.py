@@ -83,3 +83,36 @@ class StrategySearcher(Searcher):
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot restore searcher from {checkpoint_path}: {err}") from None
         self.set_state(state)
+
+
+SEARCHERS: tuple[str, ...] = ("evolution", "random", "optuna-nsga2", "optuna-tpe")
+
+
+def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], seed: int = 0,
+                    **kwargs: Any) -> Searcher:
+    """A Ray Tune ``Searcher`` by name: ``evolution`` and ``random`` are hwnas strategies behind
+    :class:`StrategySearcher`; ``optuna-nsga2`` / ``optuna-tpe`` are Ray's ``OptunaSearch`` with
+    Optuna's multi-objective NSGA-II / TPE sampler over the flat categorical dimensions.
+
+    ``space`` is a :class:`~searchspaces.spaces.SearchSpace` or a ``{name: choices}`` dict.
+    """
+    from searchspaces.spaces import SearchSpace
+
+    from . import create_strategy
+
+    if name in ("evolution", "random"):
+        max_trials = kwargs.pop("max_trials", None)
+        strategy = create_strategy(name, space, objectives=objectives, seed=seed, **kwargs)
+        return StrategySearcher(strategy, objectives, max_trials=max_trials)
+    if name in ("optuna-nsga2", "optuna-tpe"):
+        import optuna
+        from optuna.distributions import CategoricalDistribution
+        from ray.tune.search.optuna import OptunaSearch
+
+        dims = space.dimensions() if isinstance(space, SearchSpace) else space
+        distributions = {k: CategoricalDistribution(list(v)) for k, v in dims.items()}
+        sampler = (optuna.samplers.NSGAIISampler(seed=seed, **kwargs) if name == "optuna-nsga2"
+                   else optuna.samplers.TPESampler(seed=seed, **kwargs))
+        return OptunaSearch(space=distributions, metric=[n for n, _ in objectives],
+                            mode=[m for _, m in objectives], sampler=sampler)
+    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(SEARCHERS)}")
