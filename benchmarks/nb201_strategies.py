@@ -15,6 +15,7 @@ worst). Printed per strategy: median [quartiles] over seeds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -71,7 +72,8 @@ def run_once(strategy: str, seed: int, budget: int, args: argparse.Namespace,
                                     reuse_actors=True, max_concurrent_trials=2),
         run_config=tune.RunConfig(storage_path=storage, name=f"{strategy}-{seed}", verbose=0),
     )
-    frame = tuner.fit().get_dataframe()
+    with contextlib.redirect_stdout(sys.stderr):  # Tune prints its banners to stdout
+        frame = tuner.fit().get_dataframe()
     return [int(r) for r in frame.sort_values("timestamp")["row"]]
 
 

@@ -81,3 +81,27 @@ def test_save_and_restore(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot restore searcher"):
         clone.restore(str(path))
     assert StrategySearcher(strategy, OBJECTIVES, max_trials=0).suggest("x") == "FINISHED"
+
+
+@pytest.mark.parametrize("name", ["optuna-nsga2", "random"])
+def test_create_searcher_runs_under_tune(name: str, local_ray: Any, tmp_path: Path) -> None:
+    from nas.strategies.tune_adapter import create_searcher
+
+    searcher = create_searcher(name, nb201_dimensions(), OBJECTIVES, seed=0)
+    tuner = tune.Tuner(
+        lookup,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=10, reuse_actors=True,
+                                    max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
+    )
+    results = tuner.fit()
+    assert len(results) == 10
+    ok = [r for r in results if r.error is None]
+    assert ok and all(0 < r.metrics["accuracy"] <= 100 for r in ok)
+
+
+def test_create_searcher_rejects_unknown_names() -> None:
+    from nas.strategies.tune_adapter import create_searcher
+
+    with pytest.raises(ValueError, match="unknown strategy 'bayes'"):
+        create_searcher("bayes", nb201_dimensions(), OBJECTIVES)
