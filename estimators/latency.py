@@ -340,23 +340,7 @@ class LatencyEstimator:
         import lightgbm as lgb
 
         folder = Path(folder)
-        path = folder / MANIFEST
-        if not path.is_file():
-            raise ValueError(f"{folder} is not an estimator folder (no {MANIFEST})")
-        try:
-            manifest = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"damaged estimator manifest {path}: {err}") from None
-        if not isinstance(manifest, dict) or manifest.get("kind") != "hwnas-latency-estimator":
-            raise ValueError(f"{path} is not an hwnas latency-estimator manifest")
-        missing = [k for k in _CORE_KEYS if k not in manifest]
-        if missing:
-            raise ValueError(f"damaged estimator manifest {path}: lacks {', '.join(missing)}")
-        if manifest["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"estimator {folder} has format {manifest['format_version']}; this "
-                             f"hwnas reads format {FORMAT_VERSION}")
-        if manifest["features"] != list(FEATURES):
-            raise ValueError(f"estimator {folder} uses another feature schema; rebuild it")
+        manifest = read_manifest(folder)
         checks = (("space", "space", space),
                   ("parallelism_factor", "parallelism factor", parallelism_factor),
                   ("backend", "back end", backend), ("profile", "profile", profile))
@@ -387,6 +371,30 @@ class LatencyEstimator:
             overhead=(float(overhead["scale"]), float(overhead["offset_ms"])),
             meta={k: v for k, v in manifest.items() if k not in _CORE_KEYS},
         )
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The checked ``manifest.json`` of an estimator folder, without loading its models;
+    one-line ``ValueError`` when it is missing, damaged or of another format."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{folder} is not an estimator folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"damaged estimator manifest {path}: {err}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "hwnas-latency-estimator":
+        raise ValueError(f"{path} is not an hwnas latency-estimator manifest")
+    missing = [k for k in _CORE_KEYS if k not in manifest]
+    if missing:
+        raise ValueError(f"damaged estimator manifest {path}: lacks {', '.join(missing)}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"estimator {folder} has format {manifest['format_version']}; this "
+                         f"hwnas reads format {FORMAT_VERSION}")
+    if manifest["features"] != list(FEATURES):
+        raise ValueError(f"estimator {folder} uses another feature schema; rebuild it")
+    return manifest
 
 
 _CORE_KEYS = ("format_version", "kind", "space", "parallelism_factor", "backend", "profile",

@@ -380,14 +380,14 @@ def estimator_eval(
 @estimator_app.command("list")
 def estimator_list(as_json: JsonOpt = False) -> None:
     """List the shipped estimators and the hardware profiles."""
-    from estimators.latency import SHIPPED_DIR, LatencyEstimator, list_shipped
+    from estimators.latency import SHIPPED_DIR, list_shipped, read_manifest
     from estimators.profiles import list_profiles, load_profile
 
     shipped = []
     for name in list_shipped():
-        est = LatencyEstimator.load(SHIPPED_DIR / name)
-        shipped.append({"name": name, "space": est.space, "profile": est.profile,
-                        "backend": est.backend, "parallelism_factor": est.parallelism_factor})
+        m = read_manifest(SHIPPED_DIR / name)
+        shipped.append({"name": name, "space": m["space"], "profile": m["profile"],
+                        "backend": m["backend"], "parallelism_factor": m["parallelism_factor"]})
     profiles = []
     for name in list_profiles():
         prof = load_profile(name)
@@ -433,15 +433,14 @@ def latency(
                   "extrapolates", highlight=False)
     info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "estimator": str(folder),
                             "space": est.space, "profile": est.profile, "backend": est.backend}
+    blocks = est.breakdown(a, num_classes, in_channels) if per_layer else []
     if per_layer:
-        info["blocks"] = [{"name": b.name, "kind": b.kind, "latency_ms": v}
-                          for b, v in est.breakdown(a, num_classes, in_channels)]
+        info["blocks"] = [{"name": b.name, "kind": b.kind, "latency_ms": v} for b, v in blocks]
     if as_json:
         _emit_json(info)
         return
     if per_layer:
         table = Table("block", "kind", "cin->cout", "res", "ms", "share", box=box.SIMPLE)
-        blocks = est.breakdown(a, num_classes, in_channels)
         total = sum(v for _, v in blocks)
         for b, v in blocks:
             table.add_row(b.name, b.kind, f"{b.cin}->{b.cout}", str(b.in_res), f"{v:.4f}",

@@ -60,7 +60,11 @@ class _ModuleBackend(Backend):
     """Times torch modules: a block as :func:`block_workload` builds it, a network as
     :func:`network_workload` does; subclasses implement :meth:`_measure`."""
 
-    settings: LoopSettings
+    settings_type: type[LoopSettings]
+
+    def __init__(self, profile: HardwareProfile) -> None:
+        super().__init__(profile)
+        self.settings = parse_settings(self.settings_type, profile)
 
     def measure_block(self, block: BlockSpec) -> Measurement:
         return self._measure(*block_workload(block, self.settings.batch))
@@ -90,10 +94,8 @@ class TorchCPUBackend(_ModuleBackend):
     """PyTorch eager fp32 on this machine's CPU, ``threads`` threads, wall-clock timing."""
 
     name = "torch-cpu"
-
-    def __init__(self, profile: HardwareProfile) -> None:
-        super().__init__(profile)
-        self.settings = parse_settings(TorchCPUSettings, profile)
+    settings_type = TorchCPUSettings
+    settings: TorchCPUSettings
 
     def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
         """Blocks measured together, round-robin (:func:`time_host_interleaved`), so each runs
@@ -150,10 +152,8 @@ class TorchCUDABackend(_ModuleBackend):
     """PyTorch eager on an NVIDIA GPU in fp16/bf16, channels-last, CUDA-event timing."""
 
     name = "torch-cuda"
-
-    def __init__(self, profile: HardwareProfile) -> None:
-        super().__init__(profile)
-        self.settings = parse_settings(TorchCUDASettings, profile)
+    settings_type = TorchCUDASettings
+    settings: TorchCUDASettings
 
     @classmethod
     def available(cls) -> tuple[bool, str]:

@@ -18,7 +18,6 @@ JSON-serializable (:meth:`state_dict`), so a resumed search keeps its population
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,14 +27,12 @@ import numpy as np
 from nas.pareto import crowding_distance, nondominated_ranks
 from searchspaces.spaces import SearchSpace
 
+from .base import AskTellStrategy
+
 Objectives = Sequence[tuple[str, str]]
 
 
-def _key(config: Mapping[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)
-
-
-class Evolution:
+class Evolution(AskTellStrategy):
     """``ask()`` a config, ``tell(config, result)`` its objectives (``None`` if it failed)."""
 
     def __init__(self, space: SearchSpace | Mapping[str, Sequence[Any]],
@@ -49,38 +46,22 @@ class Evolution:
         for name, mode in objectives:
             if mode not in ("min", "max"):
                 raise ValueError(f"objective {name!r}: mode must be 'min' or 'max', got {mode!r}")
-        self.space = space if isinstance(space, SearchSpace) else None
-        self.dimensions: dict[str, tuple[Any, ...]] = (
-            dict(space.dimensions()) if isinstance(space, SearchSpace)
-            else {k: tuple(v) for k, v in space.items()})
-        if not self.dimensions or any(len(v) == 0 for v in self.dimensions.values()):
-            raise ValueError("the search space needs at least one dimension with choices")
+        super().__init__(space, seed, max_retries)
         self.objectives = [(n, m) for n, m in objectives]
         self.population_size, self.sample_size = population_size, sample_size
-        self.max_retries = max_retries
-        self.rng = np.random.default_rng(seed)
         self.population: deque[tuple[dict[str, Any], list[float]]] = deque(
             maxlen=population_size)
-        self.seen: set[str] = set()
-        self.told = 0
 
     # -- ask / tell ---------------------------------------------------------------------------
-    def ask(self) -> dict[str, Any]:
-        for _ in range(self.max_retries):
-            if len(self.population) < self.population_size:
-                config = self._random()
-            else:
-                config = self._mutate(self._tournament())
-            if _key(config) not in self.seen:
-                break
-        self.seen.add(_key(config))
-        return config
+    def propose(self) -> dict[str, Any]:
+        if len(self.population) < self.population_size:
+            return self.random_config()
+        return self._mutate(self._tournament())
 
     def tell(self, config: Mapping[str, Any], result: Mapping[str, float] | None) -> None:
         """Record a finished candidate; ``None`` or a missing/NaN objective leaves it out of
         the population (it still counts as seen)."""
-        self.seen.add(_key(config))
-        self.told += 1
+        super().tell(config, result)
         if result is None:
             return
         values = [result.get(name) for name, _ in self.objectives]
@@ -89,11 +70,6 @@ class Evolution:
         self.population.append((dict(config), [float(v) for v in values]))
 
     # -- operators ----------------------------------------------------------------------------
-    def _random(self) -> dict[str, Any]:
-        if self.space is not None:
-            return self.space.to_choices(self.space.sample(self.rng))
-        return {k: v[int(self.rng.integers(len(v)))] for k, v in self.dimensions.items()}
-
     def _tournament(self) -> dict[str, Any]:
         members = list(self.population)
         values = np.array([v for _, v in members])
@@ -123,19 +99,11 @@ class Evolution:
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this left off (JSON-serializable)."""
-        return {
-            "rng": self.rng.bit_generator.state,
-            "population": [[c, v] for c, v in self.population],
-            "seen": sorted(self.seen),
-            "told": self.told,
-        }
+        return {**super().state_dict(), "population": [[c, v] for c, v in self.population]}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        try:
-            self.rng.bit_generator.state = state["rng"]
-            self.population = deque(((dict(c), list(v)) for c, v in state["population"]),
+    def load_state_dict(self, state: Mapping[str, Any], extra: Any = None) -> None:
+        def population(st: Mapping[str, Any]) -> None:
+            self.population = deque(((dict(c), list(v)) for c, v in st["population"]),
                                     maxlen=self.population_size)
-            self.seen = set(state["seen"])
-            self.told = int(state["told"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"not an evolution state: {err}") from None
+
+        super().load_state_dict(state, population)

@@ -10,8 +10,7 @@ renamed into place: a killed process never leaves half a checkpoint.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from pathlib import Path
 from typing import Any
 
 from ray.tune.search import Searcher
@@ -66,15 +65,9 @@ class StrategySearcher(Searcher):
         self.suggested = int(state["suggested"])
 
     def save(self, checkpoint_path: str) -> None:
-        folder = os.path.dirname(os.path.abspath(checkpoint_path))
-        fd, tmp = tempfile.mkstemp(prefix=".searcher.", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.get_state(), handle)
-            os.replace(tmp, checkpoint_path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        from estimators.latency import atomic_write
+
+        atomic_write(Path(checkpoint_path), json.dumps(self.get_state()).encode())
 
     def restore(self, checkpoint_path: str) -> None:
         try:
