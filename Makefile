@@ -17,12 +17,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quickstart search: local Ray, MLflow in ./mlflow.db, scikit-learn's digits (see README).
 demo: $(STAMP)
-	$(BIN)/hwnas space show mbv2 --parallelism-factor 32
 	$(BIN)/hwnas estimator list
-	$(BIN)/hwnas space sample mbv2 -n 5 --seed 0 --parallelism-factor 32 --estimator npu32-mbv2
-	$(BIN)/hwnas latency mobilenetv2 --estimator npu32-mbv2 --per-layer
-	$(BIN)/hwnas arch info mobilenetv2 --summary
+	$(BIN)/hwnas space sample mbv2-small -n 3 --seed 0 --parallelism-factor 32 \
+		--estimator npu32-mbv2-small
+	$(BIN)/hwnas search --config configs/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -450,6 +450,103 @@ def latency(
               highlight=False)
 
 
+# -- search -----------------------------------------------------------------------------------
+@app.command("search")
+def search(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Search config (YAML); see configs/quickstart.yaml. Without it, "
+        "the built-in defaults (the quickstart's space, estimator and data).")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        help="Override the strategy: evolution, random, optuna-nsga2, optuna-tpe.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Override the number of trials.")
+                      ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the training epochs (the "
+                                               "most any trial trains; ASHA stops weak ones "
+                                               "earlier).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the seed (strategy, data "
+                                             "split, weight init).")] = None,
+    name: Annotated[str | None, typer.Option(help="Override the search name (MLflow run "
+                                             "name prefix).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db in the working "
+        "directory; http://HOST:PORT for a server).")] = None,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (e.g. 127.0.0.1:6379); default: start a local Ray.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search architectures: propose with a strategy, reject over-budget candidates with the
+    latency estimator and memory model, train the rest briefly (ASHA stops weak ones), and log
+    every trial and the accuracy/latency Pareto front to MLflow."""
+    from nas.config import load_config
+    from nas.search import prepare, run_search
+
+    base = load_config(config)
+    other = strategy is not None and strategy != base.strategy.name
+    cfg = base.with_overrides(**{
+        "strategy.name": strategy, "strategy.params": {} if other else None, "trials": trials,
+        "training.epochs": epochs, "seed": seed, "name": name, "tracking.uri": tracking_uri})
+    prepared = prepare(cfg)  # every config problem is reported before anything starts
+    err.print(f"[bold]{cfg.name}[/]: {cfg.trials} trials of {cfg.strategy.name} on "
+              f"{cfg.space.name} ({cfg.hardware.profile}, estimator {cfg.hardware.estimator}), "
+              f"data {cfg.task.dataset}; MLflow {cfg.tracking.uri} "
+              f"(experiment {cfg.tracking.experiment})", highlight=False)
+    with _search_progress(cfg.trials) as on_update:
+        summary = run_search(cfg, address=address, on_update=on_update,
+                             prepared=prepared)
+    if as_json:
+        _emit_json(summary.to_json())
+        return
+    table = Table("latency ms", "accuracy", "params", "peak act.", "MACs", "epochs",
+                  box=box.SIMPLE, title=f"Pareto front: {len(summary.pareto)} of "
+                  f"{summary.completed + summary.stopped} trained candidates")
+    table.add_column("arch", overflow="fold")
+    for p in summary.pareto:
+        table.add_row(f"{p['latency_ms']:.4f}", f"{p['accuracy']:.4f}", _si(p["params"]),
+                      _mib(p["peak_activation_bytes"]), _si(p["macs"]), str(p["epochs"]),
+                      p["arch"])
+    out.print(table)
+    out.print(f"{summary.trials} trials: {summary.completed} completed, {summary.stopped} "
+              f"stopped early by ASHA, {summary.rejected} rejected before training, "
+              f"{summary.failed} failed; hypervolume {summary.hypervolume:.4f} (reference "
+              f"latency {summary.reference_ms:g} ms) in {summary.seconds:.0f} s", highlight=False)
+    out.print(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment}, "
+              f"{summary.tracking_uri}); browse with: mlflow ui --backend-store-uri "
+              f"{summary.tracking_uri}", highlight=False)
+
+
+class _search_progress:  # noqa: N801 - used as a context manager factory
+    """A live progress bar on a terminal; one line per finished trial otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.seen = total, 0
+        self.live = err.is_terminal or os.environ.get("HWNAS_PROGRESS") == "1"
+
+    def __enter__(self) -> Any:
+        if self.live:
+            self.progress = _progress("search")
+            self.progress.start()
+            self.task = self.progress.add_task("starting Ray", total=self.total)
+        return self.update
+
+    def update(self, tracker: Any) -> None:
+        finished = len(tracker.finished)
+        text = (f"running {len(tracker.children)} · rejected {tracker.count('rejected')} · "
+                f"front {len(tracker.front())} · HV {tracker.hypervolume:.3f}")
+        if self.live:
+            self.progress.update(self.task, completed=finished, description=text)
+        for row in tracker.finished[self.seen:]:
+            if not self.live:
+                acc = row.get("accuracy", float("nan"))
+                err.print(f"[{len(tracker.finished)}/{self.total}] {row['outcome']:>9} "
+                          f"acc {acc:.3f} · {row.get('latency_ms', float('nan')):.3f} ms · "
+                          f"{row.get('arch', '?')}", highlight=False, soft_wrap=True)
+        self.seen = finished
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live:
+            self.progress.stop()
+
+
 def _si(n: int) -> str:
     for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if n >= scale:

@@ -1,0 +1,174 @@
+"""The search configuration: one YAML file, validated by pydantic.
+
+Every section has defaults, so a config names only what differs (``configs/quickstart.yaml``).
+Unknown keys are errors (a typo must not silently fall back to a default), and
+:func:`load_config` turns any validation failure into one ``ValueError`` line naming the field.
+
+    name: quickstart
+    task: {dataset: digits, max_train: 800}
+    space: {name: mbv2-small, curated: true}
+    hardware: {profile: npu32, estimator: npu32-mbv2-small}
+    budgets: {latency_ms: 0.35, peak_activation_mib: 1.0}
+    strategy: {name: evolution, params: {population_size: 10, sample_size: 4}}
+    trials: 24
+    training: {epochs: 3}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nas.data import DATASETS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Section):
+    """What the candidates learn. Only ``classification`` exists today; detection and
+    segmentation plug in as further kinds."""
+
+    kind: Literal["classification"] = "classification"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    max_train: int | None = Field(None, ge=1)
+    max_val: int | None = Field(None, ge=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value not in DATASETS:
+            raise ValueError(f"unknown dataset {value!r}; known: {', '.join(DATASETS)}")
+        return value
+
+
+class SpaceConfig(_Section):
+    name: str = "mbv2-small"
+    curated: bool = True
+
+
+class HardwareConfig(_Section):
+    """The target: a hardware profile (its parallelism factor curates the space) and the
+    learned estimator that predicts latency on it (a folder or a shipped name)."""
+
+    profile: str = "npu32"
+    estimator: str = "npu32-mbv2-small"
+
+
+class BudgetConfig(_Section):
+    """Hard constraints checked before training; ``None`` means unconstrained."""
+
+    latency_ms: float | None = Field(None, gt=0)
+    peak_activation_mib: float | None = Field(None, gt=0)
+    params_m: float | None = Field(None, gt=0, description="parameters, in millions")
+
+
+class StrategyConfig(_Section):
+    name: str = "evolution"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingConfig(_Section):
+    """Brief training with early stopping: ASHA (Li et al., "A System for Massively Parallel
+    Hyperparameter Tuning", MLSys 2020) stops a trial at a rung (``grace_period`` epochs, then
+    times ``reduction_factor``) when its accuracy is below the top 1/``reduction_factor``."""
+
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    asha: bool = True
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class ResourcesConfig(_Section):
+    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit)."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
+class TrackingConfig(_Section):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "hwnas"
+    reference_latency_ms: float | None = Field(
+        None, gt=0, description="hypervolume reference latency; default the latency budget, "
+        "else twice the space baseline's predicted latency")
+
+
+class SearchConfig(_Section):
+    name: str = "search"
+    seed: int = 0
+    trials: int = Field(24, ge=1)
+    task: TaskConfig = TaskConfig()
+    space: SpaceConfig = SpaceConfig()
+    hardware: HardwareConfig = HardwareConfig()
+    budgets: BudgetConfig = BudgetConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    training: TrainingConfig = TrainingConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    storage_path: str = Field("ray_results", description="where Ray Tune keeps trial state")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: StrategyConfig) -> StrategyConfig:
+        from nas.strategies.tune_adapter import SEARCHERS
+
+        if value.name not in SEARCHERS:
+            raise ValueError(f"unknown strategy {value.name!r}; known: {', '.join(SEARCHERS)}")
+        return value
+
+    def with_overrides(self, **overrides: Any) -> SearchConfig:
+        """A copy with dotted-path overrides (``{"training.epochs": 2}``); ``None`` skips."""
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node[key]
+            node[leaf] = value
+        return validate_config(data, "overrides")
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"bad config {source}: {where}: {message}{more}"
+
+
+def validate_config(data: Any, source: str = "") -> SearchConfig:
+    if not isinstance(data, dict):
+        raise ValueError(f"bad config {source}: expected a mapping at the top level")
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as err:
+        raise ValueError(_describe(err, source)) from None
+
+
+def load_config(path: str | Path | None) -> SearchConfig:
+    """Read and validate a YAML config; ``None`` gives the defaults."""
+    if path is None:
+        return SearchConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no config file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"bad config {path}: not valid YAML ({str(err).splitlines()[0]})"
+                         ) from None
+    return validate_config(data, str(path))

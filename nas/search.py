@@ -1,0 +1,226 @@
+"""Multishot search on Ray Tune: the strategy proposes, the estimator rejects, ASHA trains.
+
+:func:`run_search` checks everything that can be checked before a cluster is touched (hardware
+profile, space, estimator built for that space and parallelism factor, dataset, strategy and its
+parameters), then runs the trials on Ray Tune (a local Ray instance unless ``address`` names a
+cluster) with the driver-side :class:`~nas.tracking.TrackingCallback` owning the MLflow runs.
+Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are constraints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.config import SearchConfig
+from nas.tracking import FRONT_KEYS, SearchTracker
+
+OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The checked pieces of a search, before any Ray or MLflow work."""
+
+    config: SearchConfig
+    space: Any
+    parallelism_factor: int
+    estimator_dir: str
+    num_classes: int
+    in_channels: int
+    reference_ms: float
+    baseline_ms: float
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    parent_run_id: str
+    experiment: str
+    experiment_id: str
+    tracking_uri: str
+    trials: int
+    completed: int
+    stopped: int
+    rejected: int
+    failed: int
+    hypervolume: float
+    reference_ms: float
+    seconds: float
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parent_run_id": self.parent_run_id, "experiment": self.experiment,
+                "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
+                "trials": self.trials, "completed": self.completed, "stopped": self.stopped,
+                "rejected": self.rejected, "failed": self.failed,
+                "pareto": [{k: p[k] for k in FRONT_KEYS} for p in self.pareto],
+                "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
+                "seconds": round(self.seconds, 2)}
+
+
+def prepare(config: SearchConfig) -> Prepared:
+    """Resolve and cross-check the config; every problem is a one-line ``ValueError``."""
+    from estimators.latency import LatencyEstimator, resolve_estimator
+    from estimators.profiles import load_profile
+    from nas.data import make_datasets
+    from nas.strategies.tune_adapter import create_searcher
+    from searchspaces.spaces import get_space
+
+    profile = load_profile(config.hardware.profile)
+    p = profile.parallelism_factor
+    space = get_space(config.space.name, p, config.space.curated)
+    folder = resolve_estimator(config.hardware.estimator)
+    estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p)
+    if estimator.profile != profile.name:
+        raise ValueError(f"estimator {config.hardware.estimator} predicts profile "
+                         f"{estimator.profile!r}, but the config targets {profile.name!r}")
+    task = config.task
+    smallest = min(space.dimensions()["resolution"])
+    data = make_datasets(task.dataset, smallest, data_dir=task.data_dir,
+                         val_fraction=task.val_fraction, seed=config.seed, max_train=task.max_train,
+                         max_val=task.max_val, download=task.download)
+    # Build the searcher once here so a bad strategy parameter fails before Ray starts.
+    create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
+                    **config.strategy.params)
+    baseline_ms = estimator.predict(space.baseline(), data.num_classes, data.in_channels)
+    reference = (config.tracking.reference_latency_ms or config.budgets.latency_ms
+                 or 2.0 * baseline_ms)
+    return Prepared(config, space, p, str(folder.resolve()), data.num_classes, data.in_channels,
+                    float(reference), float(baseline_ms))
+
+
+def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat(f"{prefix}.{key}" if prefix else key, item)
+    else:
+        yield prefix, value
+
+
+@contextlib.contextmanager
+def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
+    """Connect to ``address`` or start a local Ray (shut down afterwards if started here)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "logging_level": logging.WARNING, "configure_logging": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count() or 1, **kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _trial_name(trial: Any) -> str:
+    """Short trial names and folders (Tune's default spells out the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
+    the ``finally`` that closes the MLflow runs still runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_search(config: SearchConfig, *, address: str | None = None,
+               on_update: Callable[[SearchTracker], None] | None = None,
+               tune_output: Any = None, prepared: Prepared | None = None) -> SearchSummary:
+    """Run the search described by ``config``; ``tune_output`` receives what Ray Tune prints
+    (default: stderr, so stdout stays for results); ``prepared`` is :func:`prepare`'s result
+    when the caller has it already."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas.strategies.tune_adapter import create_searcher
+    from nas.tracking import TrackingCallback
+    from nas.trial import TrialContext, run_trial
+
+    start = time.perf_counter()
+    prep = prepared if prepared is not None and prepared.config == config else prepare(config)
+    space = prep.space
+    params = dict(_flat("", config.model_dump()))
+    tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
+            "hwnas.profile": config.hardware.profile, "hwnas.estimator": config.hardware.estimator,
+            "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed)}
+    training = config.training
+    searcher = create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
+                               **config.strategy.params)
+    if config.resources.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=config.resources.max_concurrent)
+    if training.asha and training.epochs > training.grace_period:
+        scheduler: Any = ASHAScheduler(time_attr="epochs", metric="accuracy", mode="max",
+                                       max_t=training.epochs, grace_period=training.grace_period,
+                                       reduction_factor=training.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
+                           prep.num_classes, prep.in_channels)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
+                                    {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    run_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    with _ray(address, None):
+        tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
+                                prep.reference_ms, params=params, tags=tags,
+                                budget_ms=config.budgets.latency_ms)
+        callback = TrackingCallback(tracker, lambda c: space.from_choices(dict(c)).to_string(),
+                                    training.epochs, on_update)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=config.trials, reuse_actors=True,
+                                        trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name),
+            run_config=tune.RunConfig(
+                name=run_name, storage_path=str(Path(config.storage_path).resolve()),
+                callbacks=[callback], verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0)),
+        )
+        status = "FAILED"
+        try:
+            with contextlib.redirect_stdout(tune_output or sys.stderr), _sigterm_raises():
+                tuner.fit()
+            status = "FINISHED"
+        except (KeyboardInterrupt, SystemExit):
+            status = "KILLED"
+            raise
+        finally:
+            tracker.close(status)  # no run stays RUNNING, whatever happened
+
+    return SearchSummary(
+        parent_run_id=tracker.parent_id, experiment=config.tracking.experiment,
+        experiment_id=tracker.experiment_id, tracking_uri=config.tracking.uri,
+        trials=len(tracker.finished), completed=tracker.count("completed"),
+        stopped=tracker.count("stopped"), rejected=tracker.count("rejected"),
+        failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
+        reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
+        pareto=tracker.front())

@@ -1,0 +1,130 @@
+"""Tasks: what a candidate network learns and how it is scored.
+
+A task turns an architecture into a trainable model, runs one epoch of training and scores the
+model on the validation split. The search only sees the task's ``metric`` (maximised), so
+detection or segmentation plug in as further :data:`TASKS` entries with their own heads, losses
+and metrics (mAP, mIoU) without touching the search.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nas.config import TaskConfig, TrainingConfig
+from nas.data import DataSplit, make_datasets
+from searchspaces.genome import Architecture
+from searchspaces.model import build_model
+
+
+class Task(Protocol):
+    metric: str
+
+    def data(self, resolution: int) -> DataSplit: ...
+
+    def model(self, arch: Architecture, data: DataSplit) -> nn.Module: ...
+
+    def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    device: torch.device, schedule: Any = None) -> dict[str, float]: ...
+
+    def evaluate(self, model: nn.Module, loader: DataLoader,
+                 device: torch.device) -> dict[str, float]: ...
+
+
+@dataclass
+class ClassificationTask:
+    """Image classification: cross-entropy training, top-1 ``accuracy`` on the validation split.
+
+    Datasets are cached per resolution, so a Ray actor reused across trials loads them once.
+    """
+
+    config: TaskConfig
+    seed: int = 0
+    metric: str = "accuracy"
+    _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
+
+    def data(self, resolution: int) -> DataSplit:
+        if resolution not in self._cache:
+            c = self.config
+            self._cache[resolution] = make_datasets(
+                c.dataset, resolution, data_dir=c.data_dir, val_fraction=c.val_fraction,
+                seed=self.seed, max_train=c.max_train, max_val=c.max_val, download=c.download)
+        return self._cache[resolution]
+
+    def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
+        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+
+    def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    device: torch.device, schedule: Any = None) -> dict[str, float]:
+        """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
+        model.train()
+        total, count = 0.0, 0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(images), labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError("training loss is not finite")
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            total += float(loss.detach()) * len(labels)
+            count += len(labels)
+        return {"train_loss": total / max(count, 1)}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: DataLoader,
+                 device: torch.device) -> dict[str, float]:
+        model.eval()
+        correct, total, loss = 0, 0, 0.0
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(1) == labels).sum())
+            total += len(labels)
+        return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
+
+
+TASKS: dict[str, type] = {"classification": ClassificationTask}
+
+
+def make_task(config: TaskConfig, seed: int = 0) -> Task:
+    try:
+        return TASKS[config.kind](config, seed)
+    except KeyError:
+        raise ValueError(f"unknown task kind {config.kind!r}; known: {', '.join(TASKS)}"
+                         ) from None
+
+
+def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
+          device: torch.device, report: Any) -> None:
+    """Train ``arch`` for ``training.epochs`` epochs, calling ``report(epoch, metrics)`` after
+    each (the caller may stop it there: Ray kills a trial that ASHA stops)."""
+    data = task.data(arch.resolution)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = task.model(arch, data).to(device)
+    train_loader = DataLoader(data.train, batch_size=training.batch_size, shuffle=True,
+                              generator=generator, drop_last=len(data.train) > training.batch_size)
+    val_loader = DataLoader(data.val, batch_size=max(training.batch_size, 128))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
+                                  weight_decay=training.weight_decay)
+    # cosine decay over the full budget (Loshchilov & Hutter, SGDR, ICLR 2017), no warm-up:
+    # a trial that ASHA judges after its first epoch has already learned at full rate
+    steps = training.epochs * max(len(train_loader), 1)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    seconds = 0.0
+    for epoch in range(1, training.epochs + 1):
+        start = time.perf_counter()
+        metrics = task.train_epoch(model, train_loader, optimizer, device, schedule)
+        metrics.update(task.evaluate(model, val_loader, device))
+        seconds += time.perf_counter() - start
+        report(epoch, {**metrics, "train_seconds": seconds})
+

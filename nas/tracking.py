@@ -1,0 +1,266 @@
+"""Where results go: one MLflow parent run per search, one nested child run per trial.
+
+The driver owns every run (:class:`SearchTracker`, fed by :class:`TrackingCallback`, a Ray Tune
+callback): Ray kills a trial that ASHA stops, so a run opened inside a trial could stay RUNNING
+forever. Here a child run is created when its trial starts, gets the per-epoch metrics as they
+arrive, and is terminated when the trial completes, is stopped or errors; :meth:`close`
+terminates whatever is still open (``KILLED``) and the parent, so a crashed or interrupted
+search leaves no RUNNING run behind.
+
+On the parent, after every finished trial:
+
+- ``hypervolume`` (step = finished trials, rejected ones included, since each costs a trial):
+  the area dominated by the accuracy/latency front inside the box ``accuracy in [0, 1]``,
+  ``latency in [0, reference_ms]``, divided by the box area ``1 x reference_ms`` so it lies in
+  [0, 1]. The reference point is (accuracy 0, latency ``reference_ms``): by default the latency
+  budget (a point over budget adds nothing), else twice the space baseline's predicted latency.
+  It is fixed per config, so the curves of strategies searched under one config compare
+  directly in MLflow's compare view.
+- ``pareto_front.json`` (the non-dominated, non-rejected candidates), ``pareto_front.png`` and
+  ``pareto_front.html``, rewritten in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray.tune import Callback
+
+from nas.pareto import hypervolume_2d, pareto_mask
+
+FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
+              "epochs", "train_seconds")
+RESULT_METRICS = ("accuracy", "latency_ms", "params", "peak_activation_bytes", "macs", "epochs",
+                  "train_seconds", "rejected", "train_loss", "val_loss")
+EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds")
+
+
+def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name``, created in the driver if missing. For a local SQLite
+    store its artifacts go to ``mlartifacts/`` beside the database (not into Ray's per-trial
+    temp dirs); a server chooses its own artifact location."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        location = (db.resolve().parent / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def normalized_hypervolume(points: np.ndarray, reference_ms: float) -> float:
+    """Hypervolume of (accuracy, latency_ms) rows relative to the box [0,1] x [0, ref]."""
+    if len(points) == 0:
+        return 0.0
+    area = hypervolume_2d(points, (0.0, reference_ms), (True, False))
+    return area / reference_ms
+
+
+@dataclass
+class SearchTracker:
+    """Owns the MLflow runs of one search (driver side only)."""
+
+    tracking_uri: str
+    experiment: str
+    run_name: str
+    reference_ms: float
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    budget_ms: float | None = None
+    plot_every: int = 1
+
+    def __post_init__(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if not self.reference_ms > 0:
+            raise ValueError(f"hypervolume reference latency must be > 0, got "
+                             f"{self.reference_ms}")
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_id = experiment_id(self.client, self.experiment, self.tracking_uri)
+        parent = self.client.create_run(self.experiment_id, run_name=self.run_name,
+                                        tags={"hwnas.role": "search", **self.tags})
+        self.parent_id = parent.info.run_id
+        self._log_params(self.parent_id, {**self.params,
+                                          "hypervolume_reference_ms": self.reference_ms})
+        self.children: dict[str, str] = {}  # trial id -> run id
+        self.finished: list[dict[str, Any]] = []  # last result of every finished trial
+        self.hypervolume = 0.0
+        self.closed = False
+
+    # -- runs ---------------------------------------------------------------------------------
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def _log_metrics(self, run_id: str, metrics: Mapping[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)
+                 and math.isfinite(float(v))]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def start_trial(self, trial_id: str, arch: str, config: Mapping[str, Any]) -> str:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{self.run_name}/{trial_id}",
+            tags={MLFLOW_PARENT_RUN_ID: self.parent_id, "hwnas.role": "trial",
+                  "hwnas.trial_id": trial_id})
+        self.children[trial_id] = run.info.run_id
+        self._log_params(run.info.run_id, {"arch": arch, **config})
+        return run.info.run_id
+
+    def log_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        run_id = self.children.get(trial_id)
+        if run_id is None or result.get("rejected"):
+            return
+        step = int(result.get("epochs", 0))
+        self._log_metrics(run_id, {k: result[k] for k in EPOCH_METRICS if k in result}, step)
+
+    def finish_trial(self, trial_id: str, result: Mapping[str, Any] | None, status: str,
+                     max_epochs: int, error: str | None = None) -> None:
+        """Final metrics and tags of a trial; its run ends ``FINISHED`` (or ``FAILED``)."""
+        run_id = self.children.pop(trial_id, None)
+        if run_id is None:
+            return
+        result = dict(result or {})
+        outcome = status.lower()
+        if status == "FINISHED":
+            if result.get("rejected"):
+                outcome = "rejected"
+                self.client.set_tag(run_id, "hwnas.reject_reason",
+                                    result.get("reject_reason", ""))
+            elif int(result.get("epochs", 0)) < max_epochs:
+                outcome = "stopped"  # by ASHA
+            else:
+                outcome = "completed"
+        self.client.set_tag(run_id, "hwnas.outcome", outcome)
+        if error:
+            self.client.set_tag(run_id, "hwnas.error", error[-4000:])
+        self._log_metrics(run_id, {k: result[k] for k in RESULT_METRICS if k in result},
+                          int(result.get("epochs", 0)))
+        self.client.set_terminated(run_id, status=status)
+        self.finished.append({**result, "trial_id": trial_id, "run_id": run_id,
+                              "outcome": outcome})
+        self._update_front()
+
+    # -- Pareto front -------------------------------------------------------------------------
+    def candidates(self) -> list[dict[str, Any]]:
+        """Trained (not rejected, not failed) candidates with both objectives."""
+        return [r for r in self.finished if r["outcome"] in ("completed", "stopped")
+                and "accuracy" in r and "latency_ms" in r]
+
+    def front(self) -> list[dict[str, Any]]:
+        points = self.candidates()
+        if not points:
+            return []
+        values = np.array([[p["accuracy"], p["latency_ms"]] for p in points])
+        mask = pareto_mask(values, (True, False))
+        front = [{k: p.get(k) for k in (*FRONT_KEYS, "trial_id", "run_id")}
+                 for p, keep in zip(points, mask) if keep]
+        return sorted(front, key=lambda p: p["latency_ms"])
+
+    def _update_front(self) -> None:
+        points = self.candidates()
+        values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
+        self.hypervolume = normalized_hypervolume(values, self.reference_ms)
+        step = len(self.finished)
+        self._log_metrics(self.parent_id, {"hypervolume": self.hypervolume,
+                                           "trials_finished": step,
+                                           "trials_rejected": self.count("rejected"),
+                                           "pareto_size": len(self.front())}, step)
+        if step % self.plot_every == 0:
+            self.write_artifacts()
+
+    def count(self, outcome: str) -> int:
+        return sum(r["outcome"] == outcome for r in self.finished)
+
+    def write_artifacts(self) -> None:
+        from nas.plots import pareto_html, pareto_png
+
+        front = self.front()
+        points = self.candidates()
+        title = (f"{self.run_name}: {len(points)} trained, {len(front)} on the front, "
+                 f"hypervolume {self.hypervolume:.4f}")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "pareto_front.json").write_text(json.dumps(
+                {"objectives": {"accuracy": "max", "latency_ms": "min"},
+                 "reference_point": {"accuracy": 0.0, "latency_ms": self.reference_ms},
+                 "hypervolume": self.hypervolume, "trials_finished": len(self.finished),
+                 "front": front}, indent=2))
+            if points:
+                pareto_png(points, front, folder / "pareto_front.png", title, self.budget_ms)
+                pareto_html(points, front, folder / "pareto_front.html", title, self.budget_ms)
+            for file in sorted(folder.iterdir()):
+                self.client.log_artifact(self.parent_id, str(file))
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End every child still open (``KILLED``) and the parent with ``status``."""
+        if self.closed:
+            return
+        for trial_id in list(self.children):
+            run_id = self.children.pop(trial_id)
+            self.client.set_tag(run_id, "hwnas.outcome", "killed")
+            self.client.set_terminated(run_id, status="KILLED")
+        if self.plot_every != 1 or not self.finished:
+            self.write_artifacts()
+        self.client.set_terminated(self.parent_id, status=status)
+        self.closed = True
+
+
+def _trial_error(trial: Any) -> str | None:
+    path = getattr(trial, "error_file", None)
+    try:
+        return Path(path).read_text() if path else None
+    except OSError:
+        return None
+
+
+class TrackingCallback(Callback):
+    """Feeds a :class:`SearchTracker` from Ray Tune's driver-side callback hooks and calls
+    ``on_update(tracker)`` after every change (the CLI's progress display hangs there)."""
+
+    def __init__(self, tracker: SearchTracker, arch_of: Callable[[dict], str], max_epochs: int,
+                 on_update: Callable[[SearchTracker], None] | None = None) -> None:
+        self.tracker, self.arch_of = tracker, arch_of
+        self.max_epochs, self.on_update = max_epochs, on_update
+
+    def _changed(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.tracker)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id not in self.tracker.children:
+            self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
+        self._changed()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        self.tracker.log_epoch(trial.trial_id, result)
+        self._changed()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.tracker.finish_trial(trial.trial_id, trial.last_result, "FINISHED",
+                                  self.max_epochs)
+        self._changed()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
+                                  error=_trial_error(trial))
+        self._changed()

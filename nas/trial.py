@@ -1,0 +1,129 @@
+"""One Ray Tune trial: check a candidate against the budgets, then train it briefly.
+
+The constraint check needs no device: latency comes from the learned estimator, parameters,
+MACs and peak activation memory from the exact memory model. A candidate over a budget is
+reported at once with ``rejected = 1`` (it costs milliseconds), ``epochs = 0`` (so ASHA never
+records it at a rung) and ``accuracy = 0`` (an unusable model); the searcher adapter tells it to
+the strategy as a failure, so it is never bred from. Otherwise the trial trains and reports after
+every epoch, each report carrying all of ``accuracy``, ``latency_ms``, ``params``,
+``peak_activation_bytes``, ``macs``, ``epochs``, ``train_seconds`` and ``rejected``: a trial
+that ASHA stops ends with a complete record.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from nas.config import BudgetConfig, SearchConfig
+from searchspaces.genome import Architecture
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a candidate costs on the target, known before any training."""
+
+    latency_ms: float
+    params: int
+    peak_activation_bytes: int
+    macs: int
+
+    def violations(self, budgets: BudgetConfig) -> list[str]:
+        """Human-readable reasons this cost breaks ``budgets`` (empty when it fits)."""
+        out = []
+        if budgets.latency_ms is not None and self.latency_ms > budgets.latency_ms:
+            out.append(f"latency {self.latency_ms:.3f} ms > {budgets.latency_ms:g} ms")
+        peak_mib = self.peak_activation_bytes / MIB
+        if budgets.peak_activation_mib is not None and peak_mib > budgets.peak_activation_mib:
+            out.append(f"peak activations {peak_mib:.2f} MiB > {budgets.peak_activation_mib:g} MiB")
+        if budgets.params_m is not None and self.params / 1e6 > budgets.params_m:
+            out.append(f"params {self.params / 1e6:.2f} M > {budgets.params_m:g} M")
+        return out
+
+
+def candidate_cost(arch: Architecture, estimator: Any, num_classes: int,
+                   in_channels: int) -> Cost:
+    from estimators.memory import memory_report
+
+    memory = memory_report(arch, num_classes, in_channels)
+    return Cost(latency_ms=float(estimator.predict(arch, num_classes, in_channels)),
+                params=memory.params, peak_activation_bytes=memory.peak_activation_bytes,
+                macs=memory.macs)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a trial needs besides its config; small and picklable (sent once per actor)."""
+
+    config: dict[str, Any]  # SearchConfig.model_dump()
+    estimator_dir: str
+    parallelism_factor: int
+    num_classes: int
+    in_channels: int
+
+    @functools.cached_property
+    def search(self) -> SearchConfig:
+        return SearchConfig.model_validate(self.config)
+
+
+@functools.lru_cache(maxsize=4)
+def _space(name: str, parallelism_factor: int, curated: bool) -> Any:
+    from searchspaces.spaces import get_space
+
+    return get_space(name, parallelism_factor, curated)
+
+
+@functools.lru_cache(maxsize=4)
+def _estimator(folder: str) -> Any:
+    from estimators.latency import LatencyEstimator
+
+    return LatencyEstimator.load(folder)
+
+
+@functools.lru_cache(maxsize=4)
+def _task(task_json: str, seed: int) -> Any:
+    from nas.config import TaskConfig
+    from nas.tasks import make_task
+
+    return make_task(TaskConfig.model_validate_json(task_json), seed)
+
+
+def trial_seed(seed: int, arch: str) -> int:
+    """Weight-init/shuffle seed: the search seed and the architecture (stable across runs)."""
+    return (seed * 1_000_003 + zlib.crc32(arch.encode())) % (2**31)
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """The Tune function trainable (``tune.with_parameters(run_trial, context=...)``)."""
+    import torch
+    from ray import tune
+
+    search = context.search
+    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
+    arch = space.from_choices(dict(config))
+    cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
+                          context.in_channels)
+    base = {"arch": arch.to_string(), "latency_ms": cost.latency_ms, "params": cost.params,
+            "peak_activation_bytes": cost.peak_activation_bytes, "macs": cost.macs}
+    reasons = cost.violations(search.budgets)
+    if reasons:
+        tune.report({**base, "accuracy": 0.0, "epochs": 0, "train_seconds": 0.0,
+                     "rejected": 1, "reject_reason": "; ".join(reasons)})
+        return
+
+    cpus = max(1, int(search.resources.cpu))
+    torch.set_num_threads(cpus)
+    use_gpu = search.resources.gpu > 0 and torch.cuda.is_available()
+    device = torch.device("cuda" if use_gpu else "cpu")
+    from nas.tasks import train
+
+    task = _task(search.task.model_dump_json(), search.seed)
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        tune.report({**base, **metrics, "epochs": epoch, "rejected": 0, "reject_reason": ""})
+
+    train(task, arch, search.training, trial_seed(search.seed, base["arch"]), device, report)
