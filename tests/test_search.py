@@ -284,3 +284,23 @@ def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
     [parent] = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
     assert parent.info.status == "KILLED"
     assert len(runs) - 1 < 50  # it really stopped early
+
+
+@pytest.mark.parametrize("strategy", ["optuna-nsga2", "random"])
+def test_search_other_strategies(strategy: str, tmp_path: Path) -> None:
+    """Ray's OptunaSearch and the random baseline run the same trials (rejections included)."""
+    config = yaml.safe_load(QUICKSTART.read_text())
+    config.update(trials=5, storage_path=str(tmp_path / "ray"))
+    config["task"].update(max_train=32, max_val=32)
+    config["training"].update(epochs=1)
+    config["budgets"] = {"latency_ms": 0.25}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_cli("search", "--config", str(path), "--strategy", strategy, "--name", strategy,
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["trials"] == 5 and summary["failed"] == 0
+    assert summary["completed"] + summary["stopped"] + summary["rejected"] == 5
+    assert all(p["latency_ms"] <= 0.25 for p in summary["pareto"])
+    assert not (tmp_path / "mlflow.db").exists()  # --tracking-uri was used instead
