@@ -489,10 +489,11 @@ def search(
     err.print(f"[bold]{cfg.name}[/]: {cfg.trials} trials of {cfg.strategy.name} on "
               f"{cfg.space.name} ({cfg.hardware.profile}, estimator {cfg.hardware.estimator}), "
               f"data {cfg.task.dataset}; MLflow {cfg.tracking.uri} "
-              f"(experiment {cfg.tracking.experiment})", highlight=False)
+              f"(experiment {cfg.tracking.experiment})", highlight=False, soft_wrap=True)
     with _search_progress(cfg.trials) as on_update:
-        summary = run_search(cfg, address=address, on_update=on_update,
-                             prepared=prepared)
+        with open(os.devnull, "w") as quiet:  # Tune's banners; its state and logs stay on disk
+            summary = run_search(cfg, address=address, on_update=on_update, prepared=prepared,
+                                 tune_output=quiet)
     if as_json:
         _emit_json(summary.to_json())
         return
@@ -504,7 +505,11 @@ def search(
         table.add_row(f"{p['latency_ms']:.4f}", f"{p['accuracy']:.4f}", _si(p["params"]),
                       _mib(p["peak_activation_bytes"]), _si(p["macs"]), str(p["epochs"]),
                       p["arch"])
-    out.print(table)
+    if summary.pareto:
+        out.print(table)
+    else:
+        out.print("No trained candidate: every trial was rejected or failed (loosen the budgets "
+                  "or add trials).")
     out.print(f"{summary.trials} trials: {summary.completed} completed, {summary.stopped} "
               f"stopped early by ASHA, {summary.rejected} rejected before training, "
               f"{summary.failed} failed; hypervolume {summary.hypervolume:.4f} (reference "
@@ -512,6 +517,7 @@ def search(
     out.print(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment}, "
               f"{summary.tracking_uri}); browse with: mlflow ui --backend-store-uri "
               f"{summary.tracking_uri}", highlight=False)
+    out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
 
 
 class _search_progress:  # noqa: N801 - used as a context manager factory

@@ -53,6 +53,7 @@ class SearchSummary:
     hypervolume: float
     reference_ms: float
     seconds: float
+    tune_path: str = ""
     pareto: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -62,7 +63,7 @@ class SearchSummary:
                 "rejected": self.rejected, "failed": self.failed,
                 "pareto": [{k: p[k] for k in FRONT_KEYS} for p in self.pareto],
                 "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "tune_path": self.tune_path}
 
 
 def prepare(config: SearchConfig) -> Prepared:
@@ -187,6 +188,7 @@ def run_search(config: SearchConfig, *, address: str | None = None,
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
     run_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = Path(config.storage_path).resolve()
 
     with _ray(address, None):
         tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
@@ -201,7 +203,7 @@ def run_search(config: SearchConfig, *, address: str | None = None,
                                         trial_name_creator=_trial_name,
                                         trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
-                name=run_name, storage_path=str(Path(config.storage_path).resolve()),
+                name=run_name, storage_path=str(storage),
                 callbacks=[callback], verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0)),
         )
@@ -223,4 +225,4 @@ def run_search(config: SearchConfig, *, address: str | None = None,
         stopped=tracker.count("stopped"), rejected=tracker.count("rejected"),
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
-        pareto=tracker.front())
+        tune_path=str(storage / run_name), pareto=tracker.front())

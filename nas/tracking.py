@@ -241,6 +241,11 @@ class TrackingCallback(Callback):
         self.tracker, self.arch_of = tracker, arch_of
         self.max_epochs, self.on_update = max_epochs, on_update
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks into the experiment folder (for Tuner.restore); the live
+        # tracker and the progress display (locks, a database client) stay with this process.
+        return {**self.__dict__, "tracker": None, "arch_of": None, "on_update": None}
+
     def _changed(self) -> None:
         if self.on_update is not None:
             self.on_update(self.tracker)

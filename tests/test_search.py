@@ -304,3 +304,19 @@ def test_search_other_strategies(strategy: str, tmp_path: Path) -> None:
     assert summary["completed"] + summary["stopped"] + summary["rejected"] == 5
     assert all(p["latency_ms"] <= 0.25 for p in summary["pareto"])
     assert not (tmp_path / "mlflow.db").exists()  # --tracking-uri was used instead
+
+
+def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> None:
+    """Tune pickles callbacks into its experiment folder; a progress display holds locks."""
+    import pickle
+    import threading
+
+    from nas.tracking import SearchTracker, TrackingCallback
+
+    tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "p", reference_ms=1.0)
+    lock = threading.RLock()
+    callback = TrackingCallback(tracker, str, 3, on_update=lambda t: lock.acquire())
+    copy = pickle.loads(pickle.dumps(callback))
+    assert copy.max_epochs == 3 and copy.tracker is None and copy.on_update is None
+    assert callback.tracker is tracker  # the live object keeps them
+    tracker.close()
