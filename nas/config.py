@@ -92,8 +92,8 @@ class TrainingConfig(_Section):
 class ResourcesConfig(_Section):
     """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit)."""
 
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0, description="fractions (0.25) let trials share one GPU")
     max_concurrent: int | None = Field(None, ge=1)
 
 

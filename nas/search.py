@@ -186,7 +186,7 @@ def run_search(config: SearchConfig, *, address: str | None = None,
     context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
                            prep.num_classes, prep.in_channels)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
-                                    {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+                                    {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     run_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = Path(config.storage_path).resolve()
 

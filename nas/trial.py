@@ -115,9 +115,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                      "rejected": 1, "reject_reason": "; ".join(reasons)})
         return
 
-    cpus = max(1, int(search.resources.cpu))
+    cpus = max(1, int(search.resources.cpus))
     torch.set_num_threads(cpus)
-    use_gpu = search.resources.gpu > 0 and torch.cuda.is_available()
+    use_gpu = search.resources.gpus > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
     from nas.tasks import train
 
