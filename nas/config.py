@@ -94,6 +94,9 @@ class ResourcesConfig(_Section):
 
     cpus: float = Field(1.0, gt=0)
     gpus: float = Field(0.0, ge=0, description="fractions (0.25) let trials share one GPU")
+    max_failures: int = Field(1, ge=0, description="retries of a trial whose worker died or "
+                              "that raised (a lost node); a candidate that fails again is "
+                              "recorded as failed")
     max_concurrent: int | None = Field(None, ge=1)
 
 

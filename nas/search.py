@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import SearchConfig
-from nas.tracking import FRONT_KEYS, SearchTracker
+from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 
@@ -74,6 +74,7 @@ def prepare(config: SearchConfig) -> Prepared:
     from nas.strategies.tune_adapter import create_searcher
     from searchspaces.spaces import get_space
 
+    check_tracking_uri(config.tracking.uri)
     profile = load_profile(config.hardware.profile)
     p = profile.parallelism_factor
     space = get_space(config.space.name, p, config.space.curated)
@@ -205,7 +206,7 @@ def run_search(config: SearchConfig, *, address: str | None = None,
             run_config=tune.RunConfig(
                 name=run_name, storage_path=str(storage),
                 callbacks=[callback], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0)),
+                failure_config=tune.FailureConfig(max_failures=config.resources.max_failures)),
         )
         status = "FAILED"
         try:

@@ -57,6 +57,32 @@ def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when the tracking store cannot be reached: an HTTP server must
+    answer ``/health``; a SQLite file needs an existing folder. (MLflow's own client retries
+    for minutes before giving up.)"""
+    import urllib.error
+    import urllib.request
+
+    if uri.startswith(("http://", "https://")):
+        url = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+                if response.status != 200:
+                    raise ValueError(f"status {response.status}")
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise ValueError(f"MLflow server {uri} is unreachable ({reason}); start it or "
+                             f"pass another --tracking-uri") from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).resolve().parent
+        if not folder.is_dir():
+            raise ValueError(f"tracking URI {uri}: folder {folder} does not exist")
+    elif "://" not in uri:
+        raise ValueError(f"tracking URI {uri!r} is not a URI; use sqlite:///FILE or "
+                         f"http://HOST:PORT")
+
+
 def normalized_hypervolume(points: np.ndarray, reference_ms: float) -> float:
     """Hypervolume of (accuracy, latency_ms) rows relative to the box [0,1] x [0, ref]."""
     if len(points) == 0:
@@ -150,6 +176,8 @@ class SearchTracker:
             else:
                 outcome = "completed"
         self.client.set_tag(run_id, "hwnas.outcome", outcome)
+        if result.get("node_id"):
+            self.client.set_tag(run_id, "hwnas.node_id", result["node_id"])
         if error:
             self.client.set_tag(run_id, "hwnas.error", error[-4000:])
         self._log_metrics(run_id, {k: result[k] for k in RESULT_METRICS if k in result},
@@ -263,6 +291,14 @@ class TrackingCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.tracker.finish_trial(trial.trial_id, trial.last_result, "FINISHED",
                                   self.max_epochs)
+        self._changed()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial that failed and will be retried (``resources.max_failures``)."""
+        run_id = self.tracker.children.get(trial.trial_id)
+        if run_id is not None:
+            error = _trial_error(trial) or ""
+            self.tracker.client.set_tag(run_id, "hwnas.retried_after", error[-4000:])
         self._changed()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

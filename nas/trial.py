@@ -97,6 +97,13 @@ def trial_seed(seed: int, arch: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(arch.encode())) % (2**31)
 
 
+def _node_id() -> str:
+    """The Ray node this trial runs on (several nodes may share one IP address)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Tune function trainable (``tune.with_parameters(run_trial, context=...)``)."""
     import torch
@@ -108,7 +115,8 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
                           context.in_channels)
     base = {"arch": arch.to_string(), "latency_ms": cost.latency_ms, "params": cost.params,
-            "peak_activation_bytes": cost.peak_activation_bytes, "macs": cost.macs}
+            "peak_activation_bytes": cost.peak_activation_bytes, "macs": cost.macs,
+            "node_id": _node_id()}
     reasons = cost.violations(search.budgets)
     if reasons:
         tune.report({**base, "accuracy": 0.0, "epochs": 0, "train_seconds": 0.0,
