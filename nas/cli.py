@@ -472,15 +472,45 @@ def search(
         "directory; http://HOST:PORT for a server).")] = None,
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (e.g. 127.0.0.1:6379); default: start a local Ray.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Continue an interrupted search: its run name (NAME-YYYYmmdd-HHMMSS), its search "
+        "name (the latest run of that name) or its Ray Tune folder. It keeps its saved config "
+        "(--config only says where storage_path is); finished trials are not run again.")
+                      ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search architectures: propose with a strategy, reject over-budget candidates with the
     latency estimator and memory model, train the rest briefly (ASHA stops weak ones), and log
     every trial and the accuracy/latency Pareto front to MLflow."""
     from nas.config import load_config
-    from nas.search import prepare, run_search
+    from nas.search import (
+        STATE_FILE,
+        find_search,
+        load_search_state,
+        prepare,
+        run_search,
+    )
 
     base = load_config(config)
+    if resume is not None:
+        given = [flag for flag, value in (("--strategy", strategy), ("--trials", trials),
+                 ("--epochs", epochs), ("--seed", seed), ("--name", name),
+                 ("--tracking-uri", tracking_uri)) if value is not None]
+        if given:
+            raise ValueError(f"--resume continues a search with its saved config; drop "
+                             f"{', '.join(given)}")
+        folder = Path(resume)
+        if not (folder / STATE_FILE).is_file():
+            folder = find_search(base.storage_path, resume)
+        state = load_search_state(folder)
+        err.print(f"resuming [bold]{state['run_name']}[/] from {folder} (MLflow parent run "
+                  f"{state['parent_run_id']})", highlight=False, soft_wrap=True)
+        total = int(state["config"]["trials"])
+        with _search_progress(total) as on_update, open(os.devnull, "w") as quiet:
+            summary = run_search(address=address, on_update=on_update, tune_output=quiet,
+                                 resume=folder)
+        _print_summary(summary, as_json)
+        return
     other = strategy is not None and strategy != base.strategy.name
     cfg = base.with_overrides(**{
         "strategy.name": strategy, "strategy.params": {} if other else None, "trials": trials,
@@ -494,6 +524,10 @@ def search(
         with open(os.devnull, "w") as quiet:  # Tune's banners; its state and logs stay on disk
             summary = run_search(cfg, address=address, on_update=on_update, prepared=prepared,
                                  tune_output=quiet)
+    _print_summary(summary, as_json)
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
     if as_json:
         _emit_json(summary.to_json())
         return

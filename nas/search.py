@@ -10,6 +10,7 @@ Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are c
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -152,62 +153,130 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_search(config: SearchConfig, *, address: str | None = None,
+STATE_FILE = "hwnas_search.json"
+
+
+def find_search(storage_path: str | Path, name: str) -> Path:
+    """The Tune experiment folder of search ``name``: the exact run name
+    (``quickstart-20261126-214927``) or a search name, whose latest run is taken."""
+    storage = Path(storage_path).resolve()
+    exact = storage / name
+    if (exact / STATE_FILE).is_file():
+        return exact
+    runs = sorted((p for p in storage.glob(f"{name}-*") if (p / STATE_FILE).is_file()),
+                  key=lambda p: p.name)
+    if not runs:
+        raise ValueError(f"no search {name!r} to resume under {storage} (looked for {name} and "
+                         f"{name}-YYYYmmdd-HHMMSS with {STATE_FILE})")
+    return runs[-1]
+
+
+def load_search_state(folder: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((folder / STATE_FILE).read_text())
+        SearchConfig.model_validate(state["config"])
+        return state
+    except (OSError, json.JSONDecodeError, KeyError, ValueError) as err:
+        raise ValueError(f"damaged search state {folder / STATE_FILE}: {err}") from None
+
+
+def run_search(config: SearchConfig | None = None, *, address: str | None = None,
                on_update: Callable[[SearchTracker], None] | None = None,
-               tune_output: Any = None, prepared: Prepared | None = None) -> SearchSummary:
-    """Run the search described by ``config``; ``tune_output`` receives what Ray Tune prints
-    (default: stderr, so stdout stays for results); ``prepared`` is :func:`prepare`'s result
-    when the caller has it already."""
+               tune_output: Any = None, prepared: Prepared | None = None,
+               resume: str | Path | None = None) -> SearchSummary:
+    """Run the search described by ``config``, or continue the one in Tune experiment folder
+    ``resume`` (see :func:`find_search`) with its saved config: trials finished before the
+    driver died are kept (in Tune, in the strategy's restored state and in MLflow), the ones
+    in flight run again, and the search ends with the number of trials it was asked for.
+
+    ``tune_output`` receives what Ray Tune prints (default: stderr, so stdout stays for
+    results); ``prepared`` is :func:`prepare`'s result when the caller has it already."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     from nas.strategies.tune_adapter import create_searcher
-    from nas.tracking import TrackingCallback
+    from nas.tracking import TrackingCallback, register_live
     from nas.trial import TrialContext, run_trial
 
     start = time.perf_counter()
+    state = None
+    if resume is not None:
+        folder = Path(resume)
+        state = load_search_state(folder)
+        config = SearchConfig.model_validate(state["config"])
+    if config is None:
+        raise ValueError("run_search needs a config or a search to resume")
     prep = prepared if prepared is not None and prepared.config == config else prepare(config)
     space = prep.space
-    params = dict(_flat("", config.model_dump()))
-    tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
-            "hwnas.profile": config.hardware.profile, "hwnas.estimator": config.hardware.estimator,
-            "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed)}
     training = config.training
-    searcher = create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
-                               **config.strategy.params)
-    if config.resources.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=config.resources.max_concurrent)
-    if training.asha and training.epochs > training.grace_period:
-        scheduler: Any = ASHAScheduler(time_attr="epochs", metric="accuracy", mode="max",
-                                       max_t=training.epochs, grace_period=training.grace_period,
-                                       reduction_factor=training.reduction_factor)
-    else:
-        scheduler = FIFOScheduler()
     context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
                            prep.num_classes, prep.in_channels)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
-    run_name = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = Path(config.storage_path).resolve()
+    run_name = state["run_name"] if state else f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = storage / run_name if state is None else Path(resume)  # type: ignore[arg-type]
 
+    def arch_of(choices: dict) -> str:
+        return space.from_choices(dict(choices)).to_string()
+
+    # Save Tune's experiment state (trials, searcher) after every event instead of every
+    # 10+ s, so a killed driver loses at most the event in flight (see --resume).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     with _ray(address, None):
-        tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
-                                prep.reference_ms, params=params, tags=tags,
-                                budget_ms=config.budgets.latency_ms)
-        callback = TrackingCallback(tracker, lambda c: space.from_choices(dict(c)).to_string(),
-                                    training.epochs, on_update)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                        num_samples=config.trials, reuse_actors=True,
-                                        trial_name_creator=_trial_name,
-                                        trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(
-                name=run_name, storage_path=str(storage),
-                callbacks=[callback], verbose=0,
-                failure_config=tune.FailureConfig(max_failures=config.resources.max_failures)),
-        )
+        if state is not None:
+            tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
+                                    prep.reference_ms, budget_ms=config.budgets.latency_ms,
+                                    resume_run_id=state["parent_run_id"])
+            register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
+            tuner = tune.Tuner.restore(str(folder), trainable=trainable,
+                                       resume_unfinished=True, resume_errored=False)
+            # Tune's saved state is the truth: a trial MLflow saw finish after Tune's last
+            # state save is unknown to Tune and would be counted twice.
+            known = {r.metrics["trial_id"] for r in tuner.get_results()
+                     if r.metrics and "trial_id" in r.metrics}
+            tracker.forget_unknown(known)
+        else:
+            params = dict(_flat("", config.model_dump()))
+            tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
+                    "hwnas.profile": config.hardware.profile,
+                    "hwnas.estimator": config.hardware.estimator,
+                    "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed)}
+            searcher = create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
+                                       **config.strategy.params)
+            if config.resources.max_concurrent:
+                searcher = ConcurrencyLimiter(searcher,
+                                              max_concurrent=config.resources.max_concurrent)
+            if training.asha and training.epochs > training.grace_period:
+                scheduler: Any = ASHAScheduler(
+                    time_attr="epochs", metric="accuracy", mode="max", max_t=training.epochs,
+                    grace_period=training.grace_period,
+                    reduction_factor=training.reduction_factor)
+            else:
+                scheduler = FIFOScheduler()
+            tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
+                                    prep.reference_ms, params=params, tags=tags,
+                                    budget_ms=config.budgets.latency_ms)
+            callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                            num_samples=config.trials, reuse_actors=True,
+                                            trial_name_creator=_trial_name,
+                                            trial_dirname_creator=_trial_name),
+                run_config=tune.RunConfig(
+                    name=run_name, storage_path=str(storage), callbacks=[callback], verbose=0,
+                    failure_config=tune.FailureConfig(
+                        max_failures=config.resources.max_failures)),
+            )
+            # What --resume needs, written before the first trial (atomically).
+            from estimators.latency import atomic_write
+
+            atomic_write(folder / STATE_FILE, json.dumps({
+                "run_name": run_name, "parent_run_id": tracker.parent_id,
+                "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
+                "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
         try:
             with contextlib.redirect_stdout(tune_output or sys.stderr), _sigterm_raises():
@@ -226,4 +295,4 @@ def run_search(config: SearchConfig, *, address: str | None = None,
         stopped=tracker.count("stopped"), rejected=tracker.count("rejected"),
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
-        tune_path=str(storage / run_name), pareto=tracker.front())
+        tune_path=str(folder), pareto=tracker.front())

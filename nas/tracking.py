@@ -103,6 +103,7 @@ class SearchTracker:
     tags: Mapping[str, str] = field(default_factory=dict)
     budget_ms: float | None = None
     plot_every: int = 1
+    resume_run_id: str | None = None  # continue this parent run (``hwnas search --resume``)
 
     def __post_init__(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -111,16 +112,82 @@ class SearchTracker:
             raise ValueError(f"hypervolume reference latency must be > 0, got "
                              f"{self.reference_ms}")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        self.children: dict[str, str] = {}  # trial id -> run id of trials in flight
+        self.finished: list[dict[str, Any]] = []  # last result of every finished trial
+        self.done: set[str] = set()  # trial ids with a finished child run
+        self.hypervolume = 0.0
+        self.closed = False
+        if self.resume_run_id is not None:
+            self._reopen(self.resume_run_id)
+            return
         self.experiment_id = experiment_id(self.client, self.experiment, self.tracking_uri)
         parent = self.client.create_run(self.experiment_id, run_name=self.run_name,
                                         tags={"hwnas.role": "search", **self.tags})
         self.parent_id = parent.info.run_id
         self._log_params(self.parent_id, {**self.params,
                                           "hypervolume_reference_ms": self.reference_ms})
-        self.children: dict[str, str] = {}  # trial id -> run id
-        self.finished: list[dict[str, Any]] = []  # last result of every finished trial
-        self.hypervolume = 0.0
-        self.closed = False
+
+    def _reopen(self, run_id: str) -> None:
+        """Continue a search's parent run after its driver died: finished children are kept
+        (their trials are never run again, see :meth:`start_trial`); children that were in
+        flight end ``KILLED`` (their trials restart under a new child run)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            parent = self.client.get_run(run_id)
+        except MlflowException as err:
+            raise ValueError(f"cannot resume: MLflow run {run_id} not found in "
+                             f"{self.tracking_uri} ({err.error_code})") from None
+        self.parent_id = run_id
+        self.experiment_id = parent.info.experiment_id
+        resumed = int(parent.data.tags.get("hwnas.resumed", "0")) + 1
+        self.client.set_tag(run_id, "hwnas.resumed", str(resumed))
+        self.client.update_run(run_id, status="RUNNING")
+        ints = ("params", "peak_activation_bytes", "macs", "epochs", "rejected")
+        for run in self._child_runs():
+            trial_id = run.data.tags.get("hwnas.trial_id", "")
+            outcome = run.data.tags.get("hwnas.outcome")
+            if outcome in ("completed", "stopped", "rejected", "failed"):
+                result: dict[str, Any] = dict(run.data.metrics)
+                result.update({k: int(result[k]) for k in ints if k in result})
+                result["arch"] = run.data.params.get("arch", "")
+                self.finished.append({**result, "trial_id": trial_id,
+                                      "run_id": run.info.run_id, "outcome": outcome})
+                self.done.add(trial_id)
+            elif run.info.status == "RUNNING" or outcome is None:
+                self.client.set_tag(run.info.run_id, "hwnas.outcome", "killed")
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+        points = self.candidates()
+        values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
+        self.hypervolume = normalized_hypervolume(values, self.reference_ms)
+
+    def forget_unknown(self, known_trial_ids: set[str]) -> None:
+        """After a resume: finished children of trials the restored Tune state has no result
+        for are set aside (``KILLED``, outcome ``lost``; their data stays) so every trial Tune
+        counts has exactly one finished child run."""
+        keep = []
+        for row in self.finished:
+            if row["trial_id"] in known_trial_ids:
+                keep.append(row)
+                continue
+            self.client.set_tag(row["run_id"], "hwnas.outcome", "lost")
+            self.client.update_run(row["run_id"], status="KILLED")
+            self.done.discard(row["trial_id"])
+        self.finished = keep
+        points = self.candidates()
+        values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
+        self.hypervolume = normalized_hypervolume(values, self.reference_ms)
+
+    def _child_runs(self) -> list[Any]:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent_id}'",
+                max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
 
     # -- runs ---------------------------------------------------------------------------------
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
@@ -140,8 +207,13 @@ class SearchTracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
-    def start_trial(self, trial_id: str, arch: str, config: Mapping[str, Any]) -> str:
+    def start_trial(self, trial_id: str, arch: str, config: Mapping[str, Any]) -> str | None:
+        """Open the trial's child run; ``None`` for a trial that already has a finished one
+        (Tune re-runs a trial it had not recorded as finished when its driver died)."""
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        if trial_id in self.done:
+            return None
 
         run = self.client.create_run(
             self.experiment_id, run_name=f"{self.run_name}/{trial_id}",
@@ -183,6 +255,7 @@ class SearchTracker:
         self._log_metrics(run_id, {k: result[k] for k in RESULT_METRICS if k in result},
                           int(result.get("epochs", 0)))
         self.client.set_terminated(run_id, status=status)
+        self.done.add(trial_id)
         self.finished.append({**result, "trial_id": trial_id, "run_id": run_id,
                               "outcome": outcome})
         self._update_front()
@@ -260,41 +333,64 @@ def _trial_error(trial: Any) -> str | None:
         return None
 
 
+_LIVE: dict[str, tuple[SearchTracker, Callable[[dict], str],
+                       Callable[[SearchTracker], None] | None]] = {}
+
+
 class TrackingCallback(Callback):
     """Feeds a :class:`SearchTracker` from Ray Tune's driver-side callback hooks and calls
-    ``on_update(tracker)`` after every change (the CLI's progress display hangs there)."""
+    ``on_update(tracker)`` after every change (the CLI's progress display hangs there).
+
+    Tune pickles its callbacks into the experiment folder and ``Tuner.restore`` unpickles them;
+    the live parts (database client, progress display) never travel: they are looked up by
+    ``key`` in this process, so a resumed search registers its new tracker under the same key
+    (:func:`register_live`) before restoring."""
 
     def __init__(self, tracker: SearchTracker, arch_of: Callable[[dict], str], max_epochs: int,
                  on_update: Callable[[SearchTracker], None] | None = None) -> None:
-        self.tracker, self.arch_of = tracker, arch_of
-        self.max_epochs, self.on_update = max_epochs, on_update
+        self.key, self.max_epochs = tracker.run_name, max_epochs
+        register_live(tracker, arch_of, on_update)
+        self._attach()
+
+    def _attach(self) -> None:
+        self.tracker, self.arch_of, self.on_update = _LIVE.get(self.key, (None, None, None))
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its callbacks into the experiment folder (for Tuner.restore); the live
-        # tracker and the progress display (locks, a database client) stay with this process.
-        return {**self.__dict__, "tracker": None, "arch_of": None, "on_update": None}
+        return {"key": self.key, "max_epochs": self.max_epochs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._attach()
 
     def _changed(self) -> None:
         if self.on_update is not None:
             self.on_update(self.tracker)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.tracker is None:
+            return
         if trial.trial_id not in self.tracker.children:
             self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
         self._changed()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
+        if self.tracker is None:
+            return
         self.tracker.log_epoch(trial.trial_id, result)
         self._changed()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.tracker is None:
+            return
         self.tracker.finish_trial(trial.trial_id, trial.last_result, "FINISHED",
                                   self.max_epochs)
         self._changed()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial that failed and will be retried (``resources.max_failures``)."""
+        if self.tracker is None:
+            return
         run_id = self.tracker.children.get(trial.trial_id)
         if run_id is not None:
             error = _trial_error(trial) or ""
@@ -302,6 +398,15 @@ class TrackingCallback(Callback):
         self._changed()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if self.tracker is None:
+            return
         self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
                                   error=_trial_error(trial))
         self._changed()
+
+
+def register_live(tracker: SearchTracker, arch_of: Callable[[dict], str],
+                  on_update: Callable[[SearchTracker], None] | None = None) -> None:
+    """Make ``tracker`` the live target of every :class:`TrackingCallback` keyed by its run
+    name in this process (including ones ``Tuner.restore`` unpickles)."""
+    _LIVE[tracker.run_name] = (tracker, arch_of, on_update)

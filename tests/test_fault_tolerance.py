@@ -66,3 +66,74 @@ def test_unreachable_mlflow_server_fails_before_any_trial(tmp_path: Path) -> Non
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and f"MLflow server {uri} is unreachable" in proc.stderr
     assert not (tmp_path / "ray").exists()  # no trial, not even Ray's experiment folder
+
+
+def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Path) -> None:
+    """SIGKILL the whole driver (and its local Ray) after a few trials, then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from collections import Counter
+
+    from mlflow.tracking import MlflowClient
+
+    path = small_config(tmp_path, trials=8)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
+         "search", "--config", str(path), "--name", "killme"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert time.monotonic() < deadline, "no 3 trials finished within 180 s"
+            assert proc.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+            exp = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name(
+                "quickstart")
+            if exp and len(client.search_runs(
+                    [exp.experiment_id], "tags.`hwnas.outcome` = 'completed'")) >= 3:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+        proc.wait(30)
+    folder = next((tmp_path / "ray").glob("killme-*"))
+    first = json.loads(next(folder.glob("searcher-state-*")).read_text())["strategy"]
+    assert first["told"] >= 1 and first["population"]  # saved with Tune's state, per event
+
+    resumed = run_cli("search", "--resume", "killme", "--config", str(path), "--json",
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)
+    assert summary["trials"] == 8 and summary["failed"] == 0
+
+    runs = client.search_runs([exp.experiment_id], max_results=200)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    trials = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
+    finished = Counter(r.data.tags["hwnas.trial_id"] for r in trials
+                       if r.info.status == "FINISHED")
+    assert len(finished) == 8 and set(finished.values()) == {1}  # none lost, none duplicated
+    interrupted = [r for r in trials if r.info.status != "FINISHED"]
+    assert all(r.data.tags["hwnas.outcome"] in ("killed", "lost") for r in interrupted)
+    [parent] = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["hwnas.resumed"] == "1"
+    steps = [m.step for m in client.get_metric_history(parent.info.run_id, "hypervolume")]
+    assert steps[-1] == 8
+
+    # the strategy continued from its saved population rather than starting over
+    states = sorted(folder.glob("searcher-state-*"))
+    assert len(states) == 2
+    last = json.loads(states[-1].read_text())
+    assert last["strategy"]["told"] == 8 and last["suggested"] == 8
+    assert {json.dumps(c, sort_keys=True) for c, _ in first["population"]} <= set(
+        last["strategy"]["seen"])
+
+
+def test_resume_unknown_search_is_one_line(tmp_path: Path) -> None:
+    path = small_config(tmp_path)
+    proc = run_cli("search", "--resume", "nothing-here", "--config", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and "no search 'nothing-here' to resume" in proc.stderr
+    proc = run_cli("search", "--resume", "x", "--trials", "3", cwd=tmp_path)
+    assert proc.returncode == 2 and "drop --trials" in proc.stderr

@@ -316,7 +316,13 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "p", reference_ms=1.0)
     lock = threading.RLock()
     callback = TrackingCallback(tracker, str, 3, on_update=lambda t: lock.acquire())
-    copy = pickle.loads(pickle.dumps(callback))
-    assert copy.max_epochs == 3 and copy.tracker is None and copy.on_update is None
-    assert callback.tracker is tracker  # the live object keeps them
+    blob = pickle.dumps(callback)  # the lock and the database client are not in it
+    copy = pickle.loads(blob)
+    assert copy.max_epochs == 3 and copy.tracker is tracker  # re-attached by run name
+    from nas import tracking
+
+    tracking._LIVE.pop(tracker.run_name)  # in a process without that search: detached
+    orphan = pickle.loads(blob)
+    assert orphan.tracker is None and orphan.on_update is None
+    orphan.on_trial_start(0, [], object())  # a detached callback does nothing
     tracker.close()
