@@ -115,12 +115,16 @@ def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "logging_level": logging.WARNING, "configure_logging": True}
+    kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"cannot connect to the Ray cluster at {address}: {first}"
+                             ) from None
     else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, **kwargs)
+        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, **kwargs)
     try:
         yield
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -111,6 +112,9 @@ class SearchTracker:
         if not self.reference_ms > 0:
             raise ValueError(f"hypervolume reference latency must be > 0, got "
                              f"{self.reference_ms}")
+        # MLflow prints a "View run ... at: URL" line per ended run to stdout (server URIs);
+        # stdout belongs to the command's results (--json).
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.children: dict[str, str] = {}  # trial id -> run id of trials in flight
         self.finished: list[dict[str, Any]] = []  # last result of every finished trial
