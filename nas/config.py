@@ -120,7 +120,16 @@ class SearchConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()
-    storage_path: str = Field("ray_results", description="where Ray Tune keeps trial state")
+    storage_path: str = Field("ray_results", description="where Ray Tune keeps trial state "
+                              "(a shared mount on a cluster, for --resume)")
+
+    @field_validator("storage_path")
+    @classmethod
+    def _local_storage(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError(f"storage_path must be a filesystem path (on a cluster, a shared "
+                             f"mount such as NFS), not the URI {value!r}")
+        return value
 
     @field_validator("strategy")
     @classmethod

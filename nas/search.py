@@ -109,13 +109,15 @@ def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 @contextlib.contextmanager
 def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
-    """Connect to ``address`` or start a local Ray (shut down afterwards if started here)."""
+    """Connect to ``address`` (or ``$RAY_ADDRESS``) or start a local Ray (shut down afterwards
+    if started here)."""
     import ray
 
     if ray.is_initialized():
         yield
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    address = address or os.environ.get("RAY_ADDRESS")  # set inside `ray job submit`
     if address:
         try:
             ray.init(address=address, **kwargs)
@@ -124,7 +126,9 @@ def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
             raise ValueError(f"cannot connect to the Ray cluster at {address}: {first}"
                              ) from None
     else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False, **kwargs)
+        # "local": a fresh Ray of our own, even when `ray start` left a cluster on this host
+        ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
+                 **kwargs)
     try:
         yield
     finally:

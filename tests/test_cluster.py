@@ -104,6 +104,14 @@ class Cluster:
 
     def stop(self) -> None:
         kill(cluster_pids(self.port) | self.head_pids | self.worker_pids)
+        # `ray start` recorded this cluster as the host's current one; later `ray.init()`
+        # calls would try to join the dead cluster
+        current = Path("/tmp/ray/ray_current_cluster")
+        try:
+            if current.read_text().strip().endswith(f":{self.port}"):
+                current.unlink()
+        except OSError:
+            pass
 
 
 class MlflowServer:

@@ -32,7 +32,7 @@ def lookup(config: dict[str, Any]) -> None:
 def local_ray() -> Any:
     here = Path(__file__).resolve().parent
     # workers import this module's trainable by name: give them the repo and tests folders
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=200 * 2**20,
              runtime_env={"env_vars": {"PYTHONPATH": f"{here.parent}:{here}"}})
     yield
