@@ -94,7 +94,9 @@ def main() -> None:
     reference, maximize = (0.0, 1.0), (True, False)
     true = hypervolume_2d(norm, reference, maximize)
     budgets = [b for b in BUDGETS if b <= args.budget] or [args.budget]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # address="local": always a fresh private instance, never a cluster some other process
+    # started on this machine (whose CPUs and code path would not be ours).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     results: dict[str, dict[int, list[float]]] = {}
     try:

@@ -101,6 +101,9 @@ class ResourcesConfig(_Section):
 
 
 class TrackingConfig(_Section):
+    """Credentials never go in the URI (it is logged and saved for --resume): MLflow reads
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``."""
+
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "hwnas"
     reference_latency_ms: float | None = Field(
@@ -122,6 +125,16 @@ class SearchConfig(_Section):
     tracking: TrackingConfig = TrackingConfig()
     storage_path: str = Field("ray_results", description="where Ray Tune keeps trial state "
                               "(a shared mount on a cluster, for --resume)")
+
+    @field_validator("tracking")
+    @classmethod
+    def _no_credentials(cls, value: TrackingConfig) -> TrackingConfig:
+        from urllib.parse import urlsplit
+
+        if "@" in (urlsplit(value.uri).netloc or ""):
+            raise ValueError("the tracking URI holds credentials; set MLFLOW_TRACKING_USERNAME "
+                             "and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) instead")
+        return value
 
     @field_validator("storage_path")
     @classmethod

@@ -50,6 +50,7 @@ def test_defaults_and_overrides() -> None:
     ({"training": {"epochs": "many"}}, "training.epochs"),
     ([1, 2], "mapping"),
     ({"storage_path": "s3://bucket/runs"}, "shared mount"),
+    ({"tracking": {"uri": "http://alice:s3cret@mlflow:5000"}}, "MLFLOW_TRACKING_PASSWORD"),
 ])
 def test_bad_config_is_one_line_naming_the_field(data: Any, fragment: str) -> None:
     with pytest.raises(ValueError) as info:
