@@ -113,6 +113,49 @@ def space_show(
     out.print(table)
 
 
+@space_app.command("landscape")
+def space_landscape(
+    name: Annotated[str, typer.Argument(help=f"Space: {', '.join(SPACES)}.")],
+    estimator: Annotated[str, typer.Option(
+        "--estimator", "-e", help="Estimator folder, or the name of a shipped one, built for "
+        "this space.")],
+    parallelism_factor: Annotated[int | None, typer.Option(
+        "--parallelism-factor", "-p", min=1, help="P of the curated space (default: the "
+        "estimator's).")] = None,
+    stages: Annotated[str | None, typer.Option(help="Stages to sweep, e.g. 3,5 (default: all)."
+                                               )] = None,
+    kinds: Annotated[str, typer.Option(help="Block kinds to sweep.")] = "ibn,fibn,conv",
+    starts: Annotated[int, typer.Option(min=0, help="Random starts of the greedy channel "
+                                        "descents (0 skips them).")] = 32,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the descents' starts.")] = 0,
+    png: Annotated[Path | None, typer.Option(help="Write the latency-vs-channels plot here.")
+                   ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why curation helps: latency against channel count per stage and block kind, uncurated
+    (step 1) against curated (multiples of P), with roughness measures (share of unit steps
+    that go down, local minima) and the local minima a greedy descent over channels meets."""
+    from searchspaces.landscape import landscape_report, plot_landscape
+
+    def numbers(text: str, what: str) -> list[int]:
+        try:
+            return [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+    report = landscape_report(
+        name, estimator, parallelism_factor,
+        numbers(stages, "--stages") if stages is not None else None,
+        [k.strip() for k in kinds.split(",") if k.strip()], seed, starts)
+    written = plot_landscape(report, png) if png is not None else None
+    if as_json:
+        _emit_json({**report.to_dict(), "png": str(written) if written else None})
+        return
+    out.print(report.table(), highlight=False)
+    if written is not None:
+        out.print(f"plot: {written}", highlight=False)
+
+
 @space_app.command("sample")
 def space_sample(
     name: Annotated[str, typer.Argument(help=f"Space name: {', '.join(SPACES)}.")],
