@@ -597,6 +597,62 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
 
 
+@app.command("compare")
+def compare(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Search config (YAML) shared by every search.")] = None,
+    strategies: Annotated[str, typer.Option(
+        help="Comma-separated: evolution, random, optuna-nsga2, optuna-tpe.")
+                          ] = "evolution,optuna-nsga2,optuna-tpe,random",
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..K-1 per strategy.")] = 3,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per search (default: the "
+                                               "config's).")] = None,
+    surrogate: Annotated[bool, typer.Option(
+        help="Score candidates with the training-free NASWOT proxy (nas/surrogate.py) instead "
+        "of training: many seeds in minutes.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report, plots "
+                                          "and tables.")] = Path("comparisons"),
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking "
+                                                     "URI (default: the config's).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare search strategies: every strategy x seed with the same budget, each its own MLflow
+    search run under one comparison run; hypervolume-vs-trials and Pareto-front plots, a table
+    and an HTML report."""
+    from nas.compare import TARGET, run_comparison
+    from nas.config import load_config
+
+    cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+
+    def progress(strategy: str, seed: int, summary: Any) -> None:
+        if summary is None:
+            err.print(f"search {strategy} seed {seed} ...", highlight=False)
+        else:
+            err.print(f"search {strategy} seed {seed}: hypervolume {summary.hypervolume:.4f} "
+                      f"({summary.trials} trials, {summary.seconds:.0f} s)", highlight=False)
+
+    with open(os.devnull, "w") as quiet:
+        result = run_comparison(cfg, names, seeds, trials=trials, surrogate=surrogate,
+                                out_dir=out_dir, address=address, on_search=progress,
+                                tune_output=quiet)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    table = Table("strategy", "seeds", "final HV median [IQR]", f"trials to {TARGET:.0%}",
+                  "s/search", box=box.SIMPLE, title=f"{result.comparison_id} "
+                  f"(best HV {result.best_hv:.4f})")
+    for r in result.results:
+        reach = (f"{r.trials_to_target:.0f} ({r.reached}/{r.seeds})"
+                 if r.trials_to_target is not None else "never")
+        table.add_row(r.strategy, str(r.seeds), f"{r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
+                      f"{r.final_hv[2]:.4f}]", reach, f"{r.seconds:.0f}")
+    out.print(table)
+    out.print(f"report: {result.report}; MLflow comparison run {result.run_id}",
+              highlight=False)
+
+
 class _search_progress:  # noqa: N801 - used as a context manager factory
     """A live progress bar on a terminal; one line per finished trial otherwise."""
 

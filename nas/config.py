@@ -87,6 +87,8 @@ class TrainingConfig(_Section):
     asha: bool = True
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(3.0, gt=1)
+    surrogate: bool = Field(False, description="score candidates with the training-free NASWOT "
+                            "proxy (nas/surrogate.py) instead of training them")
 
 
 class ResourcesConfig(_Section):

@@ -56,6 +56,8 @@ class SearchSummary:
     seconds: float
     tune_path: str = ""
     pareto: list[dict[str, Any]] = field(default_factory=list)
+    curve: list[float] = field(default_factory=list)  # hypervolume after each finished trial
+    points: list[dict[str, Any]] = field(default_factory=list)  # every trained candidate
 
     def to_json(self) -> dict[str, Any]:
         return {"parent_run_id": self.parent_run_id, "experiment": self.experiment,
@@ -191,14 +193,17 @@ def load_search_state(folder: Path) -> dict[str, Any]:
 def run_search(config: SearchConfig | None = None, *, address: str | None = None,
                on_update: Callable[[SearchTracker], None] | None = None,
                tune_output: Any = None, prepared: Prepared | None = None,
-               resume: str | Path | None = None) -> SearchSummary:
+               resume: str | Path | None = None, extra_tags: dict[str, str] | None = None,
+               nest_under: str | None = None) -> SearchSummary:
     """Run the search described by ``config``, or continue the one in Tune experiment folder
     ``resume`` (see :func:`find_search`) with its saved config: trials finished before the
     driver died are kept (in Tune, in the strategy's restored state and in MLflow), the ones
     in flight run again, and the search ends with the number of trials it was asked for.
 
     ``tune_output`` receives what Ray Tune prints (default: stderr, so stdout stays for
-    results); ``prepared`` is :func:`prepare`'s result when the caller has it already."""
+    results); ``prepared`` is :func:`prepare`'s result when the caller has it already;
+    ``extra_tags`` go on the parent run, which ``nest_under`` (a run id) nests under another
+    run (``hwnas compare``)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -250,7 +255,10 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
                     "hwnas.profile": config.hardware.profile,
                     "hwnas.estimator": config.hardware.estimator,
-                    "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed)}
+                    "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed),
+                    **(extra_tags or {})}
+            if nest_under:
+                tags["mlflow.parentRunId"] = nest_under
             searcher = create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
                                        **config.strategy.params)
             if config.resources.max_concurrent:
@@ -303,4 +311,5 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         stopped=tracker.count("stopped"), rejected=tracker.count("rejected"),
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
-        tune_path=str(folder), pareto=tracker.front())
+        tune_path=str(folder), pareto=tracker.front(), curve=list(tracker.curve),
+        points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()])

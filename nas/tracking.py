@@ -40,7 +40,7 @@ from nas.pareto import hypervolume_2d, pareto_mask
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
 RESULT_METRICS = ("accuracy", "latency_ms", "params", "peak_activation_bytes", "macs", "epochs",
-                  "train_seconds", "rejected", "train_loss", "val_loss")
+                  "train_seconds", "rejected", "train_loss", "val_loss", "surrogate")
 EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds")
 
 
@@ -120,6 +120,7 @@ class SearchTracker:
         self.finished: list[dict[str, Any]] = []  # last result of every finished trial
         self.done: set[str] = set()  # trial ids with a finished child run
         self.hypervolume = 0.0
+        self.curve: list[float] = []  # hypervolume after each trial finished in this process
         self.closed = False
         if self.resume_run_id is not None:
             self._reopen(self.resume_run_id)
@@ -247,6 +248,8 @@ class SearchTracker:
                 outcome = "rejected"
                 self.client.set_tag(run_id, "hwnas.reject_reason",
                                     result.get("reject_reason", ""))
+            elif result.get("surrogate"):
+                outcome = "completed"  # scored by the training-free proxy
             elif int(result.get("epochs", 0)) < max_epochs:
                 outcome = "stopped"  # by ASHA
             else:
@@ -284,6 +287,7 @@ class SearchTracker:
         points = self.candidates()
         values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
         self.hypervolume = normalized_hypervolume(values, self.reference_ms)
+        self.curve.append(self.hypervolume)
         step = len(self.finished)
         self._log_metrics(self.parent_id, {"hypervolume": self.hypervolume,
                                            "trials_finished": step,

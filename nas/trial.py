@@ -104,6 +104,26 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
+def _report_surrogate(task: Any, arch: Architecture, seed: int, base: dict[str, Any]) -> None:
+    """Score ``arch`` untrained with the NASWOT proxy on 32 training images (seeded)."""
+    import time
+
+    import torch
+    from ray import tune
+
+    from nas.surrogate import surrogate_accuracy
+
+    start = time.perf_counter()
+    data = task.data(arch.resolution)
+    picks = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:32]
+    images = torch.stack([data.train[int(i)][0] for i in picks])
+    torch.manual_seed(seed)
+    accuracy = surrogate_accuracy(task.model(arch, data), images)
+    tune.report({**base, "accuracy": accuracy, "epochs": 0, "surrogate": 1,
+                 "train_seconds": time.perf_counter() - start, "rejected": 0,
+                 "reject_reason": ""})
+
+
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Tune function trainable (``tune.with_parameters(run_trial, context=...)``)."""
     import torch
@@ -130,6 +150,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     from nas.tasks import train
 
     task = _task(search.task.model_dump_json(), search.seed)
+    if search.training.surrogate:
+        _report_surrogate(task, arch, trial_seed(search.seed, base["arch"]), base)
+        return
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         tune.report({**base, **metrics, "epochs": epoch, "rejected": 0, "reject_reason": ""})

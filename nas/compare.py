@@ -1,0 +1,243 @@
+"""Compare search strategies on one config: every strategy x seed, the same budget.
+
+``hwnas compare`` runs :func:`~nas.search.run_search` once per strategy and seed, each its own
+MLflow search run nested under one *comparison* run and tagged ``hwnas.comparison_id``. All
+searches share the config, so the hypervolume reference point is the same and the curves compare
+directly. The comparison run gets:
+
+- ``hypervolume.png``: hypervolume against trials, median and interquartile band per strategy;
+- ``fronts.png``: each strategy's Pareto front over all its seeds' candidates, overlaid;
+- ``comparison.json`` and ``comparison.md``: per strategy the final hypervolume (median
+  [quartiles]), the trials needed to reach 95% of the best final hypervolume of any run (median
+  over seeds; missing when a seed never got there) and the wall time per search;
+- ``report.html``: all of it in one page (also written to ``--out``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.config import SearchConfig
+from nas.pareto import pareto_mask
+from nas.search import SearchSummary, _ray, run_search
+
+TARGET = 0.95
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    strategy: str
+    seeds: int
+    final_hv: tuple[float, float, float]  # 25th, 50th, 75th percentile
+    trials_to_target: float | None  # median over seeds that got there
+    reached: int  # seeds that got there
+    seconds: float  # median wall time of one search
+    curves: list[list[float]] = field(default_factory=list)
+    front: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    comparison_id: str
+    run_id: str
+    trials: int
+    surrogate: bool
+    best_hv: float
+    results: list[StrategyResult]
+    report: str
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for r in out["results"]:
+            r.pop("curves")
+        return out
+
+
+def _padded(curve: Sequence[float], length: int) -> np.ndarray:
+    values = list(curve)[:length] or [0.0]
+    return np.array(values + [values[-1]] * (length - len(values)))
+
+
+def first_reach(curve: np.ndarray, target: float) -> int | None:
+    """Trials (1-based) after which ``curve`` first reaches ``target``."""
+    hits = np.flatnonzero(curve >= target)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def summarize(strategy: str, runs: Sequence[SearchSummary], trials: int,
+              best: float) -> StrategyResult:
+    curves = [_padded(r.curve, trials) for r in runs]
+    finals = np.array([c[-1] for c in curves])
+    reach = [first_reach(c, TARGET * best) for c in curves]
+    got = [t for t in reach if t is not None]
+    points = [p for r in runs for p in r.points]
+    front = []
+    if points:
+        mask = pareto_mask([[p["accuracy"], p["latency_ms"]] for p in points], (True, False))
+        front = sorted((p for p, keep in zip(points, mask) if keep),
+                       key=lambda p: p["latency_ms"])
+    q = np.percentile(finals, [25, 50, 75])
+    return StrategyResult(strategy, len(runs), (float(q[0]), float(q[1]), float(q[2])),
+                          float(np.median(got)) if got else None, len(got),
+                          float(np.median([r.seconds for r in runs])),
+                          [c.tolist() for c in curves], front)
+
+
+def _markdown(cmp_id: str, results: Sequence[StrategyResult], best: float, trials: int,
+              surrogate: bool) -> str:
+    source = "the NASWOT surrogate" if surrogate else "brief training"
+    lines = [f"# Strategy comparison {cmp_id}", "",
+             f"{trials} trials per search; accuracy from {source}; best final hypervolume of "
+             f"any run {best:.4f}.", "",
+             f"| strategy | seeds | final hypervolume, median [quartiles] | trials to "
+             f"{TARGET:.0%} of best (seeds there) | seconds per search |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        reach = (f"{r.trials_to_target:.0f} ({r.reached}/{r.seeds})"
+                 if r.trials_to_target is not None else f"never (0/{r.seeds})")
+        lines.append(f"| {r.strategy} | {r.seeds} | {r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
+                     f"{r.final_hv[2]:.4f}] | {reach} | {r.seconds:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plots(results: Sequence[StrategyResult], folder: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for r in results:
+        curves = np.array(r.curves)
+        steps = np.arange(1, curves.shape[1] + 1)
+        q25, q50, q75 = np.percentile(curves, [25, 50, 75], axis=0)
+        (line,) = ax.plot(steps, q50, label=f"{r.strategy} ({r.seeds} seeds)")
+        ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("trials")
+    ax.set_ylabel("hypervolume (accuracy x latency)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    hv = folder / "hypervolume.png"
+    fig.savefig(hv)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for r in results:
+        if r.front:
+            xs = [p["latency_ms"] for p in r.front]
+            ys = [p["accuracy"] for p in r.front]
+            ax.step(xs, ys, where="post", marker="o", ms=4, label=r.strategy)
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Pareto fronts (all seeds of each strategy)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fronts = folder / "fronts.png"
+    fig.savefig(fronts)
+    plt.close(fig)
+    return [hv, fronts]
+
+
+def _html(markdown: str, pngs: Sequence[Path], path: Path) -> Path:
+    import base64
+    import html
+
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        elif line.startswith("# "):
+            rows.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.strip() and not line.startswith("|"):
+            rows.append(f"<p>{html.escape(line)}</p>")
+    table = "".join(r for r in rows if r.startswith("<tr>"))
+    text = "".join(r for r in rows if not r.startswith("<tr>"))
+    images = "".join(
+        f'<img alt="{p.stem}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}">' for p in pngs)
+    path.write_text(f"<!doctype html><meta charset=utf-8><title>hwnas comparison</title>"
+                    f"<style>body{{font-family:sans-serif;margin:2em}}td{{border:1px solid #ccc;"
+                    f"padding:4px 8px}}table{{border-collapse:collapse}}</style>{text}"
+                    f"<table>{table}</table>{images}")
+    return path
+
+
+def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, *,
+                   trials: int | None = None, surrogate: bool = False,
+                   out_dir: str | Path = "comparisons", address: str | None = None,
+                   on_search: Callable[[str, int, SearchSummary | None], None] | None = None,
+                   tune_output: Any = None) -> Comparison:
+    """Run every strategy x seed (seeds ``0..seeds-1``) and report (see module docstring)."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.search import prepare
+    from nas.strategies.tune_adapter import SEARCHERS
+    from nas.tracking import check_tracking_uri, experiment_id
+
+    unknown = [s for s in strategies if s not in SEARCHERS]
+    if unknown or not strategies:
+        raise ValueError(f"unknown strategies {', '.join(unknown) or '(none given)'}; known: "
+                         f"{', '.join(SEARCHERS)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})
+    check_tracking_uri(base.tracking.uri)
+    prepare(base)  # every config problem before the first search
+    cmp_id = f"{base.name}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    client = MlflowClient(base.tracking.uri)
+    exp = experiment_id(client, base.tracking.experiment, base.tracking.uri)
+    parent = client.create_run(exp, run_name=cmp_id, tags={
+        "hwnas.role": "comparison", "hwnas.comparison_id": cmp_id,
+        "hwnas.strategies": ",".join(strategies), "hwnas.seeds": str(seeds),
+        "hwnas.surrogate": str(base.training.surrogate)})
+    run_id = parent.info.run_id
+    status = "FAILED"
+    runs: dict[str, list[SearchSummary]] = {s: [] for s in strategies}
+    try:
+        with _ray(address, None):
+            for strategy in strategies:
+                for seed in range(seeds):
+                    if on_search is not None:
+                        on_search(strategy, seed, None)
+                    other = strategy != base.strategy.name
+                    cfg = base.with_overrides(**{
+                        "strategy.name": strategy, "strategy.params": {} if other else None,
+                        "seed": seed, "name": f"{cmp_id}-{strategy}-s{seed}"})
+                    summary = run_search(cfg, extra_tags={"hwnas.comparison_id": cmp_id},
+                                         nest_under=run_id, tune_output=tune_output)
+                    runs[strategy].append(summary)
+                    if on_search is not None:
+                        on_search(strategy, seed, summary)
+        best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
+        results = [summarize(s, runs[s], base.trials, best) for s in strategies]
+        folder = Path(out_dir) / cmp_id
+        folder.mkdir(parents=True, exist_ok=True)
+        markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate)
+        (folder / "comparison.md").write_text(markdown)
+        pngs = _plots(results, folder, f"{cmp_id}: median and IQR over {seeds} seeds")
+        report = _html(markdown, pngs, folder / "report.html")
+        comparison = Comparison(cmp_id, run_id, base.trials, base.training.surrogate, best,
+                                results, str(report.resolve()))
+        (folder / "comparison.json").write_text(json.dumps(comparison.to_json(), indent=2))
+        for file in sorted(folder.iterdir()):
+            client.log_artifact(run_id, str(file))
+        for r in results:
+            client.log_metric(run_id, f"final_hypervolume.{r.strategy}", r.final_hv[1])
+        status = "FINISHED"
+        return comparison
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run_id, status=status)

@@ -1,0 +1,75 @@
+"""hwnas compare (real Ray, real SQLite MLflow) and the NASWOT surrogate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, run_cli
+from nas.compare import first_reach
+from nas.surrogate import naswot_score, surrogate_accuracy
+
+
+def test_naswot_bounds_and_separation() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 256), torch.nn.ReLU())
+    images = torch.randn(16, 1, 8, 8)
+    score, units = naswot_score(net, images)
+    assert units == 256 and np.isfinite(score)
+    assert 0.0 < surrogate_accuracy(net, images) <= 1.0
+    # identical inputs give identical patterns: a singular kernel, the lowest proxy
+    same = images[:1].repeat(16, 1, 1, 1)
+    assert surrogate_accuracy(net, same) == 0.0
+    with pytest.raises(ValueError, match="no ReLU"):
+        naswot_score(torch.nn.Linear(2, 2), torch.randn(4, 1, 1, 2))
+    with pytest.raises(ValueError, match="at least 2 images"):
+        naswot_score(net, images[:1])
+
+
+def test_first_reach() -> None:
+    curve = np.array([0.1, 0.5, 0.5, 0.9])
+    assert first_reach(curve, 0.5) == 2 and first_reach(curve, 0.9) == 4
+    assert first_reach(curve, 0.95) is None
+
+
+def test_compare_cli_with_surrogate(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    config.update(storage_path=str(tmp_path / "ray"))
+    config["strategy"]["params"] = {"population_size": 2, "sample_size": 1}
+    config["budgets"] = {}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = run_cli("compare", "--config", str(path), "--strategies", "evolution,random",
+                   "--seeds", "1", "--trials", "3", "--surrogate", "--out",
+                   str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["surrogate"] and result["trials"] == 3
+    assert [r["strategy"] for r in result["results"]] == ["evolution", "random"]
+    for r in result["results"]:
+        assert 0 < r["final_hv"][1] <= result["best_hv"] <= 1 and r["front"]
+    folder = tmp_path / "out" / result["comparison_id"]
+    for name in ("report.html", "hypervolume.png", "fronts.png", "comparison.md",
+                 "comparison.json"):
+        assert (folder / name).stat().st_size > 100, name
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("quickstart")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    searches = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
+    assert len(searches) == 2
+    for run in searches:
+        assert run.data.tags["mlflow.parentRunId"] == result["run_id"]
+        assert run.data.tags["hwnas.comparison_id"] == result["comparison_id"]
+    trials = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
+    assert len(trials) == 6 and all(r.data.metrics["surrogate"] == 1 for r in trials)
+    files = {a.path for a in client.list_artifacts(result["run_id"])}
+    assert {"report.html", "hypervolume.png", "fronts.png", "comparison.json"} <= files
