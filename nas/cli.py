@@ -653,6 +653,58 @@ def compare(
               highlight=False)
 
 
+@app.command("ablation")
+def ablation(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Search config (YAML): task, space, target, training.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per arm (capped at the "
+                                               "arm's space size).")] = None,
+    surrogate: Annotated[bool, typer.Option(help="Use the NASWOT proxy instead of training."
+                                            )] = False,
+    tolerance: Annotated[float, typer.Option(min=0.0, help="Accuracy drop allowed against the "
+                                             "baseline (0.005 = half a point).")] = 0.005,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")
+                       ] = Path("ablations"),
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking "
+                                                     "URI (default: the config's).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The seed work's ablation: from the space's MobileNetV2-shaped baseline, search (a) only
+    the width multiplier, (b) only IBN -> fused-IBN per stage, (c) both; report for each the
+    lowest-latency candidate within the accuracy tolerance of the baseline, its latency
+    reduction and the stages it fused."""
+    from nas.ablation import run_ablation
+    from nas.config import load_config
+
+    cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
+
+    def progress(arm: str, result: Any) -> None:
+        if result is not None:
+            err.print(f"arm {arm}: {result.trials} trials", highlight=False)
+
+    with open(os.devnull, "w") as quiet:
+        result = run_ablation(cfg, trials=trials, surrogate=surrogate, tolerance=tolerance,
+                              out_dir=out_dir, address=address, tune_output=quiet,
+                              on_arm=progress)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    table = Table("arm", "trials", "accuracy", "latency ms", "reduction", "fused stages",
+                  box=box.SIMPLE, title=f"{result.ablation_id}: baseline accuracy "
+                  f"{result.baseline_accuracy:.4f}, {result.baseline_latency_ms:.4f} ms")
+    table.add_column("arch", overflow="fold")
+    for a in result.arms:
+        if a.arch is None:
+            table.add_row(a.arm, str(a.trials), "-", "-", "none within tolerance", "-", "-")
+            continue
+        table.add_row(a.arm, str(a.trials), f"{a.accuracy:.4f}", f"{a.latency_ms:.4f}",
+                      f"{a.reduction:.1%}", ",".join(map(str, a.fused_stages)) or "none",
+                      a.arch)
+    out.print(table)
+    out.print(f"MLflow ablation run {result.run_id}", highlight=False)
+
+
 class _search_progress:  # noqa: N801 - used as a context manager factory
     """A live progress bar on a terminal; one line per finished trial otherwise."""
 

@@ -50,8 +50,13 @@ class TaskConfig(_Section):
 
 
 class SpaceConfig(_Section):
+    """``free`` restricts the search to these dimensions (the others keep the space baseline's
+    values); ``choices`` narrows a free dimension's values (``{s0_block: [ibn, fibn]}``)."""
+
     name: str = "mbv2-small"
     curated: bool = True
+    free: list[str] | None = None
+    choices: dict[str, list[Any]] = Field(default_factory=dict)
 
 
 class HardwareConfig(_Section):

@@ -38,6 +38,8 @@ class Prepared:
     in_channels: int
     reference_ms: float
     baseline_ms: float
+    search_space: Any = None  # what the strategy searches: the space, or a dict of free choices
+    fixed: dict[str, Any] = field(default_factory=dict)  # choices held at the baseline's
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,42 @@ def prepare(config: SearchConfig) -> Prepared:
     data = make_datasets(task.dataset, smallest, data_dir=task.data_dir,
                          val_fraction=task.val_fraction, seed=config.seed, max_train=task.max_train,
                          max_val=task.max_val, download=task.download)
+    search_space, fixed = subspace(space, config.space.free, config.space.choices)
     # Build the searcher once here so a bad strategy parameter fails before Ray starts.
-    create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
+    create_searcher(config.strategy.name, search_space, OBJECTIVES, seed=config.seed,
                     **config.strategy.params)
     baseline_ms = estimator.predict(space.baseline(), data.num_classes, data.in_channels)
     reference = (config.tracking.reference_latency_ms or config.budgets.latency_ms
                  or 2.0 * baseline_ms)
     return Prepared(config, space, p, str(folder.resolve()), data.num_classes, data.in_channels,
-                    float(reference), float(baseline_ms))
+                    float(reference), float(baseline_ms), search_space, fixed)
+
+
+def subspace(space: Any, free: list[str] | None, choices: dict[str, list[Any]]
+             ) -> tuple[Any, dict[str, Any]]:
+    """``(what the strategy searches, the choices held fixed)``: the whole space when ``free``
+    is ``None``, else a dict of the free dimensions' choices (narrowed by ``choices``) with every
+    other dimension at the space baseline's value."""
+    dims = space.dimensions()
+    if free is None:
+        if choices:
+            raise ValueError("space.choices narrows free dimensions; list them in space.free")
+        return space, {}
+    unknown = [k for k in [*free, *choices] if k not in dims]
+    if unknown:
+        raise ValueError(f"space {space.label} has no dimension {', '.join(unknown)}")
+    if not free:
+        raise ValueError("space.free lists no dimension to search")
+    searched = {}
+    for key in free:
+        values = tuple(choices.get(key, dims[key]))
+        bad = [v for v in values if v not in dims[key]]
+        if bad or not values:
+            raise ValueError(f"space.choices.{key}: {bad or 'empty'} not among "
+                             f"{list(dims[key])}")
+        searched[key] = values
+    base = space.to_choices(space.baseline())
+    return searched, {k: v for k, v in base.items() if k not in searched}
 
 
 def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
@@ -224,7 +254,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     space = prep.space
     training = config.training
     context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
-                           prep.num_classes, prep.in_channels)
+                           prep.num_classes, prep.in_channels, prep.fixed)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     storage = Path(config.storage_path).resolve()
@@ -232,7 +262,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     folder = storage / run_name if state is None else Path(resume)  # type: ignore[arg-type]
 
     def arch_of(choices: dict) -> str:
-        return space.from_choices(dict(choices)).to_string()
+        return space.from_choices({**prep.fixed, **choices}).to_string()
 
     # Save Tune's experiment state (trials, searcher) after every event instead of every
     # 10+ s, so a killed driver loses at most the event in flight (see --resume).
@@ -259,7 +289,8 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                     **(extra_tags or {})}
             if nest_under:
                 tags["mlflow.parentRunId"] = nest_under
-            searcher = create_searcher(config.strategy.name, space, OBJECTIVES, seed=config.seed,
+            searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
+                                       seed=config.seed,
                                        **config.strategy.params)
             if config.resources.max_concurrent:
                 searcher = ConcurrencyLimiter(searcher,

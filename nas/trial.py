@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nas.config import BudgetConfig, SearchConfig
@@ -64,6 +64,7 @@ class TrialContext:
     parallelism_factor: int
     num_classes: int
     in_channels: int
+    fixed: dict[str, Any] = field(default_factory=dict)  # choices outside space.free
 
     @functools.cached_property
     def search(self) -> SearchConfig:
@@ -131,7 +132,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     search = context.search
     space = _space(search.space.name, context.parallelism_factor, search.space.curated)
-    arch = space.from_choices(dict(config))
+    arch = space.from_choices({**context.fixed, **config})
     cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
                           context.in_channels)
     base = {"arch": arch.to_string(), "latency_ms": cost.latency_ms, "params": cost.params,

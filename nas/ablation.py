@@ -1,0 +1,166 @@
+"""The seed work's ablation by one command: multiplier search, fusion search, and both.
+
+From the space's MobileNetV2-shaped baseline, three searches each free a different part of the
+genome while everything else stays at the baseline's value:
+
+- ``multiplier``: only the global width multiplier (``width_mult``);
+- ``fusion``: only the IBN -> fused-IBN choice of each stage whose baseline block is an IBN
+  (``sN_block`` in {ibn, fibn});
+- ``both``: the two together.
+
+For each, the answer is the lowest-latency candidate whose accuracy is within ``tolerance``
+(0.5 points by default) of the baseline's, its latency reduction against the baseline, and which
+stages it fused. The seed work (an Amazon study on an edge accelerator) reported 14% / 35% / 53%;
+its finding was that early stages fuse and late ones do not.
+
+Accuracy here is what the config's training gives (or the NASWOT proxy with ``--surrogate``):
+brief training on a small dataset is noisy, so read the tolerance against that noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.config import SearchConfig
+from nas.search import SearchSummary, _ray, prepare, run_search
+
+ARMS = ("multiplier", "fusion", "both")
+
+
+@dataclass(frozen=True)
+class ArmResult:
+    arm: str
+    trials: int
+    arch: str | None  # the chosen candidate (None: none within the tolerance)
+    accuracy: float | None
+    latency_ms: float | None
+    reduction: float | None  # 1 - latency / baseline latency
+    fused_stages: list[int]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Ablation:
+    ablation_id: str
+    run_id: str
+    baseline_arch: str
+    baseline_accuracy: float
+    baseline_latency_ms: float
+    tolerance: float
+    surrogate: bool
+    arms: list[ArmResult]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def arm_space(space: Any, arm: str) -> tuple[list[str], dict[str, list[Any]]]:
+    """``(free dimensions, narrowed choices)`` of one arm."""
+    base = space.to_choices(space.baseline())
+    blocks = [k for k, v in base.items() if k.endswith("_block") and v == "ibn"]
+    fusion = ({k: ["ibn", "fibn"] for k in blocks})
+    if arm == "multiplier":
+        return ["width_mult"], {}
+    if arm == "fusion":
+        return blocks, fusion
+    if arm == "both":
+        return ["width_mult", *blocks], fusion
+    raise ValueError(f"unknown ablation arm {arm!r}; known: {', '.join(ARMS)}")
+
+
+def _size(space: Any, free: list[str], choices: dict[str, list[Any]]) -> int:
+    dims = space.dimensions()
+    return math.prod(len(choices.get(k, dims[k])) for k in free)
+
+
+def pick(points: list[dict[str, Any]], floor: float) -> dict[str, Any] | None:
+    """The lowest-latency point with accuracy >= ``floor``."""
+    ok = [p for p in points if p["accuracy"] >= floor]
+    return min(ok, key=lambda p: p["latency_ms"]) if ok else None
+
+
+def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: bool = False,
+                 tolerance: float = 0.005, out_dir: str | Path = "ablations",
+                 address: str | None = None, tune_output: Any = None,
+                 on_arm: Any = None) -> Ablation:
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import check_tracking_uri, experiment_id
+
+    base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})
+    # the ablation measures latency at equal accuracy: no budget may reject the baseline
+    base = SearchConfig.model_validate({**base.model_dump(), "budgets": {}})
+    check_tracking_uri(base.tracking.uri)
+    space = prepare(base).space
+    baseline = space.baseline()
+    ab_id = f"{base.name}-ablation-{time.strftime('%Y%m%d-%H%M%S')}"
+    client = MlflowClient(base.tracking.uri)
+    exp = experiment_id(client, base.tracking.experiment, base.tracking.uri)
+    run_id = client.create_run(exp, run_name=ab_id, tags={
+        "hwnas.role": "ablation", "hwnas.ablation_id": ab_id,
+        "hwnas.surrogate": str(base.training.surrogate)}).info.run_id
+    status = "FAILED"
+
+    def search(name: str, free: list[str], choices: dict[str, list[Any]],
+               count: int) -> SearchSummary:
+        cfg = base.model_dump()
+        cfg["space"].update(free=free, choices=choices)
+        cfg.update(trials=count, name=f"{ab_id}-{name}")
+        return run_search(SearchConfig.model_validate(cfg), nest_under=run_id,
+                          extra_tags={"hwnas.ablation_id": ab_id, "hwnas.arm": name},
+                          tune_output=tune_output)
+
+    try:
+        with _ray(address, None):
+            width = baseline.width_mult
+            ref = search("baseline", ["width_mult"], {"width_mult": [width]}, 1)
+            if not ref.points:
+                raise ValueError("the baseline itself could not be evaluated (see its MLflow "
+                                 "child run)")
+            base_point = ref.points[0]
+            arms = []
+            for arm in ARMS:
+                if on_arm is not None:
+                    on_arm(arm, None)
+                free, choices = arm_space(space, arm)
+                count = min(base.trials, _size(space, free, choices))
+                summary = search(arm, free, choices, count)
+                best = pick(summary.points + [base_point],
+                            base_point["accuracy"] - tolerance)
+                fused = [] if best is None else _fused(best["arch"])
+                arms.append(ArmResult(
+                    arm, summary.trials, None if best is None else best["arch"],
+                    None if best is None else best["accuracy"],
+                    None if best is None else best["latency_ms"],
+                    None if best is None else 1 - best["latency_ms"] / base_point["latency_ms"],
+                    fused, summary.parent_run_id))
+                if on_arm is not None:
+                    on_arm(arm, arms[-1])
+        result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
+                          base_point["latency_ms"], tolerance, base.training.surrogate, arms)
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{ab_id}.json"
+        path.write_text(json.dumps(result.to_json(), indent=2))
+        client.log_artifact(run_id, str(path))
+        for a in arms:
+            if a.reduction is not None:
+                client.log_metric(run_id, f"reduction.{a.arm}", a.reduction)
+        status = "FINISHED"
+        return result
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run_id, status=status)
+
+
+def _fused(arch: str) -> list[int]:
+    from searchspaces.genome import Architecture
+
+    return [i for i, st in enumerate(Architecture.from_string(arch).stages) if st.block == "fibn"]
