@@ -610,6 +610,10 @@ def compare(
     surrogate: Annotated[bool, typer.Option(
         help="Score candidates with the training-free NASWOT proxy (nas/surrogate.py) instead "
         "of training: many seeds in minutes.")] = False,
+    curation: Annotated[bool, typer.Option(
+        "--curation", help="Run each strategy on the curated space and on its uncurated twin "
+        "(channels step by 1) and report how many trials the curated one needs to reach the "
+        "uncurated one's final hypervolume.")] = False,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report, plots "
                                           "and tables.")] = Path("comparisons"),
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking "
@@ -635,8 +639,8 @@ def compare(
 
     with open(os.devnull, "w") as quiet:
         result = run_comparison(cfg, names, seeds, trials=trials, surrogate=surrogate,
-                                out_dir=out_dir, address=address, on_search=progress,
-                                tune_output=quiet)
+                                curation=curation, out_dir=out_dir, address=address,
+                                on_search=progress, tune_output=quiet)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -649,6 +653,12 @@ def compare(
         table.add_row(r.strategy, str(r.seeds), f"{r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
                       f"{r.final_hv[2]:.4f}]", reach, f"{r.seconds:.0f}")
     out.print(table)
+    for r in result.results:
+        if r.reached_uncurated_final is not None:
+            value = (f"{r.trials_to_uncurated_final:.0f} trials" if r.trials_to_uncurated_final
+                     is not None else "never")
+            out.print(f"{r.strategy} reaches the uncurated final hypervolume in {value} "
+                      f"({r.reached_uncurated_final}/{r.seeds} seeds)", highlight=False)
     out.print(f"report: {result.report}; MLflow comparison run {result.run_id}",
               highlight=False)
 

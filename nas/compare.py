@@ -11,6 +11,10 @@ directly. The comparison run gets:
   [quartiles]), the trials needed to reach 95% of the best final hypervolume of any run (median
   over seeds; missing when a seed never got there) and the wall time per search;
 - ``report.html``: all of it in one page (also written to ``--out``).
+
+With ``curation=True`` every strategy runs on the curated space and on its uncurated twin
+(channels step by 1), and the table adds, per curated variant, the trials it needed to reach the
+uncurated variant's median final hypervolume.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class StrategyResult:
     seconds: float  # median wall time of one search
     curves: list[list[float]] = field(default_factory=list)
     front: list[dict[str, Any]] = field(default_factory=list)
+    # curated variants of a curation comparison: trials (median over seeds) to reach the
+    # uncurated variant's median final hypervolume, and how many seeds got there
+    trials_to_uncurated_final: float | None = None
+    reached_uncurated_final: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,14 @@ def _markdown(cmp_id: str, results: Sequence[StrategyResult], best: float, trial
                  if r.trials_to_target is not None else f"never (0/{r.seeds})")
         lines.append(f"| {r.strategy} | {r.seeds} | {r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
                      f"{r.final_hv[2]:.4f}] | {reach} | {r.seconds:.0f} |")
+    curated = [r for r in results if r.reached_uncurated_final is not None]
+    if curated:
+        lines += ["", "| curated variant | trials to reach the uncurated variant's median final "
+                  "hypervolume (seeds there) |", "|---|---|"]
+        for r in curated:
+            value = (f"{r.trials_to_uncurated_final:.0f}" if r.trials_to_uncurated_final
+                     is not None else "never")
+            lines.append(f"| {r.strategy} | {value} ({r.reached_uncurated_final}/{r.seeds}) |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,8 +189,31 @@ def _html(markdown: str, pngs: Sequence[Path], path: Path) -> Path:
     return path
 
 
+def _label(strategy: str, curated: bool | None) -> str:
+    return strategy if curated is None else f"{strategy} ({'curated' if curated else 'uncurated'})"
+
+
+def _against_uncurated(results: list[StrategyResult]) -> list[StrategyResult]:
+    """Fill ``trials_to_uncurated_final`` of each curated variant."""
+    from dataclasses import replace
+
+    by_label = {r.strategy: r for r in results}
+    out = []
+    for r in results:
+        twin = by_label.get(r.strategy.replace("(curated)", "(uncurated)"))
+        if r.strategy.endswith("(curated)") and twin is not None:
+            target = twin.final_hv[1]
+            reach = [first_reach(np.array(c), target) for c in r.curves]
+            got = [t for t in reach if t is not None]
+            r = replace(r, trials_to_uncurated_final=float(np.median(got)) if got else None,
+                        reached_uncurated_final=len(got))
+        out.append(r)
+    return out
+
+
 def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, *,
                    trials: int | None = None, surrogate: bool = False,
+                   curation: bool = False,
                    out_dir: str | Path = "comparisons", address: str | None = None,
                    on_search: Callable[[str, int, SearchSummary | None], None] | None = None,
                    tune_output: Any = None) -> Comparison:
@@ -203,24 +242,31 @@ def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, 
         "hwnas.surrogate": str(base.training.surrogate)})
     run_id = parent.info.run_id
     status = "FAILED"
-    runs: dict[str, list[SearchSummary]] = {s: [] for s in strategies}
+    variants = [(s, c) for s in strategies for c in ((True, False) if curation else (None,))]
+    runs: dict[str, list[SearchSummary]] = {_label(s, c): [] for s, c in variants}
+    if curation:
+        prepare(base.with_overrides(**{"space.curated": False}))
     try:
         with _ray(address, None):
-            for strategy in strategies:
+            for strategy, curated in variants:
+                label = _label(strategy, curated)
                 for seed in range(seeds):
                     if on_search is not None:
-                        on_search(strategy, seed, None)
+                        on_search(label, seed, None)
                     other = strategy != base.strategy.name
+                    tag = "" if curated is None else ("-curated" if curated else "-uncurated")
                     cfg = base.with_overrides(**{
                         "strategy.name": strategy, "strategy.params": {} if other else None,
-                        "seed": seed, "name": f"{cmp_id}-{strategy}-s{seed}"})
+                        "seed": seed, "name": f"{cmp_id}-{strategy}{tag}-s{seed}",
+                        "space.curated": curated})
                     summary = run_search(cfg, extra_tags={"hwnas.comparison_id": cmp_id},
                                          nest_under=run_id, tune_output=tune_output)
-                    runs[strategy].append(summary)
+                    runs[label].append(summary)
                     if on_search is not None:
-                        on_search(strategy, seed, summary)
+                        on_search(label, seed, summary)
         best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
-        results = [summarize(s, runs[s], base.trials, best) for s in strategies]
+        results = _against_uncurated([summarize(label, rs, base.trials, best)
+                                      for label, rs in runs.items()])
         folder = Path(out_dir) / cmp_id
         folder.mkdir(parents=True, exist_ok=True)
         markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate)
@@ -233,7 +279,8 @@ def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, 
         for file in sorted(folder.iterdir()):
             client.log_artifact(run_id, str(file))
         for r in results:
-            client.log_metric(run_id, f"final_hypervolume.{r.strategy}", r.final_hv[1])
+            name = r.strategy.replace(" (", ".").replace(")", "")  # MLflow: no parentheses
+            client.log_metric(run_id, f"final_hypervolume.{name}", r.final_hv[1])
         status = "FINISHED"
         return comparison
     except KeyboardInterrupt:

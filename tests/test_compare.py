@@ -73,3 +73,16 @@ def test_compare_cli_with_surrogate(tmp_path: Path) -> None:
     assert len(trials) == 6 and all(r.data.metrics["surrogate"] == 1 for r in trials)
     files = {a.path for a in client.list_artifacts(result["run_id"])}
     assert {"report.html", "hypervolume.png", "fronts.png", "comparison.json"} <= files
+
+
+def test_against_uncurated_counts_trials_to_the_twins_final() -> None:
+    from nas.compare import StrategyResult, _against_uncurated
+
+    curated = StrategyResult("evolution (curated)", 2, (0.5, 0.6, 0.7), None, 0, 1.0,
+                             curves=[[0.1, 0.3, 0.6], [0.2, 0.2, 0.2]])
+    uncurated = StrategyResult("evolution (uncurated)", 2, (0.2, 0.3, 0.4), None, 0, 1.0,
+                               curves=[[0.1, 0.2, 0.3], [0.3, 0.3, 0.3]])
+    out = _against_uncurated([curated, uncurated])
+    # target = the uncurated median final 0.3: seed 0 gets there at trial 2, seed 1 never
+    assert out[0].trials_to_uncurated_final == 2 and out[0].reached_uncurated_final == 1
+    assert out[1].trials_to_uncurated_final is None and out[1].reached_uncurated_final is None
