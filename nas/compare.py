@@ -136,15 +136,8 @@ def _plots(results: Sequence[StrategyResult], folder: Path, title: str) -> list[
         q25, q50, q75 = np.percentile(curves, [25, 50, 75], axis=0)
         (line,) = ax.plot(steps, q50, label=f"{r.strategy} ({r.seeds} seeds)")
         ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("trials")
-    ax.set_ylabel("hypervolume (accuracy x latency)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    hv = folder / "hypervolume.png"
-    fig.savefig(hv)
-    plt.close(fig)
+    hv = _save(fig, ax, "trials", "hypervolume (accuracy x latency)", title,
+               folder / "hypervolume.png")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for r in results:
@@ -152,16 +145,23 @@ def _plots(results: Sequence[StrategyResult], folder: Path, title: str) -> list[
             xs = [p["latency_ms"] for p in r.front]
             ys = [p["accuracy"] for p in r.front]
             ax.step(xs, ys, where="post", marker="o", ms=4, label=r.strategy)
-    ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Pareto fronts (all seeds of each strategy)", fontsize=10)
+    fronts = _save(fig, ax, "predicted latency (ms)", "accuracy",
+                   "Pareto fronts (all seeds of each strategy)", folder / "fronts.png")
+    return [hv, fronts]
+
+
+def _save(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fronts = folder / "fronts.png"
-    fig.savefig(fronts)
+    fig.savefig(path)
     plt.close(fig)
-    return [hv, fronts]
+    return path
 
 
 def _html(markdown: str, pngs: Sequence[Path], path: Path) -> Path:
