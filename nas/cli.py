@@ -759,6 +759,14 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
+# -- expert -----------------------------------------------------------------------------------
+# Imported last: the expert modules use the shared options and consoles defined above.
+from nas.expert import cli_explain, cli_mine  # noqa: E402,F401  (they register their commands)
+from nas.expert.app import expert_app  # noqa: E402
+
+app.add_typer(expert_app, name="expert")
+
+
 # -- entry point ------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit status 2."""

@@ -1,0 +1,5 @@
+"""``hwnas expert mine`` (registered on :data:`expert_app`)."""
+
+from __future__ import annotations
+
+from nas.expert.app import expert_app  # noqa: F401
