@@ -54,6 +54,7 @@ class Ablation:
     tolerance: float
     surrogate: bool
     arms: list[ArmResult]
+    plot: str = ""  # the PNG beside the JSON result (also an artifact of the ablation run)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,13 +124,14 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
                 raise ValueError("the baseline itself could not be evaluated (see its MLflow "
                                  "child run)")
             base_point = ref.points[0]
-            arms = []
+            arms, points = [], {}
             for arm in ARMS:
                 if on_arm is not None:
                     on_arm(arm, None)
                 free, choices = arm_space(space, arm)
                 count = min(base.trials, _size(space, free, choices))
                 summary = search(arm, free, choices, count)
+                points[arm] = summary.points
                 best = pick(summary.points + [base_point],
                             base_point["accuracy"] - tolerance)
                 fused = [] if best is None else _fused(best["arch"])
@@ -141,13 +143,17 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
                     fused, summary.parent_run_id))
                 if on_arm is not None:
                     on_arm(arm, arms[-1])
-        result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
-                          base_point["latency_ms"], tolerance, base.training.surrogate, arms)
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
+        png = plot_ablation(base_point, arms, points, tolerance, folder / f"{ab_id}.png",
+                            f"{ab_id} ({base.hardware.profile})")
+        result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
+                          base_point["latency_ms"], tolerance, base.training.surrogate, arms,
+                          str(png))
         path = folder / f"{ab_id}.json"
         path.write_text(json.dumps(result.to_json(), indent=2))
         client.log_artifact(run_id, str(path))
+        client.log_artifact(run_id, str(png))
         for a in arms:
             if a.reduction is not None:
                 client.log_metric(run_id, f"reduction.{a.arm}", a.reduction)
@@ -158,6 +164,49 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
         raise
     finally:
         client.set_terminated(run_id, status=status)
+
+
+def plot_ablation(base: dict[str, Any], arms: list[ArmResult],
+                  points: dict[str, list[dict[str, Any]]], tolerance: float, path: Path,
+                  title: str) -> Path:
+    """Every candidate of every arm (accuracy against latency), the baseline, the accuracy floor
+    and each arm's pick; and the latency reduction of each arm as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = dict(zip(ARMS, ("tab:blue", "tab:orange", "tab:green")))
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(9.6, 4.0), dpi=100,
+                                   gridspec_kw={"width_ratios": (2.2, 1)})
+    for arm in ARMS:
+        pts = points.get(arm, [])
+        ax.scatter([p["latency_ms"] for p in pts], [p["accuracy"] for p in pts], s=16,
+                   alpha=0.55, color=colors[arm], label=f"{arm} ({len(pts)})")
+    for a in arms:
+        if a.arch is not None:
+            ax.scatter([a.latency_ms], [a.accuracy], s=90, facecolors="none",
+                       edgecolors=colors[a.arm], linewidths=1.8, zorder=4)
+    ax.scatter([base["latency_ms"]], [base["accuracy"]], marker="*", s=160, color="black",
+               zorder=5, label="baseline")
+    ax.axhline(base["accuracy"] - tolerance, color="0.3", ls="--", lw=0.8,
+               label=f"baseline - {tolerance:g}")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("candidates; circled: each arm's pick", fontsize=9)
+    values = [0.0 if a.reduction is None else 100 * a.reduction for a in arms]
+    bars.bar([a.arm for a in arms], values, color=[colors[a.arm] for a in arms])
+    for i, v in enumerate(values):
+        bars.text(i, v, f"{v:.1f}%", ha="center", va="bottom", fontsize=8)
+    bars.set_ylabel("latency reduction at equal accuracy (%)")
+    bars.grid(axis="y", alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def _fused(arch: str) -> list[int]:

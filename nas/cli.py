@@ -712,7 +712,7 @@ def ablation(
                       f"{a.reduction:.1%}", ",".join(map(str, a.fused_stages)) or "none",
                       a.arch)
     out.print(table)
-    out.print(f"MLflow ablation run {result.run_id}", highlight=False)
+    out.print(f"plot: {result.plot}; MLflow ablation run {result.run_id}", highlight=False)
 
 
 class _search_progress:  # noqa: N801 - used as a context manager factory

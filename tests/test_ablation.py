@@ -69,3 +69,6 @@ def test_ablation_cli_tiny(tmp_path: Path) -> None:
         assert arm["reduction"] == pytest.approx(
             1 - arm["latency_ms"] / result["baseline_latency_ms"])
     assert (tmp_path / "abl" / f"{result['ablation_id']}.json").is_file()
+    png = Path(result["plot"])
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.parent == tmp_path / "abl"
