@@ -13,6 +13,10 @@ For each, the answer is the lowest-latency candidate whose accuracy is within ``
 stages it fused. The seed work (an Amazon study on an edge accelerator) reported 14% / 35% / 53%;
 its finding was that early stages fuse and late ones do not.
 
+Budgets are off for the baseline; each arm's latency budget is the baseline's predicted latency,
+so a candidate slower than the baseline (which can never be the answer) is rejected by the
+estimator before any training and costs no training time.
+
 Accuracy here is what the config's training gives (or the NASWOT proxy with ``--surrogate``):
 brief training on a small dataset is noisy, so read the tolerance against that noise.
 """
@@ -42,6 +46,7 @@ class ArmResult:
     reduction: float | None  # 1 - latency / baseline latency
     fused_stages: list[int]
     run_id: str
+    rejected: int = 0  # trials the estimator rejected before training (slower than baseline)
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,11 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
     status = "FAILED"
 
     def search(name: str, free: list[str], choices: dict[str, list[Any]],
-               count: int) -> SearchSummary:
+               count: int, budget_ms: float | None = None) -> SearchSummary:
         cfg = base.model_dump()
         cfg["space"].update(free=free, choices=choices)
+        if budget_ms is not None:
+            cfg["budgets"] = {"latency_ms": budget_ms}
         cfg.update(trials=count, name=f"{ab_id}-{name}")
         return run_search(SearchConfig.model_validate(cfg), nest_under=run_id,
                           extra_tags={"hwnas.ablation_id": ab_id, "hwnas.arm": name},
@@ -130,7 +137,10 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
                     on_arm(arm, None)
                 free, choices = arm_space(space, arm)
                 count = min(base.trials, _size(space, free, choices))
-                summary = search(arm, free, choices, count)
+                # A candidate slower than the baseline can never be the answer (the baseline
+                # itself qualifies), so the estimator rejects it before any training.
+                summary = search(arm, free, choices, count,
+                                 budget_ms=base_point["latency_ms"] * (1 + 1e-9))
                 points[arm] = summary.points
                 best = pick(summary.points + [base_point],
                             base_point["accuracy"] - tolerance)
@@ -140,7 +150,7 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
                     None if best is None else best["accuracy"],
                     None if best is None else best["latency_ms"],
                     None if best is None else 1 - best["latency_ms"] / base_point["latency_ms"],
-                    fused, summary.parent_run_id))
+                    fused, summary.parent_run_id, summary.rejected))
                 if on_arm is not None:
                     on_arm(arm, arms[-1])
         folder = Path(out_dir)

@@ -706,9 +706,11 @@ def ablation(
     table.add_column("arch", overflow="fold")
     for a in result.arms:
         if a.arch is None:
-            table.add_row(a.arm, str(a.trials), "-", "-", "none within tolerance", "-", "-")
+            table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", "-", "-",
+                          "none within tolerance", "-", "-")
             continue
-        table.add_row(a.arm, str(a.trials), f"{a.accuracy:.4f}", f"{a.latency_ms:.4f}",
+        table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", f"{a.accuracy:.4f}",
+                      f"{a.latency_ms:.4f}",
                       f"{a.reduction:.1%}", ",".join(map(str, a.fused_stages)) or "none",
                       a.arch)
     out.print(table)
