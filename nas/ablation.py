@@ -15,7 +15,8 @@ its finding was that early stages fuse and late ones do not.
 
 Budgets are off for the baseline; each arm's latency budget is the baseline's predicted latency,
 so a candidate slower than the baseline (which can never be the answer) is rejected by the
-estimator before any training and costs no training time.
+estimator before any training and costs no training time. ASHA is off: every trained candidate
+gets its full epochs, since the answer is read at equal accuracy.
 
 Accuracy here is what the config's training gives (or the NASWOT proxy with ``--surrogate``):
 brief training on a small dataset is noisy, so read the tolerance against that noise.
@@ -98,7 +99,11 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
 
     from nas.tracking import check_tracking_uri, experiment_id
 
-    base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})
+    # ASHA off: every candidate trains its full epochs. The answer is read at equal accuracy,
+    # and a brief training's first epoch says little about its last (a width-0.5 net at chance
+    # after one epoch reached the baseline's accuracy after three).
+    base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None,
+                                    "training.asha": False})
     # the ablation measures latency at equal accuracy: no budget may reject the baseline
     base = SearchConfig.model_validate({**base.model_dump(), "budgets": {}})
     check_tracking_uri(base.tracking.uri)
