@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint clean expert-rules
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ demo: $(STAMP)
 	$(BIN)/hwnas space sample mbv2-small -n 3 --seed 0 --parallelism-factor 32 \
 		--estimator npu32-mbv2-small
 	$(BIN)/hwnas search --config configs/quickstart.yaml
+
+# Regenerates configs/expert_rules_npu32.yaml (+ .md): real quickstart searches (4 strategies x
+# 2 seeds x 16 trials, about 30 min on 2 cores) in rules.db, then the rules mined from them.
+expert-rules: $(STAMP)
+	$(BIN)/hwnas compare --config configs/quickstart.yaml \
+		--strategies evolution,optuna-nsga2,optuna-tpe,random --seeds 2 --trials 16 \
+		--tracking-uri sqlite:///rules.db --out comparisons
+	$(BIN)/hwnas expert mine --experiments quickstart --tracking-uri sqlite:///rules.db \
+		--out configs/expert_rules_npu32.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
