@@ -180,3 +180,22 @@ def test_cli_train_tiny(tmp_path: Path) -> None:
     for key in ("base_accuracy", "accuracy"):
         assert 0.0 <= trained[key] <= 1.0
     assert doc["estimator"].endswith(ESTIMATOR)
+
+
+def test_shipped_rules_load_and_apply_to_a_new_model() -> None:
+    """configs/expert_rules_npu32.yaml (``make expert-rules``) fits the shipped npu32 estimator,
+    says how to regenerate it, has its report beside it, and applies at once."""
+    from conftest import ROOT
+    from nas.expert.rules import load_rules
+
+    path = ROOT / "configs" / "expert_rules_npu32.yaml"
+    rules = load_rules(path)
+    est = LatencyEstimator.load(resolve_estimator(ESTIMATOR))
+    assert (rules.space, rules.profile, rules.parallelism_factor) == (
+        est.space, est.profile, est.parallelism_factor)
+    assert rules.rules and "hwnas expert mine" in rules.source["command"]
+    assert path.with_suffix(".md").is_file()
+    done = apply_rules(resolve_arch("mobilenetv2-cifar"), rules, est, num_classes=CLASSES,
+                       in_channels=CHANNELS)
+    assert done.latency_ms <= done.base_latency_ms
+    Architecture.from_string(done.arch)

@@ -273,13 +273,10 @@ def dataset_shape(config: Any, resolution: int) -> tuple[int, int]:
     return data.num_classes, data.in_channels
 
 
-def train_pair(base: Architecture, new: Architecture, config: Any,
-               device: str | None = None) -> TrainedPair:
-    """Train ``base`` and ``new`` on ``config``'s task with its training settings, the same
-    seed (``config.seed``: same weight-init stream and batch order) and the same epochs, as one
-    search trial trains (:func:`nas.tasks.train`), and return their final validation accuracy.
-    ``device``: "cpu" or "cuda" (default: CUDA where ``config.resources.gpus`` asks for it and
-    one exists). Torch uses ``config.resources.cpus`` threads meanwhile, as a trial does."""
+def train_one(arch: Architecture, config: Any, device: str | None = None) -> dict[str, float]:
+    """Train ``arch`` on ``config``'s task as one search trial trains it (:func:`nas.tasks.train`,
+    seed ``config.seed``, torch at ``config.resources.cpus`` threads); the last epoch's metrics
+    (``accuracy``, ``train_seconds``, ...)."""
     import torch
 
     from nas.tasks import make_task, train
@@ -288,24 +285,28 @@ def train_pair(base: Architecture, new: Architecture, config: Any,
         use_gpu = config.resources.gpus > 0 and torch.cuda.is_available()
         device = "cuda" if use_gpu else "cpu"
     task = make_task(config.task, config.seed)
-    results = []
+    last: dict[str, float] = {"device": device}  # type: ignore[dict-item]
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(config.resources.cpus)))  # as a search trial runs
     try:
-        for arch in (base, new):
-            last: dict[str, float] = {}
-
-            def report(epoch: int, metrics: dict[str, float],
-                       last: dict[str, float] = last) -> None:
-                last.update(metrics)
-
-            train(task, arch, config.training, config.seed, torch.device(device), report)
-            results.append(last)
+        train(task, arch, config.training, config.seed, torch.device(device),
+              lambda epoch, metrics: last.update(metrics))
     finally:
         torch.set_num_threads(threads)
+    return last
+
+
+def train_pair(base: Architecture, new: Architecture, config: Any,
+               device: str | None = None) -> TrainedPair:
+    """Train ``base`` and ``new`` on ``config``'s task with its training settings, the same
+    seed (``config.seed``: same weight-init stream and batch order) and the same epochs, as one
+    search trial trains (:func:`nas.tasks.train`), and return their final validation accuracy.
+    ``device``: "cpu" or "cuda" (default: CUDA where ``config.resources.gpus`` asks for it and
+    one exists). Torch uses ``config.resources.cpus`` threads meanwhile, as a trial does."""
+    results = [train_one(arch, config, device) for arch in (base, new)]
     return TrainedPair(
         dataset=config.task.dataset, epochs=config.training.epochs, seed=config.seed,
-        device=device, base_accuracy=float(results[0]["accuracy"]),
+        device=str(results[0]["device"]), base_accuracy=float(results[0]["accuracy"]),
         accuracy=float(results[1]["accuracy"]),
         base_train_seconds=float(results[0]["train_seconds"]),
         train_seconds=float(results[1]["train_seconds"]))
