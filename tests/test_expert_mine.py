@@ -119,6 +119,23 @@ def test_known_rules_counts_shares_lift_and_effects() -> None:
     assert [r.label for r in strict.rules] == ["early: block = fibn"]
 
 
+def test_stopped_candidates_count_in_support_not_in_accuracy_effects() -> None:
+    """A candidate ASHA stopped after one epoch sits near chance: it is dominated support, but
+    its accuracy must not move the median the effects are read from."""
+    base = mine_rows(rows(), 8)
+    stopped = [*rows(), {"search_id": "A", "arch": arch("iiiiiii", 0.5), "accuracy": 0.10,
+                         "latency_ms": 1.3, "complete": False}]
+    mined = mine_rows(stopped, 8)
+    fuse = {r.label: r for r in mined.rules}["early: block = fibn"]
+    assert (fuse.support.pareto, fuse.support.dominated) == (5, 1)
+    assert fuse.support.dominated_share == pytest.approx(1 / 6, abs=1e-4)
+    ref = {r.label: r for r in base.rules}["early: block = fibn"]
+    assert fuse.effect.accuracy_points == pytest.approx(ref.effect.accuracy_points)
+    counted = mine_rows([{**r, "complete": True} for r in stopped], 8)
+    moved = {r.label: r for r in counted.rules}["early: block = fibn"]
+    assert moved.effect.accuracy_points != pytest.approx(ref.effect.accuracy_points)
+
+
 def test_rules_round_trip_through_the_file(tmp_path: Path) -> None:
     mining = mine_rows(rows(), 8)
     rs = RuleSet(space="mbv2-small", profile="npu32", parallelism_factor=8,

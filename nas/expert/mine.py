@@ -26,7 +26,11 @@ lift is kept; rules are sorted by lift, strongest first (``apply`` tries them in
 **Effect.** Searches on different tasks and budgets combine only after normalising: latency is
 divided by its search's median latency and accuracy has its search's median subtracted. Then
 ``latency_pct = 100 * (median normalised latency with the value / median without - 1)`` and
-``accuracy_points = 100 * (median centred accuracy with - median without)``.
+``accuracy_points = 100 * (median centred accuracy with - median without)``. Accuracy effects
+(and the per-search median they are centred on) use only the candidates that trained all their
+epochs: one ASHA stopped after its first epoch sits near chance and would swamp the median (both
+sides need one such candidate; otherwise all are used). Stopped candidates still count in the
+support, as dominated.
 """
 
 from __future__ import annotations
@@ -93,7 +97,8 @@ class Candidate:
     latency_ms: float
     pareto: bool  # non-dominated within its search
     rel_latency: float  # latency / the search's median latency
-    rel_accuracy: float  # accuracy - the search's median accuracy
+    rel_accuracy: float  # accuracy - the search's median accuracy (of complete candidates)
+    complete: bool = True  # trained all its epochs (not stopped early by ASHA)
 
 
 def _finite(value: Any, what: str, where: str) -> float:
@@ -108,8 +113,9 @@ def _finite(value: Any, what: str, where: str) -> float:
 
 def candidates_of(rows: Iterable[Mapping[str, Any]]) -> list[Candidate]:
     """Rows ``{search_id, arch, accuracy, latency_ms}`` (``arch`` a string or an
-    :class:`Architecture`) as candidates, Pareto-marked and normalised per search."""
-    by_search: dict[str, list[tuple[Architecture, float, float]]] = defaultdict(list)
+    :class:`Architecture`; optional ``complete``, default true: false for a candidate ASHA
+    stopped early) as candidates, Pareto-marked and normalised per search."""
+    by_search: dict[str, list[tuple[Architecture, float, float, bool]]] = defaultdict(list)
     for i, row in enumerate(rows):
         missing = [k for k in ROW_KEYS if k not in row]
         if missing:
@@ -125,15 +131,18 @@ def candidates_of(rows: Iterable[Mapping[str, Any]]) -> list[Candidate]:
         latency = _finite(row["latency_ms"], "latency_ms", f"row {i}")
         if latency <= 0:
             raise ValueError(f"row {i}: latency_ms must be positive, got {latency}")
-        by_search[str(row["search_id"])].append((arch, accuracy, latency))
+        by_search[str(row["search_id"])].append((arch, accuracy, latency,
+                                                 bool(row.get("complete", True))))
     out = []
     for search_id, items in by_search.items():
-        values = np.array([[acc, lat] for _, acc, lat in items])
+        values = np.array([[acc, lat] for _, acc, lat, _ in items])
         mask = pareto_mask(values, (True, False))
-        median_acc, median_lat = float(np.median(values[:, 0])), float(np.median(values[:, 1]))
+        complete = [acc for _, acc, _, done in items if done]
+        median_acc = float(np.median(complete if complete else values[:, 0]))
+        median_lat = float(np.median(values[:, 1]))
         out += [Candidate(search_id, arch, acc, lat, bool(keep), lat / median_lat,
-                          acc - median_acc)
-                for (arch, acc, lat), keep in zip(items, mask)]
+                          acc - median_acc, done)
+                for (arch, acc, lat, done), keep in zip(items, mask)]
     return out
 
 
@@ -195,8 +204,15 @@ def feature_stats(candidates: Sequence[Candidate], parallelism_factor: int
         if without:
             latency_pct = 100.0 * (float(np.median([c.rel_latency for c in with_]))
                                    / float(np.median([c.rel_latency for c in without])) - 1.0)
-            accuracy_points = 100.0 * (float(np.median([c.rel_accuracy for c in with_]))
-                                       - float(np.median([c.rel_accuracy for c in without])))
+            # accuracy after a first epoch is not comparable: complete candidates only,
+            # where both sides have some
+            acc_with = [c.rel_accuracy for c in with_ if c.complete]
+            acc_without = [c.rel_accuracy for c in without if c.complete]
+            if not (acc_with and acc_without):
+                acc_with = [c.rel_accuracy for c in with_]
+                acc_without = [c.rel_accuracy for c in without]
+            accuracy_points = 100.0 * (float(np.median(acc_with))
+                                       - float(np.median(acc_without)))
         else:
             latency_pct = accuracy_points = 0.0
         out.append(FeatureStats(
@@ -469,7 +485,8 @@ def mine_rules(tracking_uri: str, experiments: Sequence[str], *,
                 skipped.append(f"trial run {r.info.run_id[:8]} of {label}: {exc}")
                 continue
             mine.append({"search_id": parent.info.run_id, "arch": arch, "accuracy": acc,
-                         "latency_ms": lat})
+                         "latency_ms": lat,
+                         "complete": r.data.tags.get("hwnas.outcome") == "completed"})
         if not mine:
             skipped.append(f"{label}: no trained candidates")
             continue
