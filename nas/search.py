@@ -220,6 +220,37 @@ def load_search_state(folder: Path) -> dict[str, Any]:
         raise ValueError(f"damaged search state {folder / STATE_FILE}: {err}") from None
 
 
+def sync_trial_counter(folder: Path) -> int | None:
+    """Make Tune's trial generator count every trial of the saved experiment state.
+
+    Tune writes ``experiment_state-*.json`` (the trials) before ``search_gen_state-*.json`` (how
+    many trials the generator has created). A driver killed between the two writes leaves the
+    counter one trial behind, and the resumed search would run one trial more than it was asked
+    for. Returns the corrected count, or ``None`` when nothing needed fixing."""
+    import pickle
+
+    from estimators.latency import atomic_write
+
+    def newest(pattern: str) -> Path | None:
+        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime)
+        return files[-1] if files else None
+
+    state, gen = newest("experiment_state-*.json"), newest("search_gen_state-*.json")
+    if state is None or gen is None:
+        return None
+    try:
+        trials = len(json.loads(state.read_text())["trial_data"])
+        saved = pickle.loads(gen.read_bytes())  # Tune's own file (a pickle named .json)
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
+        return None  # let Tune report its own restore error
+    if not isinstance(saved, dict) or not isinstance(saved.get("counter"), int) \
+            or saved["counter"] >= trials:
+        return None
+    saved["counter"] = trials
+    atomic_write(gen, pickle.dumps(saved))
+    return trials
+
+
 def run_search(config: SearchConfig | None = None, *, address: str | None = None,
                on_update: Callable[[SearchTracker], None] | None = None,
                tune_output: Any = None, prepared: Prepared | None = None,
@@ -273,6 +304,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                                     prep.reference_ms, budget_ms=config.budgets.latency_ms,
                                     resume_run_id=state["parent_run_id"])
             register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
+            sync_trial_counter(folder)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable,
                                        resume_unfinished=True, resume_errored=False)
             # Tune's saved state is the truth: a trial MLflow saw finish after Tune's last

@@ -103,6 +103,16 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Pa
     first = json.loads(next(folder.glob("searcher-state-*")).read_text())["strategy"]
     assert first["told"] >= 1 and first["population"]  # saved with Tune's state, per event
 
+    # As if the kill fell between Tune's experiment-state write and its trial-generator write
+    # (Tune writes them in that order): the generator counts one trial fewer than the state
+    # holds. The resumed search must still end with exactly the trials it was asked for.
+    import pickle
+
+    [gen] = folder.glob("search_gen_state-*.json")
+    saved = pickle.loads(gen.read_bytes())
+    saved["counter"] -= 1
+    gen.write_bytes(pickle.dumps(saved))
+
     resumed = run_cli("search", "--resume", "killme", "--config", str(path), "--json",
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

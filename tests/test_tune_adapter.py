@@ -83,6 +83,27 @@ def test_save_and_restore(tmp_path: Path) -> None:
     assert StrategySearcher(strategy, OBJECTIVES, max_trials=0).suggest("x") == "FINISHED"
 
 
+def test_a_trial_suggested_after_the_saved_state_is_still_told(tmp_path: Path) -> None:
+    """A driver killed between Tune's state writes restores a trial this searcher's saved
+    state never suggested; when it completes, Tune's result carries its config."""
+    def fresh() -> StrategySearcher:
+        return StrategySearcher(create_strategy("evolution", nb201_dimensions(),
+                                                objectives=OBJECTIVES, seed=1,
+                                                population_size=4, sample_size=2), OBJECTIVES)
+
+    before = fresh()
+    config = before.suggest("t0")
+    path = tmp_path / "searcher.json"
+    fresh().save(str(path))  # the state saved before t0 was suggested
+    after = fresh()
+    after.restore(str(path))
+    after.on_trial_complete("t0", {"accuracy": 0.5, "latency_ms": 2.0, "config": config})
+    assert after.suggested == 1
+    assert after.strategy.state_dict()["told"] == 1
+    after.on_trial_complete("gone", {"accuracy": 0.5})  # no config: nothing to tell
+    assert after.strategy.state_dict()["told"] == 1
+
+
 @pytest.mark.parametrize("name", ["optuna-nsga2", "random"])
 def test_create_searcher_runs_under_tune(name: str, local_ray: Any, tmp_path: Path) -> None:
     from nas.strategies.tune_adapter import create_searcher

@@ -50,7 +50,14 @@ class StrategySearcher(Searcher):
                           error: bool = False) -> None:
         config = self.live.pop(trial_id, None)
         if config is None:
-            return
+            # A trial suggested after this searcher's last saved state (a driver killed between
+            # Tune's experiment-state and searcher-state writes), restored by Tune from its
+            # experiment state: Tune's result carries the config it was given.
+            config = (result or {}).get("config")
+            if not isinstance(config, dict):
+                return
+            config = dict(config)
+            self.suggested += 1
         if error or result is None or result.get("rejected"):
             # failed, or rejected by a budget check before training: seen, never bred from
             self.strategy.tell(config, None)
