@@ -50,13 +50,10 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _config(base: SearchConfig, *, name: str, seed: int, trials: int, resolution: int,
-            uri: str, experiment: str, storage: Path) -> SearchConfig:
-    """``base`` with the resolution held at ``resolution`` (everything else searched)."""
-    from nas.search import prepare
-
+def _config(base: SearchConfig, dims: list[str], *, name: str, seed: int, trials: int,
+            resolution: int, uri: str, experiment: str, storage: Path) -> SearchConfig:
+    """``base`` with the resolution held at ``resolution`` (the other ``dims`` searched)."""
     data = base.model_dump()
-    dims = list(prepare(base).space.dimensions())
     data.update(name=name, seed=seed, trials=trials, storage_path=str(storage))
     data["space"].update(free=dims, choices={"resolution": [resolution]})
     data["tracking"].update(uri=uri, experiment=experiment)
@@ -91,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     prepared = prepare(cfg)
-    space, estimator = prepared.space, prepared.estimator_dir
+    space = prepared.space
+    dims = list(space.dimensions())
+    estimator, _ = load_estimator(prepared.estimator_dir)  # loaded once, its cache reused
     for res in (args.source_resolution, args.target_resolution):
         if res not in space.resolutions:
             raise SystemExit(f"resolution {res} is not in {space.label}: "
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.source_seeds):
                 _log(f"source search {seed + 1}/{args.source_seeds} at "
                      f"{args.source_resolution} px, {args.source_trials} trials ...")
-                run_search(_config(cfg, name=f"transfer-source-s{seed}", seed=seed,
+                run_search(_config(cfg, dims, name=f"transfer-source-s{seed}", seed=seed,
                                    trials=args.source_trials,
                                    resolution=args.source_resolution, uri=uri,
                                    experiment="transfer-source", storage=work / "ray"),
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"{len(rules.rules)} rules: " + "; ".join(r.label for r in rules.rules))
 
         # 2. the rules on the target baseline, both trained the same way
-        tcfg = _config(cfg, name="transfer-target", seed=cfg.seed, trials=args.target_trials,
+        tcfg = _config(cfg, dims, name="transfer-target", seed=cfg.seed, trials=args.target_trials,
                        resolution=args.target_resolution, uri=uri,
                        experiment="transfer-target", storage=work / "ray")
         base = replace(space.baseline(), resolution=args.target_resolution)
@@ -137,25 +136,29 @@ def main(argv: list[str] | None = None) -> int:
         rules_ok = trained.accuracy >= floor
         # Rules with a few checks: while the result misses the accuracy floor, undo the last
         # kept edit (the weakest rule's) and train again, at most --max-checks times.
-        kept = [s for s in applied.steps if s.outcome == "kept"]
+        kept = applied.kept()
         checked: list[dict[str, Any]] = []
-        for k in range(len(kept) - 1, max(-1, len(kept) - 1 - args.max_checks), -1):
-            if rules_ok or checked and checked[-1]["accuracy"] >= floor:
-                break
+        first = len(kept) - 1
+        for k in ([] if rules_ok else range(first, max(-1, first - args.max_checks), -1)):
             arch = replay(base, kept[:k])
             acc = float(train_one(arch, tcfg)["accuracy"])
-            lat = float(load_estimator(estimator)[0].predict(arch, classes, channels))
+            lat = float(estimator.predict(arch, classes, channels))
             checked.append({"edits": k, "arch": arch.to_string(), "accuracy": acc,
                             "latency_ms": lat,
                             "reduction_pct": 100 * (1 - lat / applied.base_latency_ms)})
             _log(f"check {len(checked)}: first {k} edits, accuracy {acc:.4f}, "
                  f"{checked[-1]['reduction_pct']:.1f}%")
+            if acc >= floor:
+                break
         good = [c for c in checked if c["accuracy"] >= floor]
 
         # 3. a full search on the target, slower-than-baseline candidates rejected untrained
         _log(f"target search at {args.target_resolution} px, {args.target_trials} trials ...")
         budget = applied.base_latency_ms * (1 + 1e-9)
-        summary = run_search(replace_budget(tcfg, budget), tune_output=quiet)
+        # only a latency budget (as in hwnas ablation): the answer is judged at equal
+        # accuracy, so no memory budget may exclude what the rules are allowed to produce
+        summary = run_search(tcfg.with_overrides(budgets={"latency_ms": budget}),
+                             tune_output=quiet)
     quiet.close()
     ok = [p for p in summary.points if p["accuracy"] >= floor]
     best = min(ok, key=lambda p: p["latency_ms"]) if ok else None
@@ -228,14 +231,6 @@ def replay(base: Any, steps: list[Any]) -> Any:
         else:
             arch = arch.replace_stage(step.stage, Stage.from_string(step.after))
     return arch
-
-
-def replace_budget(config: SearchConfig, latency_ms: float) -> SearchConfig:
-    """Only a latency budget (as in ``hwnas ablation``): the answer is judged at equal accuracy,
-    so no memory budget may exclude what the rules are allowed to produce."""
-    data = config.model_dump()
-    data["budgets"] = {"latency_ms": latency_ms}
-    return SearchConfig.model_validate(data)
 
 
 if __name__ == "__main__":

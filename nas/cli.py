@@ -68,6 +68,15 @@ def _space(name: str, parallelism_factor: int, curated: bool) -> SearchSpace:
     return get_space(name, parallelism_factor=parallelism_factor, curated=curated)
 
 
+def _note_outside(arch: Architecture, space: str, parallelism_factor: int,
+                  what: str = "the architecture") -> None:
+    """A note on stderr when ``arch`` lies outside the estimator's space (curated or not): the
+    estimate then extrapolates."""
+    if not any(_space(space, parallelism_factor, c).contains(arch) for c in (True, False)):
+        err.print(f"note: {what} lies outside space {space}; the estimate extrapolates",
+                  highlight=False)
+
+
 # -- space ------------------------------------------------------------------------------------
 @space_app.command("list")
 def space_list(as_json: JsonOpt = False) -> None:
@@ -470,10 +479,7 @@ def latency(
     folder = resolve_estimator(estimator)
     est = LatencyEstimator.load(folder)
     ms = est.predict(a, num_classes, in_channels)
-    inside = any(_space(est.space, est.parallelism_factor, c).contains(a) for c in (True, False))
-    if not inside:
-        err.print(f"note: the architecture lies outside space {est.space}; the estimate "
-                  "extrapolates", highlight=False)
+    _note_outside(a, est.space, est.parallelism_factor)
     info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "estimator": str(folder),
                             "space": est.space, "profile": est.profile, "backend": est.backend}
     blocks = est.breakdown(a, num_classes, in_channels) if per_layer else []

@@ -193,15 +193,17 @@ def _label(strategy: str, curated: bool | None) -> str:
     return strategy if curated is None else f"{strategy} ({'curated' if curated else 'uncurated'})"
 
 
-def _against_uncurated(results: list[StrategyResult]) -> list[StrategyResult]:
-    """Fill ``trials_to_uncurated_final`` of each curated variant."""
+def _against_uncurated(results: list[StrategyResult], twins: dict[str, str]
+                       ) -> list[StrategyResult]:
+    """Fill ``trials_to_uncurated_final`` of each curated variant; ``twins`` maps a curated
+    variant's label to its uncurated twin's."""
     from dataclasses import replace
 
     by_label = {r.strategy: r for r in results}
     out = []
     for r in results:
-        twin = by_label.get(r.strategy.replace("(curated)", "(uncurated)"))
-        if r.strategy.endswith("(curated)") and twin is not None:
+        twin = by_label.get(twins.get(r.strategy, ""))
+        if twin is not None:
             target = twin.final_hv[1]
             reach = [first_reach(np.array(c), target) for c in r.curves]
             got = [t for t in reach if t is not None]
@@ -265,8 +267,9 @@ def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, 
                     if on_search is not None:
                         on_search(label, seed, summary)
         best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
+        twins = {_label(s, True): _label(s, False) for s, c in variants if c}
         results = _against_uncurated([summarize(label, rs, base.trials, best)
-                                      for label, rs in runs.items()])
+                                      for label, rs in runs.items()], twins)
         folder = Path(out_dir) / cmp_id
         folder.mkdir(parents=True, exist_ok=True)
         markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate)

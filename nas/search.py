@@ -240,7 +240,9 @@ def sync_trial_counter(folder: Path) -> int | None:
         return None
     try:
         trials = len(json.loads(state.read_text())["trial_data"])
-        saved = pickle.loads(gen.read_bytes())  # Tune's own file (a pickle named .json)
+        # Tune's own file in this search's own folder (a pickle named .json): Tune unpickles it
+        # the moment later in Tuner.restore, so reading it first trusts nothing more.
+        saved = pickle.loads(gen.read_bytes())
     except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
         return None  # let Tune report its own restore error
     if not isinstance(saved, dict) or not isinstance(saved.get("counter"), int) \

@@ -92,6 +92,18 @@ def normalized_hypervolume(points: np.ndarray, reference_ms: float) -> float:
     return area / reference_ms
 
 
+def all_runs(client: Any, experiment_ids: list[str], filter_string: str) -> list[Any]:
+    """Every run matching ``filter_string``, oldest first, across MLflow's result pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 @dataclass
 class SearchTracker:
     """Owns the MLflow runs of one search (driver side only)."""
@@ -184,15 +196,8 @@ class SearchTracker:
         self.hypervolume = normalized_hypervolume(values, self.reference_ms)
 
     def _child_runs(self) -> list[Any]:
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent_id}'",
-                max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return all_runs(self.client, [self.experiment_id],
+                        f"tags.`mlflow.parentRunId` = '{self.parent_id}'")
 
     # -- runs ---------------------------------------------------------------------------------
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:

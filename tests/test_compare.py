@@ -82,7 +82,8 @@ def test_against_uncurated_counts_trials_to_the_twins_final() -> None:
                              curves=[[0.1, 0.3, 0.6], [0.2, 0.2, 0.2]])
     uncurated = StrategyResult("evolution (uncurated)", 2, (0.2, 0.3, 0.4), None, 0, 1.0,
                                curves=[[0.1, 0.2, 0.3], [0.3, 0.3, 0.3]])
-    out = _against_uncurated([curated, uncurated])
+    out = _against_uncurated([curated, uncurated],
+                             {"evolution (curated)": "evolution (uncurated)"})
     # target = the uncurated median final 0.3: seed 0 gets there at trial 2, seed 1 never
     assert out[0].trials_to_uncurated_final == 2 and out[0].reached_uncurated_final == 1
     assert out[1].trials_to_uncurated_final is None and out[1].reached_uncurated_final is None

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from estimators.memory import memory_report
-from nas.expert.edits import edit, stage_value
+from nas.expert.edits import describe, edit, stage_value
 from nas.expert.explain import load_estimator
 from nas.expert.rules import Rule, RuleSet, stages_at
 from searchspaces.genome import Architecture
@@ -131,16 +131,12 @@ def _over_budget(cand: _Priced, current: _Priced, max_peak_bytes: int | None,
     return "; ".join(why)
 
 
-def _describe(arch: Architecture, stage: int | None) -> str:
-    return f"w{arch.width_mult!r}" if stage is None else arch.stages[stage].to_string()
-
-
 def _try(rule: Rule, stage: int | None, current: _Priced, estimator: Any, num_classes: int,
          in_channels: int, max_peak_bytes: int | None, max_params: int | None,
          ) -> tuple[Step, _Priced]:
     """One greedy step; returns its record and the architecture after it."""
     p = estimator.parallelism_factor
-    before = _describe(current.arch, stage)
+    before = describe(current.arch, stage)
     record = {"rule": rule.label, "knob": rule.knob, "value": rule.value, "stage": stage,
               "before": before, "latency_before_ms": current.latency_ms}
     candidates = edit(current.arch, stage, rule.knob, rule.value, p)
@@ -174,7 +170,7 @@ def _try(rule: Rule, stage: int | None, current: _Priced, estimator: Any, num_cl
         outcome, reason = "kept", f"latency {pct:+.2f}%"
     else:
         outcome, reason = "rejected", f"no latency gain ({pct:+.2f}%)"
-    step = Step(**record, outcome=outcome, reason=reason, after=_describe(best.arch, stage),
+    step = Step(**record, outcome=outcome, reason=reason, after=describe(best.arch, stage),
                 latency_after_ms=best.latency_ms, delta_ms=delta, delta_pct=pct,
                 params=best.params, peak_activation_bytes=best.peak)
     return step, (best if outcome == "kept" else current)

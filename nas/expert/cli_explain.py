@@ -17,6 +17,7 @@ from nas.cli import (
     NumClassesOpt,
     _emit_json,
     _mib,
+    _note_outside,
     _si,
     err,
     out,
@@ -24,17 +25,6 @@ from nas.cli import (
 from nas.expert.app import expert_app
 from searchspaces.baselines import resolve_arch
 from searchspaces.genome import Architecture
-
-
-def _note_outside(arch: Architecture, space: str, parallelism_factor: int,
-                  what: str = "the architecture") -> None:
-    """The note ``hwnas latency`` prints: outside the estimator's space the estimate
-    extrapolates."""
-    from searchspaces.spaces import get_space
-
-    if not any(get_space(space, parallelism_factor, c).contains(arch) for c in (True, False)):
-        err.print(f"note: {what} lies outside space {space}; the estimate extrapolates",
-                  highlight=False)
 
 
 def _signed_int(n: int) -> str:

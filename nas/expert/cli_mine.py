@@ -16,7 +16,6 @@ from nas.expert.mine import (
     DEFAULT_MIN_SUPPORT,
     DEFAULT_TRACKING_URI,
     MinedRules,
-    lift,
     mine_command,
     mine_rules,
     report_path,
@@ -83,6 +82,6 @@ def _print_rules(mined: MinedRules) -> None:
         s = r.support
         table.add_row(str(i), r.label, f"{s.pareto} ({s.pareto_share:.0%})",
                       f"{s.dominated} ({s.dominated_share:.0%})", str(s.searches),
-                      f"{lift(r):.2f}", f"{r.effect.latency_pct:+.1f}%",
+                      f"{r.support.lift:.2f}", f"{r.effect.latency_pct:+.1f}%",
                       f"{r.effect.accuracy_points:+.2f} pts")
     out.print(table)

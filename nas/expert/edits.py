@@ -31,6 +31,12 @@ def stage_value(arch: Architecture, stage: int, knob: str, parallelism_factor: i
                      f"{', '.join(STAGE_KNOBS + GLOBAL_KNOBS)}")
 
 
+def describe(arch: Architecture, stage: int | None) -> str:
+    """What an edit changes, as text: the stage string, or the multiplier (``w1.0``) for a
+    global edit (``stage`` None)."""
+    return f"w{arch.width_mult!r}" if stage is None else arch.stages[stage].to_string()
+
+
 def aligned_channels(arch: Architecture, channels: int, parallelism_factor: int) -> list[int]:
     """Base channel counts nearest to ``channels`` (one at or below, one above) whose built count
     is a multiple of P; empty when none lies within +-50%."""
@@ -61,12 +67,11 @@ def edit(arch: Architecture, stage: int | None, knob: str, value: Any,
       ``False`` is never proposed (misaligning is not an edit an expert makes).
     - ``width_mult``: the global multiplier.
     """
-    if knob in GLOBAL_KNOBS:
-        if knob == "width_mult":
-            value = float(value)
-            if not 0.0 < value <= 4.0:
-                raise ValueError(f"width multiplier must be in (0, 4], got {value}")
-            return [] if value == arch.width_mult else [replace(arch, width_mult=value)]
+    if knob == "width_mult":  # the one global knob
+        value = float(value)
+        if not 0.0 < value <= 4.0:
+            raise ValueError(f"width multiplier must be in (0, 4], got {value}")
+        return [] if value == arch.width_mult else [replace(arch, width_mult=value)]
     if knob not in STAGE_KNOBS:
         raise ValueError(f"unknown knob {knob!r}; expected one of "
                          f"{', '.join(STAGE_KNOBS + GLOBAL_KNOBS)}")

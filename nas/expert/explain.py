@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from estimators.memory import memory_report
-from nas.expert.edits import edit
+from nas.expert.edits import describe, edit
 from nas.expert.rules import position_of
 from searchspaces.genome import Architecture
 
@@ -239,10 +239,7 @@ def explain(arch: Architecture, estimator: Any, num_classes: int = 1000,
     effects: list[EditEffect] = []
     for (i, name, knob, value, cand), ms in zip(todo, predicted.tolist()):
         mem = memory_report(cand, num_classes, in_channels)
-        if i is None:
-            before, after = f"w{arch.width_mult!r}", f"w{cand.width_mult!r}"
-        else:
-            before, after = arch.stages[i].to_string(), cand.stages[i].to_string()
+        before, after = describe(arch, i), describe(cand, i)
         delta = ms - total
         effects.append(EditEffect(
             stage=i, name=name, knob=knob, value=value, before=before, after=after,

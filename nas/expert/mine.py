@@ -311,10 +311,6 @@ def note(s: FeatureStats, parallelism_factor: int) -> str:
             f"{s.latency_pct:+.0f}% latency, {s.accuracy_points:+.1f} accuracy points")
 
 
-def lift(rule: Rule) -> float:
-    return rule.support.pareto_share - rule.support.dominated_share
-
-
 # -- MLflow -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SearchStats:
@@ -384,17 +380,6 @@ def _client(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
-def _all_runs(client: Any, experiment_ids: list[str], filter_string: str) -> list[Any]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=1000,
-                                  order_by=["attributes.start_time ASC"], page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _parallelism_factor(run: Any) -> int | None:
     """P of a search: from its ``hwnas.space`` tag (``mbv2-small (curated, P=32)``), else from
     its hardware profile."""
@@ -422,6 +407,8 @@ def mine_rules(tracking_uri: str, experiments: Sequence[str], *,
     """Rules from every finished search in the MLflow ``experiments`` (see the module
     docstring). ``command`` goes into the rules file's ``source`` (default: the
     :func:`mine_command` of these arguments)."""
+    from nas.tracking import all_runs  # imports Ray: not at CLI start-up
+
     check_thresholds(min_support, min_lift)
     names = list(dict.fromkeys(e.strip() for e in experiments if e.strip()))
     if not names:
@@ -436,12 +423,12 @@ def mine_rules(tracking_uri: str, experiments: Sequence[str], *,
                              f"{', '.join(known) or '(none)'}")
         found[exp.experiment_id] = name
     ids = list(found)
-    parents = _all_runs(client, ids, "tags.`hwnas.role` = 'search'")
+    parents = all_runs(client, ids, "tags.`hwnas.role` = 'search'")
     if not parents:
         raise ValueError(f"no hwnas searches in experiment{'s' if len(names) > 1 else ''} "
                          f"{', '.join(names)} of {tracking_uri}")
     children: dict[str, list[Any]] = defaultdict(list)
-    for run in _all_runs(client, ids, "tags.`hwnas.role` = 'trial'"):
+    for run in all_runs(client, ids, "tags.`hwnas.role` = 'trial'"):
         children[run.data.tags.get("mlflow.parentRunId", "")].append(run)
 
     skipped: list[str] = []
@@ -562,7 +549,7 @@ def report_markdown(mined: MinedRules) -> str:
             lines.append(
                 f"| {i} | {r.position} | {r.knob} | {_cell(r.value)} | {s.pareto} "
                 f"({s.pareto_share:.0%}) | {s.dominated} ({s.dominated_share:.0%}) | "
-                f"{s.searches} | {lift(r):.2f} | {r.effect.latency_pct:+.1f}% | "
+                f"{s.searches} | {r.support.lift:.2f} | {r.effect.latency_pct:+.1f}% | "
                 f"{r.effect.accuracy_points:+.2f} pts | {_cell(r.note)} |")
     else:
         lines.append("No value passed the thresholds.")

@@ -59,6 +59,11 @@ class Support(_Strict):
     pareto_share: float  # share of all Pareto-optimal architectures that have the value
     dominated_share: float  # share of all dominated architectures that have the value
 
+    @property
+    def lift(self) -> float:
+        """How much more common the value is among Pareto-optimal than dominated nets."""
+        return self.pareto_share - self.dominated_share
+
 
 class Effect(_Strict):
     """Median difference, architectures with the value minus those without."""
