@@ -105,6 +105,10 @@ class ResourcesConfig(_Section):
                               "that raised (a lost node); a candidate that fails again is "
                               "recorded as failed")
     max_concurrent: int | None = Field(None, ge=1)
+    reuse_actors: bool | None = Field(
+        None, description="run the next trial in a finished trial's worker (saves starting "
+        "one); default: yes on a Ray the search starts itself, no on a cluster it joins, where "
+        "Tune would not retry a trial whose reused worker is lost while being reset for it")
 
 
 class TrackingConfig(_Section):

@@ -140,13 +140,14 @@ def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 
 @contextlib.contextmanager
-def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
+def _ray(address: str | None, cpus: int | None) -> Iterator[bool]:
     """Connect to ``address`` (or ``$RAY_ADDRESS``) or start a local Ray (shut down afterwards
-    if started here)."""
+    if started here). Yields whether the Ray in use is a cluster joined (one whose nodes can
+    be lost) rather than one this process started."""
     import ray
 
     if ray.is_initialized():
-        yield
+        yield len([n for n in ray.nodes() if n.get("Alive")]) > 1
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     address = address or os.environ.get("RAY_ADDRESS")  # set inside `ray job submit`
@@ -162,7 +163,7 @@ def _ray(address: str | None, cpus: int | None) -> Iterator[None]:
         ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                  **kwargs)
     try:
-        yield
+        yield bool(address)
     finally:
         ray.shutdown()
 
@@ -300,7 +301,12 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     # Save Tune's experiment state (trials, searcher) after every event instead of every
     # 10+ s, so a killed driver loses at most the event in flight (see --resume).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    with _ray(address, None):
+    with _ray(address, None) as joined:
+        # Tune errors, without a retry, a trial whose reused worker dies while being reset for
+        # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
+        # starts its own worker unless the config says otherwise.
+        reuse = config.resources.reuse_actors
+        reuse = not joined if reuse is None else reuse
         if state is not None:
             tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
                                     prep.reference_ms, budget_ms=config.budgets.latency_ms,
@@ -343,7 +349,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                            num_samples=config.trials, reuse_actors=True,
+                                            num_samples=config.trials, reuse_actors=reuse,
                                             trial_name_creator=_trial_name,
                                             trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(

@@ -411,8 +411,13 @@ class TrackingCallback(Callback):
         self._changed()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial Tune gave up on. It may never have started: Tune errors a trial whose
+        reused actor dies while being reset for it (a node lost between two trials) without
+        a retry or an ``on_trial_start``, so it gets its failed run here."""
         if self.tracker is None:
             return
+        if trial.trial_id not in self.tracker.children:
+            self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
         self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
                                   error=_trial_error(trial))
         self._changed()

@@ -233,7 +233,8 @@ def test_lost_worker_node_trials_retry_elsewhere(services: tuple[Cluster, Mlflow
     stdout, stderr = proc.communicate(timeout=480)
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout)
-    assert summary["trials"] == 4 and summary["failed"] == 0
+    counts = {k: summary[k] for k in ("trials", "completed", "stopped", "rejected", "failed")}
+    assert summary["trials"] == 4 and summary["failed"] == 0, (counts, stderr[-6000:])
     runs = client.search_runs([summary["experiment_id"]],
                               f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)

@@ -4,11 +4,16 @@ a killed driver (resume), a lost worker node. Real processes, all on 127.0.0.1."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from ray.tune.search import Searcher
 
 from conftest import ROOT, run_cli
 
@@ -147,3 +152,72 @@ def test_resume_unknown_search_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no search 'nothing-here' to resume" in proc.stderr
     proc = run_cli("search", "--resume", "x", "--trials", "3", cwd=tmp_path)
     assert proc.returncode == 2 and "drop --trials" in proc.stderr
+
+
+class _KillsTheFirstWorker(Searcher):
+    """Three trials; after the first it SIGKILLs that trial's worker process and holds the
+    next suggestion back for a second, so the next trial meets the dead worker."""
+
+    def __init__(self) -> None:
+        super().__init__(metric="accuracy", mode="max")
+        self.suggested, self.open_at = 0, float("inf")
+
+    def set_search_properties(self, metric: Any, mode: Any, config: Any, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.suggested >= 3:
+            return Searcher.FINISHED
+        if self.suggested == 1 and time.monotonic() < self.open_at:
+            return None
+        self.suggested += 1
+        return {"x": self.suggested}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        if result and self.open_at == float("inf"):
+            os.kill(result["pid"], signal.SIGKILL)
+            self.open_at = time.monotonic() + 1.0
+
+
+@pytest.mark.parametrize("reuse", [True, False], ids=["reused-worker", "fresh-workers"])
+def test_a_worker_lost_between_trials(tmp_path: Path, reuse: bool) -> None:
+    """Why a search on a cluster gives every trial its own worker (``resources.reuse_actors``):
+    Tune resets a finished trial's cached worker for the next trial, and when that worker has
+    died (its node was lost) the trial errors without the retries ``max_failures`` allows, and
+    without ever being started. The tracker still records it as a failed run."""
+    import ray
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    from nas.tracking import SearchTracker, TrackingCallback
+
+    def trainable(config: dict) -> None:
+        tune.report({"arch": f"x{config['x']}", "accuracy": 0.5, "latency_ms": 0.1 * config["x"],
+                     "params": 10, "peak_activation_bytes": 20, "macs": 30, "epochs": 1,
+                     "train_seconds": 0.1, "pid": os.getpid()})
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = SearchTracker(uri, "exp", "lost-worker", reference_ms=1.0)
+    callback = TrackingCallback(tracker, lambda config: f"x{config['x']}", 1)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=100 * 2**20)
+    try:
+        grid = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=_KillsTheFirstWorker(), num_samples=3,
+                                        reuse_actors=reuse),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0,
+                                      callbacks=[callback],
+                                      failure_config=tune.FailureConfig(max_failures=2)),
+        ).fit()
+    finally:
+        ray.shutdown()
+        tracker.close("FINISHED")
+    assert len(grid) == 3 and len(tracker.finished) == 3  # every trial Tune ran is recorded
+    assert tracker.count("failed") == len(grid.errors) == (1 if reuse else 0)
+    runs = MlflowClient(uri).search_runs([tracker.experiment_id], "tags.`hwnas.role` = 'trial'")
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(runs) == 3 and len(failed) == (1 if reuse else 0)
+    for run in failed:
+        assert "died" in run.data.tags["hwnas.error"] and run.data.params["arch"] == "x2"
