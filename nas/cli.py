@@ -597,10 +597,23 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               f"stopped early by ASHA, {summary.rejected} rejected before training, "
               f"{summary.failed} failed; hypervolume {summary.hypervolume:.4f} (reference "
               f"latency {summary.reference_ms:g} ms) in {summary.seconds:.0f} s", highlight=False)
+    hint = _rejection_hint(summary.trials, summary.rejected)
+    if hint:
+        out.print(hint, highlight=False)
     out.print(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment}, "
               f"{summary.tracking_uri}); browse with: mlflow ui --backend-store-uri "
               f"{summary.tracking_uri}", highlight=False)
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
+
+
+def _rejection_hint(trials: int, rejected: int) -> str | None:
+    """A note when at least half the trials were rejected before training: they cost
+    milliseconds, but each used up one of the ``trials`` the search was given."""
+    if not trials or rejected * 2 < trials:
+        return None
+    return (f"Note: {rejected} of {trials} trials were over a budget and never trained; each "
+            f"still counts toward trials, so raise trials (or loosen the budgets) to train more "
+            f"candidates.")
 
 
 @app.command("compare")

@@ -328,3 +328,14 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     assert orphan.tracker is None and orphan.on_update is None
     orphan.on_trial_start(0, [], object())  # a detached callback does nothing
     tracker.close()
+
+
+
+def test_a_search_mostly_rejected_says_so() -> None:
+    """The quickstart rejects 16 of its 24 trials before training: the summary says that they
+    still used up trials."""
+    from nas.cli import _rejection_hint
+
+    assert _rejection_hint(24, 11) is None and _rejection_hint(0, 0) is None
+    hint = _rejection_hint(24, 16)
+    assert hint is not None and "16 of 24 trials" in hint and "raise trials" in hint
