@@ -555,7 +555,8 @@ def search(
         err.print(f"resuming [bold]{state['run_name']}[/] from {folder} (MLflow parent run "
                   f"{state['parent_run_id']})", highlight=False, soft_wrap=True)
         total = int(state["config"]["trials"])
-        with _search_progress(total) as on_update, open(os.devnull, "w") as quiet:
+        counted = bool(state["config"].get("count_rejected", True))
+        with _search_progress(total, counted) as on_update, open(os.devnull, "w") as quiet:
             summary = run_search(address=address, on_update=on_update, tune_output=quiet,
                                  resume=folder)
         _print_summary(summary, as_json)
@@ -569,7 +570,7 @@ def search(
               f"{cfg.space.name} ({cfg.hardware.profile}, estimator {cfg.hardware.estimator}), "
               f"data {cfg.task.dataset}; MLflow {cfg.tracking.uri} "
               f"(experiment {cfg.tracking.experiment})", highlight=False, soft_wrap=True)
-    with _search_progress(cfg.trials) as on_update:
+    with _search_progress(cfg.trials, cfg.count_rejected) as on_update:
         with open(os.devnull, "w") as quiet:  # Tune's banners; its state and logs stay on disk
             summary = run_search(cfg, address=address, on_update=on_update, prepared=prepared,
                                  tune_output=quiet)
@@ -597,7 +598,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               f"stopped early by ASHA, {summary.rejected} rejected before training, "
               f"{summary.failed} failed; hypervolume {summary.hypervolume:.4f} (reference "
               f"latency {summary.reference_ms:g} ms) in {summary.seconds:.0f} s", highlight=False)
-    hint = _rejection_hint(summary.trials, summary.rejected)
+    hint = _rejection_hint(summary.trials, summary.rejected) if summary.count_rejected else None
     if hint:
         out.print(hint, highlight=False)
     out.print(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment}, "
@@ -612,8 +613,8 @@ def _rejection_hint(trials: int, rejected: int) -> str | None:
     if not trials or rejected * 2 < trials:
         return None
     return (f"Note: {rejected} of {trials} trials were over a budget and never trained; each "
-            f"still counts toward trials, so raise trials (or loosen the budgets) to train more "
-            f"candidates.")
+            f"still counts toward trials: raise trials, loosen the budgets, or set "
+            f"count_rejected: false to train more candidates.")
 
 
 @app.command("compare")
@@ -739,8 +740,8 @@ def ablation(
 class _search_progress:  # noqa: N801 - used as a context manager factory
     """A live progress bar on a terminal; one line per finished trial otherwise."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.seen = total, 0
+    def __init__(self, total: int, count_rejected: bool = True) -> None:
+        self.total, self.seen, self.count_rejected = total, 0, count_rejected
         self.live = err.is_terminal or os.environ.get("HWNAS_PROGRESS") == "1"
 
     def __enter__(self) -> Any:
@@ -752,14 +753,17 @@ class _search_progress:  # noqa: N801 - used as a context manager factory
 
     def update(self, tracker: Any) -> None:
         finished = len(tracker.finished)
-        text = (f"running {len(tracker.children)} · rejected {tracker.count('rejected')} · "
+        rejected = tracker.count("rejected")
+        # with count_rejected false, trials counts the candidates within the budgets only
+        done = finished if self.count_rejected else finished - rejected
+        text = (f"running {len(tracker.children)} · rejected {rejected} · "
                 f"front {len(tracker.front())} · HV {tracker.hypervolume:.3f}")
         if self.live:
-            self.progress.update(self.task, completed=finished, description=text)
+            self.progress.update(self.task, completed=done, description=text)
         for row in tracker.finished[self.seen:]:
             if not self.live:
                 acc = row.get("accuracy", float("nan"))
-                err.print(f"[{len(tracker.finished)}/{self.total}] {row['outcome']:>9} "
+                err.print(f"[{done}/{self.total}] {row['outcome']:>9} "
                           f"acc {acc:.3f} · {row.get('latency_ms', float('nan')):.3f} ms · "
                           f"{row.get('arch', '?')}", highlight=False, soft_wrap=True)
         self.seen = finished

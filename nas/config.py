@@ -126,6 +126,10 @@ class SearchConfig(_Section):
     name: str = "search"
     seed: int = 0
     trials: int = Field(24, ge=1)
+    count_rejected: bool = Field(
+        True, description="whether a candidate rejected before training uses up one of "
+        "`trials`; false: the search goes on until `trials` candidates within the budgets were "
+        "proposed (each is priced in the driver first), rejecting at most 10 x trials")
     task: TaskConfig = TaskConfig()
     space: SpaceConfig = SpaceConfig()
     hardware: HardwareConfig = HardwareConfig()

@@ -60,6 +60,7 @@ class SearchSummary:
     pareto: list[dict[str, Any]] = field(default_factory=list)
     curve: list[float] = field(default_factory=list)  # hypervolume after each finished trial
     points: list[dict[str, Any]] = field(default_factory=list)  # every trained candidate
+    count_rejected: bool = True  # the config's: did rejections use up trials?
 
     def to_json(self) -> dict[str, Any]:
         return {"parent_run_id": self.parent_run_id, "experiment": self.experiment,
@@ -195,6 +196,7 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 STATE_FILE = "hwnas_search.json"
+REJECTED_PER_TRIAL = 10  # count_rejected: false rejects at most this many x trials
 
 
 def find_search(storage_path: str | Path, name: str) -> Path:
@@ -272,9 +274,10 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
     from nas.tracking import TrackingCallback, register_live
-    from nas.trial import TrialContext, run_trial
+    from nas.trial import TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
     state = None
@@ -332,6 +335,11 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
                                        seed=config.seed,
                                        **config.strategy.params)
+            samples = config.trials
+            if not config.count_rejected:
+                samples += REJECTED_PER_TRIAL * config.trials
+                searcher = WithinBudgetQuota(searcher, config.trials, WithinBudgets(context),
+                                             max_rejected=REJECTED_PER_TRIAL * config.trials)
             if config.resources.max_concurrent:
                 searcher = ConcurrencyLimiter(searcher,
                                               max_concurrent=config.resources.max_concurrent)
@@ -349,7 +357,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                            num_samples=config.trials, reuse_actors=reuse,
+                                            num_samples=samples, reuse_actors=reuse,
                                             trial_name_creator=_trial_name,
                                             trial_dirname_creator=_trial_name),
                 run_config=tune.RunConfig(
@@ -383,4 +391,5 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
         tune_path=str(folder), pareto=tracker.front(), curve=list(tracker.curve),
-        points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()])
+        points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
+        count_rejected=config.count_rejected)

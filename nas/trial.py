@@ -93,6 +93,28 @@ def _task(task_json: str, seed: int) -> Any:
     return make_task(TaskConfig.model_validate_json(task_json), seed)
 
 
+def price(context: TrialContext, config: dict[str, Any]) -> tuple[Architecture, Cost, list[str]]:
+    """The candidate ``config`` stands for, its cost, and the budgets it breaks (none: it fits).
+    The estimator and the space are loaded once per process."""
+    search = context.search
+    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
+    arch = space.from_choices({**context.fixed, **config})
+    cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
+                          context.in_channels)
+    return arch, cost, cost.violations(search.budgets)
+
+
+@dataclass(frozen=True)
+class WithinBudgets:
+    """The trial's own budget check as a picklable predicate on a config, for the driver
+    (:class:`~nas.strategies.quota.WithinBudgetQuota`)."""
+
+    context: TrialContext
+
+    def __call__(self, config: dict[str, Any]) -> bool:
+        return not price(self.context, config)[2]
+
+
 def trial_seed(seed: int, arch: str) -> int:
     """Weight-init/shuffle seed: the search seed and the architecture (stable across runs)."""
     return (seed * 1_000_003 + zlib.crc32(arch.encode())) % (2**31)
@@ -131,14 +153,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     from ray import tune
 
     search = context.search
-    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
-    arch = space.from_choices({**context.fixed, **config})
-    cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
-                          context.in_channels)
+    arch, cost, reasons = price(context, config)
     base = {"arch": arch.to_string(), "latency_ms": cost.latency_ms, "params": cost.params,
             "peak_activation_bytes": cost.peak_activation_bytes, "macs": cost.macs,
             "node_id": _node_id()}
-    reasons = cost.violations(search.budgets)
     if reasons:
         tune.report({**base, "accuracy": 0.0, "epochs": 0, "train_seconds": 0.0,
                      "rejected": 1, "reject_reason": "; ".join(reasons)})

@@ -85,7 +85,10 @@ def test_save_and_restore(tmp_path: Path) -> None:
 
 def test_a_trial_suggested_after_the_saved_state_is_still_told(tmp_path: Path) -> None:
     """A driver killed between Tune's state writes restores a trial this searcher's saved
-    state never suggested; when it completes, Tune's result carries its config."""
+    state never suggested; when it completes, Tune's result carries its config (flattened to
+    ``config/<name>`` keys, as Tune hands results to searchers)."""
+    from ray.tune.utils import flatten_dict
+
     def fresh() -> StrategySearcher:
         return StrategySearcher(create_strategy("evolution", nb201_dimensions(),
                                                 objectives=OBJECTIVES, seed=1,
@@ -97,7 +100,8 @@ def test_a_trial_suggested_after_the_saved_state_is_still_told(tmp_path: Path) -
     fresh().save(str(path))  # the state saved before t0 was suggested
     after = fresh()
     after.restore(str(path))
-    after.on_trial_complete("t0", {"accuracy": 0.5, "latency_ms": 2.0, "config": config})
+    after.on_trial_complete("t0", flatten_dict({"accuracy": 0.5, "latency_ms": 2.0,
+                                                "config": config}))
     assert after.suggested == 1
     assert after.strategy.state_dict()["told"] == 1
     after.on_trial_complete("gone", {"accuracy": 0.5})  # no config: nothing to tell

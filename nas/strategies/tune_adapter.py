@@ -53,10 +53,9 @@ class StrategySearcher(Searcher):
             # A trial suggested after this searcher's last saved state (a driver killed between
             # Tune's experiment-state and searcher-state writes), restored by Tune from its
             # experiment state: Tune's result carries the config it was given.
-            config = (result or {}).get("config")
-            if not isinstance(config, dict):
+            config = result_config(result)
+            if config is None:
                 return
-            config = dict(config)
             self.suggested += 1
         if error or result is None or result.get("rejected"):
             # failed, or rejected by a budget check before training: seen, never bred from
@@ -85,6 +84,17 @@ class StrategySearcher(Searcher):
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot restore searcher from {checkpoint_path}: {err}") from None
         self.set_state(state)
+
+
+def result_config(result: dict | None) -> dict[str, Any] | None:
+    """The config a Tune result carries: nested under ``config``, or as the ``config/<name>``
+    keys of the flattened result Tune hands searchers."""
+    if not result:
+        return None
+    if isinstance(result.get("config"), dict):
+        return dict(result["config"])
+    flat = {k.split("/", 1)[1]: v for k, v in result.items() if k.startswith("config/")}
+    return flat or None
 
 
 SEARCHERS: tuple[str, ...] = ("evolution", "random", "optuna-nsga2", "optuna-tpe")
