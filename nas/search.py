@@ -58,7 +58,9 @@ class SearchSummary:
     seconds: float
     tune_path: str = ""
     pareto: list[dict[str, Any]] = field(default_factory=list)
-    curve: list[float] = field(default_factory=list)  # hypervolume after each finished trial
+    # hypervolume after each finished trial that counts toward `trials` (with count_rejected
+    # false, the rejected ones do not)
+    curve: list[float] = field(default_factory=list)
     points: list[dict[str, Any]] = field(default_factory=list)  # every trained candidate
     count_rejected: bool = True  # the config's: did rejections use up trials?
 
@@ -221,6 +223,14 @@ def load_search_state(folder: Path) -> dict[str, Any]:
         return state
     except (OSError, json.JSONDecodeError, KeyError, ValueError) as err:
         raise ValueError(f"damaged search state {folder / STATE_FILE}: {err}") from None
+
+
+def counted_curve(tracker: SearchTracker, count_rejected: bool) -> list[float]:
+    """Hypervolume after each trial of this process that counts toward ``trials``: every one,
+    or (``count_rejected`` false) the ones not rejected, so curves of searches that rejected
+    different numbers of candidates line up trial for trial (``hwnas compare``)."""
+    return [hv for hv, rejected in zip(tracker.curve, tracker.curve_rejected)
+            if count_rejected or not rejected]
 
 
 def sync_trial_counter(folder: Path) -> int | None:
@@ -390,6 +400,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         stopped=tracker.count("stopped"), rejected=tracker.count("rejected"),
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
-        tune_path=str(folder), pareto=tracker.front(), curve=list(tracker.curve),
+        tune_path=str(folder), pareto=tracker.front(),
+        curve=counted_curve(tracker, config.count_rejected),
         points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
         count_rejected=config.count_rejected)

@@ -133,6 +133,7 @@ class SearchTracker:
         self.done: set[str] = set()  # trial ids with a finished child run
         self.hypervolume = 0.0
         self.curve: list[float] = []  # hypervolume after each trial finished in this process
+        self.curve_rejected: list[bool] = []  # whether that trial was rejected before training
         self.closed = False
         if self.resume_run_id is not None:
             self._reopen(self.resume_run_id)
@@ -293,6 +294,7 @@ class SearchTracker:
         values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
         self.hypervolume = normalized_hypervolume(values, self.reference_ms)
         self.curve.append(self.hypervolume)
+        self.curve_rejected.append(self.finished[-1]["outcome"] == "rejected")
         step = len(self.finished)
         self._log_metrics(self.parent_id, {"hypervolume": self.hypervolume,
                                            "trials_finished": step,

@@ -85,6 +85,24 @@ def test_save_restore_and_a_trial_suggested_after_the_save(tmp_path: Path) -> No
     assert restored.searcher.strategy.state_dict()["told"] == 1  # the strategy heard of it too
 
 
+def test_counted_curve_skips_rejections_only_when_they_do_not_count(tmp_path: Path) -> None:
+    from nas.search import counted_curve
+    from nas.tracking import SearchTracker
+
+    tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "curve", reference_ms=1.0)
+    rows = [(0.5, 0.5, 0), (0.0, 2.0, 1), (0.9, 0.8, 0), (0.0, 3.0, 1)]
+    for i, (acc, lat, rejected) in enumerate(rows):
+        tracker.start_trial(f"t{i}", f"a{i}", {})
+        tracker.finish_trial(f"t{i}", {"arch": f"a{i}", "accuracy": acc, "latency_ms": lat,
+                                       "params": 1, "peak_activation_bytes": 1, "macs": 1,
+                                       "epochs": 0 if rejected else 3, "train_seconds": 1.0,
+                                       "rejected": rejected}, "FINISHED", max_epochs=3)
+    tracker.close("FINISHED")
+    assert len(counted_curve(tracker, True)) == 4
+    kept = counted_curve(tracker, False)
+    assert kept == [tracker.curve[0], tracker.curve[2]] and kept[-1] == tracker.hypervolume
+
+
 def quota_config(tmp_path: Path, trials: int) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     config.update(name="quota", trials=trials, count_rejected=False,
