@@ -55,7 +55,7 @@ def test_finishes_at_max_rejected() -> None:
     quota = WithinBudgetQuota(Counting(), quota=10, fits=lambda c: False, max_rejected=4)
     suggested = [quota.suggest(f"t{i}") for i in range(6)]
     assert suggested[4:] == [Searcher.FINISHED] * 2 and quota.rejected == 4
-    with pytest.raises(ValueError, match="quota must be >= 1"):
+    with pytest.raises(ValueError, match="quota and max_rejected must be >= 1"):
         WithinBudgetQuota(Counting(), quota=0, fits=even, max_rejected=1)
 
 

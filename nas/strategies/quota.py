@@ -6,8 +6,7 @@ trial it still uses up one of ``num_samples``: the quickstart rejects 16 of its 
 trains 8. :class:`WithinBudgetQuota` wraps any Tune ``Searcher`` (like Ray's
 ``ConcurrencyLimiter``), prices each suggestion with the same check the trial runs
 (``fits(config)``) and answers ``Searcher.FINISHED`` once ``quota`` suggestions fit, or once
-``max_rejected`` did not; Tune's ``num_samples`` is set to the sum, an upper bound never
-reached. Rejected candidates still run as (instant) trials, so they are recorded in MLflow and
+``max_rejected`` did not; Tune's ``num_samples`` is set to the sum, an upper bound. Rejected candidates still run as (instant) trials, so they are recorded in MLflow and
 told to the strategy exactly as before.
 
 Tune saves its counts (:meth:`get_state`) with its trial generator's state and the wrapped
@@ -32,8 +31,8 @@ class WithinBudgetQuota(Searcher):
 
     def __init__(self, searcher: Searcher, quota: int, fits: Callable[[dict], bool],
                  max_rejected: int) -> None:
-        if quota < 1 or max_rejected < 0:
-            raise ValueError(f"quota must be >= 1 and max_rejected >= 0, got {quota} and "
+        if quota < 1 or max_rejected < 1:
+            raise ValueError(f"quota and max_rejected must be >= 1, got {quota} and "
                              f"{max_rejected}")
         super().__init__(metric=searcher.metric, mode=searcher.mode)
         self.searcher, self.fits = searcher, fits
