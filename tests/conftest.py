@@ -22,3 +22,33 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())", *args],
         capture_output=True, text=True, cwd=cwd or ROOT, timeout=300,
     )
+
+
+def kill_search_after(path: Path, cwd: Path, name: str, completed: int) -> str:
+    """Start ``hwnas search --config path --name name`` in ``cwd`` (MLflow in ``cwd``/mlflow.db),
+    SIGKILL it and the Ray it started once ``completed`` trials have completed, and return the
+    experiment id."""
+    import os
+    import signal
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
+         "search", "--config", str(path), "--name", name], cwd=cwd,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"no {completed} trials completed within 180 s"
+            assert proc.poll() is None, "the search ended before it could be killed"
+            time.sleep(0.5)
+            exp = (cwd / "mlflow.db").exists() and client.get_experiment_by_name("quickstart")
+            if exp and len(client.search_runs(
+                    [exp.experiment_id], "tags.`hwnas.outcome` = 'completed'")) >= completed:
+                return exp.experiment_id
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+        proc.wait(30)

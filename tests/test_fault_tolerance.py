@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ray.tune.search import Searcher
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, kill_search_after, run_cli
 
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
@@ -75,35 +75,13 @@ def test_unreachable_mlflow_server_fails_before_any_trial(tmp_path: Path) -> Non
 
 def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Path) -> None:
     """SIGKILL the whole driver (and its local Ray) after a few trials, then --resume."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     from collections import Counter
 
     from mlflow.tracking import MlflowClient
 
     path = small_config(tmp_path, trials=8)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
-         "search", "--config", str(path), "--name", "killme"], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    experiment_id = kill_search_after(path, tmp_path, "killme", completed=3)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert time.monotonic() < deadline, "no 3 trials finished within 180 s"
-            assert proc.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.5)
-            exp = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name(
-                "quickstart")
-            if exp and len(client.search_runs(
-                    [exp.experiment_id], "tags.`hwnas.outcome` = 'completed'")) >= 3:
-                break
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
-        proc.wait(30)
     folder = next((tmp_path / "ray").glob("killme-*"))
     first = json.loads(next(folder.glob("searcher-state-*")).read_text())["strategy"]
     assert first["told"] >= 1 and first["population"]  # saved with Tune's state, per event
@@ -124,7 +102,7 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Pa
     summary = json.loads(resumed.stdout)
     assert summary["trials"] == 8 and summary["failed"] == 0
 
-    runs = client.search_runs([exp.experiment_id], max_results=200)
+    runs = client.search_runs([experiment_id], max_results=200)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     trials = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
     finished = Counter(r.data.tags["hwnas.trial_id"] for r in trials

@@ -12,7 +12,7 @@ import yaml
 from ray.tune.search import Searcher
 from ray.tune.utils import flatten_dict
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, kill_search_after, run_cli
 from nas.strategies import create_strategy
 from nas.strategies.quota import WithinBudgetQuota
 from nas.strategies.tune_adapter import StrategySearcher
@@ -136,41 +136,19 @@ def test_search_trains_trials_within_budget(tmp_path: Path) -> None:
 
 def test_killed_and_resumed_search_still_trains_its_quota(tmp_path: Path) -> None:
     """SIGKILL the driver after 2 trained candidates, --resume: 5 trained in all, none twice."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     from collections import Counter
 
     from mlflow.tracking import MlflowClient
 
     path = quota_config(tmp_path, 5)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
-         "search", "--config", str(path), "--name", "killme"], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    experiment_id = kill_search_after(path, tmp_path, "killme", completed=2)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert time.monotonic() < deadline, "no 2 trials trained within 180 s"
-            assert proc.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.5)
-            exp = (tmp_path / "mlflow.db").exists() and client.get_experiment_by_name(
-                "quickstart")
-            if exp and len(client.search_runs(
-                    [exp.experiment_id], "tags.`hwnas.outcome` = 'completed'")) >= 2:
-                break
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
-        proc.wait(30)
     resumed = run_cli("search", "--resume", "killme", "--config", str(path), "--json",
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout)
     assert summary["completed"] + summary["stopped"] + summary["failed"] == 5
-    runs = client.search_runs([exp.experiment_id], "tags.`hwnas.role` = 'trial'",
+    runs = client.search_runs([experiment_id], "tags.`hwnas.role` = 'trial'",
                               max_results=500)
     done = [r for r in runs if r.info.status == "FINISHED"]
     assert set(Counter(r.data.tags["hwnas.trial_id"] for r in done).values()) == {1}
