@@ -225,14 +225,6 @@ def load_search_state(folder: Path) -> dict[str, Any]:
         raise ValueError(f"damaged search state {folder / STATE_FILE}: {err}") from None
 
 
-def counted_curve(tracker: SearchTracker, count_rejected: bool) -> list[float]:
-    """Hypervolume after each trial of this process that counts toward ``trials``: every one,
-    or (``count_rejected`` false) the ones not rejected, so curves of searches that rejected
-    different numbers of candidates line up trial for trial (``hwnas compare``)."""
-    return [hv for hv, rejected in zip(tracker.curve, tracker.curve_rejected)
-            if count_rejected or not rejected]
-
-
 def sync_trial_counter(folder: Path) -> int | None:
     """Make Tune's trial generator count every trial of the saved experiment state.
 
@@ -240,29 +232,27 @@ def sync_trial_counter(folder: Path) -> int | None:
     many trials the generator has created). A driver killed between the two writes leaves the
     counter one trial behind, and the resumed search would run one trial more than it was asked
     for. Returns the corrected count, or ``None`` when nothing needed fixing."""
-    import pickle
+    from pickle import UnpicklingError
 
-    from estimators.latency import atomic_write
+    try:  # Tune's own reader and writer of that file (it is a cloudpickle named .json)
+        from ray.tune.utils.util import _atomic_save, _load_newest_checkpoint
+    except ImportError:
+        return None  # a Ray without them: leave Tune's state as it is
 
-    def newest(pattern: str) -> Path | None:
-        files = sorted(folder.glob(pattern), key=lambda f: f.stat().st_mtime)
-        return files[-1] if files else None
-
-    state, gen = newest("experiment_state-*.json"), newest("search_gen_state-*.json")
-    if state is None or gen is None:
+    states = sorted(folder.glob("experiment_state-*.json"))
+    gens = sorted(folder.glob("search_gen_state-*.json"))
+    if not states or not gens:
         return None
     try:
-        trials = len(json.loads(state.read_text())["trial_data"])
-        # Tune's own file in this search's own folder (a pickle named .json): Tune unpickles it
-        # the moment later in Tuner.restore, so reading it first trusts nothing more.
-        saved = pickle.loads(gen.read_bytes())
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
+        trials = len(json.loads(states[-1].read_text())["trial_data"])
+        saved = _load_newest_checkpoint(str(folder), "search_gen_state-*.json")
+    except (OSError, ValueError, KeyError, EOFError, UnpicklingError):
         return None  # let Tune report its own restore error
     if not isinstance(saved, dict) or not isinstance(saved.get("counter"), int) \
             or saved["counter"] >= trials:
         return None
     saved["counter"] = trials
-    atomic_write(gen, pickle.dumps(saved))
+    _atomic_save(saved, str(folder), gens[-1].name, f"tmp-{gens[-1].name}")
     return trials
 
 
@@ -401,6 +391,6 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         failed=tracker.count("failed"), hypervolume=tracker.hypervolume,
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
         tune_path=str(folder), pareto=tracker.front(),
-        curve=counted_curve(tracker, config.count_rejected),
+        curve=tracker.counted_curve(config.count_rejected),
         points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
         count_rejected=config.count_rejected)

@@ -303,6 +303,13 @@ class SearchTracker:
         if step % self.plot_every == 0:
             self.write_artifacts()
 
+    def counted_curve(self, count_rejected: bool) -> list[float]:
+        """Hypervolume after each trial of this process that counts toward ``trials``: every
+        one, or (``count_rejected`` false) the ones not rejected, so curves of searches that
+        rejected different numbers of candidates line up trial for trial (``hwnas compare``)."""
+        return [hv for hv, rejected in zip(self.curve, self.curve_rejected)
+                if count_rejected or not rejected]
+
     def count(self, outcome: str) -> int:
         return sum(r["outcome"] == outcome for r in self.finished)
 

@@ -86,7 +86,6 @@ def test_save_restore_and_a_trial_suggested_after_the_save(tmp_path: Path) -> No
 
 
 def test_counted_curve_skips_rejections_only_when_they_do_not_count(tmp_path: Path) -> None:
-    from nas.search import counted_curve
     from nas.tracking import SearchTracker
 
     tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "curve", reference_ms=1.0)
@@ -98,8 +97,8 @@ def test_counted_curve_skips_rejections_only_when_they_do_not_count(tmp_path: Pa
                                        "epochs": 0 if rejected else 3, "train_seconds": 1.0,
                                        "rejected": rejected}, "FINISHED", max_epochs=3)
     tracker.close("FINISHED")
-    assert len(counted_curve(tracker, True)) == 4
-    kept = counted_curve(tracker, False)
+    assert len(tracker.counted_curve(True)) == 4
+    kept = tracker.counted_curve(False)
     assert kept == [tracker.curve[0], tracker.curve[2]] and kept[-1] == tracker.hypervolume
 
 

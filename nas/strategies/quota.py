@@ -6,8 +6,9 @@ trial it still uses up one of ``num_samples``: the quickstart rejects 16 of its 
 trains 8. :class:`WithinBudgetQuota` wraps any Tune ``Searcher`` (like Ray's
 ``ConcurrencyLimiter``), prices each suggestion with the same check the trial runs
 (``fits(config)``) and answers ``Searcher.FINISHED`` once ``quota`` suggestions fit, or once
-``max_rejected`` did not; Tune's ``num_samples`` is set to the sum, an upper bound. Rejected candidates still run as (instant) trials, so they are recorded in MLflow and
-told to the strategy exactly as before.
+``max_rejected`` did not; Tune's ``num_samples`` is set to the sum, an upper bound. Rejected
+candidates still run as (instant) trials, so they are recorded in MLflow and told to the
+strategy exactly as before.
 
 Tune saves its counts (:meth:`get_state`) with its trial generator's state and the wrapped
 searcher's state on its own, as for its ``ConcurrencyLimiter``. A trial it is told about without
@@ -50,15 +51,16 @@ class WithinBudgetQuota(Searcher):
         config = self.searcher.suggest(trial_id)
         if config is None or config == Searcher.FINISHED:
             return config
-        self._count(trial_id, self.fits(config))
+        self.live[trial_id] = self._count(config)
         return config
 
-    def _count(self, trial_id: str, fits: bool) -> None:
-        self.live[trial_id] = fits
+    def _count(self, config: dict) -> bool:
+        fits = bool(self.fits(config))
         if fits:
             self.within += 1
         else:
             self.rejected += 1
+        return fits
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searcher.on_trial_result(trial_id, result)
@@ -68,8 +70,7 @@ class WithinBudgetQuota(Searcher):
         if self.live.pop(trial_id, None) is None:
             config = result_config(result)
             if config is not None:  # suggested after this searcher's last saved state
-                self._count(trial_id, self.fits(config))
-                self.live.pop(trial_id)
+                self._count(config)
         self.searcher.on_trial_complete(trial_id, result=result, error=error)
 
     def get_state(self) -> dict[str, Any]:
