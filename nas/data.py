@@ -223,11 +223,23 @@ def _make_digits(resolution: int, val_fraction: float, seed: int, max_train: int
 # --------------------------------------------------------------------------- cifar10
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's own format is a pickle of dicts, lists, bytes and numpy arrays: only the
+    globals a numpy array needs are resolved, so a file that would run code is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[bytes, Any]:
-    # CIFAR-10's own format is a pickle; only point data_dir at files you trust.
     try:
         with path.open("rb") as f:
-            obj = pickle.load(f, encoding="bytes")
+            obj = _ArraysOnly(f, encoding="bytes").load()
     except Exception as exc:
         raise ValueError(f"malformed CIFAR-10 file {path}: cannot unpickle ({exc})") from exc
     if not isinstance(obj, dict):

@@ -269,6 +269,20 @@ def test_cifar10_malformed_batch_names_the_file(tmp_path: Path) -> None:
         make_datasets("cifar10", 32, data_dir=tmp_path)
 
 
+def test_cifar10_file_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    import os
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (os.system, ("echo pwned",))
+
+    _write_cifar(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
+    with pytest.raises(ValueError, match="data_batch_2.*refused global"):
+        make_datasets("cifar10", 32, data_dir=tmp_path)
+
+
 def test_cifar10_rewritten_files_are_read_again(tmp_path: Path) -> None:
     _write_cifar(tmp_path, per_batch=8)  # 4 per class: 3 train + 1 val each
     assert len(make_datasets("cifar10", 8, data_dir=tmp_path).train) == 30
