@@ -128,6 +128,9 @@ class TorchCPUBackend(_ModuleBackend):
 # -- CUDA -------------------------------------------------------------------------------------
 DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16,
                                   "fp32": torch.float32}
+TIMINGS = ("graph", "eager")
+"""``graph``: replays of a captured CUDA graph (the GPU's own time); ``eager``: plain calls
+(kernel-launch cost included)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,10 +144,12 @@ class TorchCUDASettings(LoopSettings):
     channels_last: bool = True
     cudnn_benchmark: bool = True
     device: int = 0
+    timing: str = "graph"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("dtype", self.dtype, tuple(DTYPES))
+        check_choice("timing", self.timing, TIMINGS)
         check_min("device", self.device, 0)
 
 
