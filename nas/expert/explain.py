@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from estimators.latency import load_estimator
 from estimators.memory import memory_report
 from nas.expert.edits import describe, edit
 from nas.expert.rules import position_of
@@ -170,17 +171,6 @@ def _groups(arch: Architecture) -> tuple[list[tuple[str, int | None]], dict[str,
     for name in ("head", "pool", "classifier"):
         row_of[name] = len(rows) - 1
     return rows, row_of
-
-
-def load_estimator(ref: Any) -> tuple[Any, str]:
-    """A loaded estimator and how to name it: ``ref`` is a loaded
-    :class:`~estimators.latency.LatencyEstimator`, a folder or a shipped estimator's name."""
-    from estimators.latency import LatencyEstimator, resolve_estimator
-
-    if isinstance(ref, LatencyEstimator):
-        return ref, f"{ref.space}/{ref.profile}"
-    folder = resolve_estimator(ref)
-    return LatencyEstimator.load(folder), str(folder)
 
 
 def explain(arch: Architecture, estimator: Any, num_classes: int = 1000,
