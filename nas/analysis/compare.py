@@ -229,7 +229,7 @@ def plan_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int,
     """The comparison's base config, checked before the first search: every problem (unknown
     strategy, config, tracking URI, estimator, data) is a one-line ``ValueError``."""
     from nas.search import prepare
-    from nas.strategies.tune_adapter import SEARCHERS
+    from nas.strategies import SEARCHERS
     from nas.tracking import check_tracking_uri
 
     unknown = [s for s in strategies if s not in SEARCHERS]
