@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from estimators.latency import atomic_write  # noqa: E402
 from nas.analysis.landscape import (  # noqa: E402
     DEFAULT_KINDS,
     OBJECTIVES,
     landscape_report,
     plot_landscape,
 )
+from searchspaces.files import atomic_write  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

@@ -368,7 +368,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                         max_failures=config.resources.max_failures)),
             )
             # What --resume needs, written before the first trial (atomically).
-            from estimators.latency import atomic_write
+            from searchspaces.files import atomic_write
 
             atomic_write(folder / STATE_FILE, json.dumps({
                 "run_name": run_name, "parent_run_id": tracker.parent_id,

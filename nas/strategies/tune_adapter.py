@@ -75,7 +75,7 @@ class StrategySearcher(Searcher):
         self.suggested = int(state["suggested"])
 
     def save(self, checkpoint_path: str) -> None:
-        from estimators.latency import atomic_write
+        from searchspaces.files import atomic_write
 
         atomic_write(Path(checkpoint_path), json.dumps(self.get_state()).encode())
 
