@@ -181,12 +181,9 @@ def _as_kind(space: SearchSpace, stage: Stage, index: int, kind: str,
              expansion: int | None) -> Stage:
     """``stage`` as block kind ``kind``: a conv has expansion 1; an ibn/fibn keeps ``expansion``
     if given, else the stage's own, else (from a conv stage) the space baseline's."""
-    if kind == "conv":
-        return replace(stage, block=kind, expansion=1)
-    if expansion is None:
-        expansion = (stage.expansion if stage.block != "conv"
-                     else space.baseline().stages[index].expansion)
-    return replace(stage, block=kind, expansion=int(expansion))
+    if expansion is None and stage.block == "conv" and kind != "conv":
+        expansion = space.baseline().stages[index].expansion
+    return stage.as_block(kind, expansion)
 
 
 def channel_sweep(space: SearchSpace, estimator: LatencyEstimator, stage: int, block_kind: str,

@@ -29,7 +29,7 @@ from estimators.latency import load_estimator
 from estimators.memory import memory_report
 from nas.expert.edits import describe, edit
 from nas.expert.rules import position_of
-from searchspaces.genome import Architecture
+from searchspaces.genome import Architecture, expansions_for
 
 EXPANSIONS = (1, 3, 4, 6)
 KERNELS = (3, 5)
@@ -133,12 +133,11 @@ def _stage_edits(arch: Architecture, i: int, p: int
         built = arch.scaled(cand.stages[i].channels)
         name = "align down" if built < arch.scaled(st.channels) else "align up"
         out.append((name, "channels_aligned", True, cand))
-    if st.block != "conv":
-        lower, higher = _neighbours(EXPANSIONS, st.expansion)
-        if lower is not None:
-            add("expansion down", "expansion", lower)
-        if higher is not None:
-            add("expansion up", "expansion", higher)
+    lower, higher = _neighbours(expansions_for(st.block, EXPANSIONS), st.expansion)
+    if lower is not None:
+        add("expansion down", "expansion", lower)
+    if higher is not None:
+        add("expansion up", "expansion", higher)
     lower, higher = _neighbours(KERNELS, st.kernel)
     if lower is not None:
         add("kernel down", "kernel", lower)
