@@ -5,7 +5,7 @@ stage's range (the uncurated space) and reads the curated points (multiples of P
 curve, then prints the roughness of both (share of down steps, local minima, share of the rise
 on the steps into a new pass of the P-wide array, where the largest rises are) and the local
 minima that greedy descent over all channel dimensions meets from random starts. See
-:mod:`searchspaces.landscape` for the definitions.
+:mod:`nas.analysis.landscape` for the definitions.
 
 Run from the repository root::
 
