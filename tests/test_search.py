@@ -313,7 +313,8 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     import pickle
     import threading
 
-    from nas.tracking import SearchTracker, TrackingCallback
+    from nas.tracking import SearchTracker
+    from nas.tracking.callback import TrackingCallback
 
     tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "p", reference_ms=1.0)
     lock = threading.RLock()
@@ -321,7 +322,7 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     blob = pickle.dumps(callback)  # the lock and the database client are not in it
     copy = pickle.loads(blob)
     assert copy.max_epochs == 3 and copy.tracker is tracker  # re-attached by run name
-    from nas import tracking
+    from nas.tracking import callback as tracking
 
     tracking._LIVE.pop(tracker.run_name)  # in a process without that search: detached
     orphan = pickle.loads(blob)
