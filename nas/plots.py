@@ -65,7 +65,7 @@ def pareto_html(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]
     def hover(p: dict[str, Any]) -> str:
         return (f"{p['arch']}<br>accuracy {p['accuracy']:.4f} · {p['latency_ms']:.4f} ms"
                 f"<br>params {p['params']:,} · peak act. {p['peak_activation_bytes']:,} B"
-                f"<br>epochs {p['epochs']} · trial {p.get('trial_id', '')}")
+                f"<br>epochs {p['epochs']} · trial {p.get('trial', '')} ({p.get('trial_id', '')})")
 
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[p["latency_ms"] for p in points],

@@ -217,6 +217,7 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     assert len(rejected) == summary["rejected"]
     for run in rejected:
         assert run.data.metrics["latency_ms"] > 0.3 and run.data.metrics["rejected"] == 1
+        assert "accuracy" not in run.data.metrics  # not a failed training: never trained
         assert "latency" in run.data.tags["hwnas.reject_reason"]
     trained = [r for r in children if r.data.tags["hwnas.outcome"] in ("completed", "stopped")]
     for run in trained:

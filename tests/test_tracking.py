@@ -32,13 +32,14 @@ def test_store_imports_no_ray() -> None:
 
 
 def test_trial_run_names_lead_with_what_tells_trials_apart() -> None:
-    from nas.tracking.text import trial_run_name
+    from nas.tracking.text import trial_label, trial_run_name
 
-    assert trial_run_name("4a9e8_00007", ARCH) == "t007 ciifcci"
-    assert trial_run_name("4a9e8_00007", ARCH, 0.13812) == "t007 ciifcci 0.138ms"
-    assert trial_run_name("4a9e8_00012", ARCH, 0.41, "rejected") == "t012 ciifcci 0.41ms rejected"
-    assert trial_run_name("4a9e8_00012", ARCH, 2.5, "completed") == "t012 ciifcci 2.5ms"
-    assert trial_run_name("t3", "not-an-arch", 1234.4) == "t003 1234ms"
+    assert trial_label(7) == "t007" and trial_label(1234) == "t1234"
+    assert trial_run_name("t007", ARCH) == "t007 ciifcci"
+    assert trial_run_name("t007", ARCH, 0.13812) == "t007 ciifcci 0.138ms"
+    assert trial_run_name("t012", ARCH, 0.41, "rejected") == "t012 ciifcci 0.41ms rejected"
+    assert trial_run_name("t012", ARCH, 2.5, "completed") == "t012 ciifcci 2.5ms"
+    assert trial_run_name("t003", "not-an-arch", 1234.4) == "t003 1234ms"
     # the runs table shows ~15 characters: trial number and block kinds fit
     assert len("t007 ciifcci") <= 15
 
@@ -71,8 +72,9 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, list[st
 
     tracker.client.log_artifact = spy
     tracker.log_config({"name": "unit", "trials": 4})
-    rows = [("x_00000", _result(0.5, 0.5)), ("x_00001", _result(0.0, 2.0, 0, 1)),
-            ("x_00002", _result(0.9, 0.8)), ("x_00003", _result(0.4, 0.6))]
+    # Tune's trial ids are random hex; the names number the trials in the order they started
+    rows = [("c3a1", _result(0.5, 0.5)), ("07fe", _result(0.0, 2.0, 0, 1)),
+            ("9b20", _result(0.9, 0.8)), ("e411", _result(0.4, 0.6))]
     for trial_id, result in rows:
         tracker.start_trial(trial_id, ARCH, {"x": 1})
         tracker.log_epoch(trial_id, result)
@@ -86,19 +88,20 @@ def test_rejected_trial_has_no_accuracy_and_says_why(tracked: tuple[Any, Any, li
     tracker, client, _ = tracked
     runs = client.search_runs([tracker.experiment_id], "tags.`hwnas.role` = 'trial'")
     by_name = {r.info.run_name: r for r in runs}
-    assert sorted(by_name) == ["t000 ciifcci 0.5ms", "t001 ciifcci 2ms rejected",
-                               "t002 ciifcci 0.8ms", "t003 ciifcci 0.6ms"]
-    rejected = by_name["t001 ciifcci 2ms rejected"]
+    assert sorted(by_name) == ["t001 ciifcci 0.5ms", "t002 ciifcci 2ms rejected",
+                               "t003 ciifcci 0.8ms", "t004 ciifcci 0.6ms"]
+    rejected = by_name["t002 ciifcci 2ms rejected"]
     assert rejected.data.tags["hwnas.outcome"] == "rejected"
     assert rejected.data.tags["hwnas.reject_reason"] == "latency 2 ms > 1 ms"
     assert "accuracy" not in rejected.data.metrics
     assert rejected.data.metrics["latency_ms"] == 2.0 and rejected.data.metrics["rejected"] == 1
     assert client.get_metric_history(rejected.info.run_id, "accuracy") == []
-    for name in ("t000 ciifcci 0.5ms", "t002 ciifcci 0.8ms"):
+    for name in ("t001 ciifcci 0.5ms", "t003 ciifcci 0.8ms"):
         assert by_name[name].data.metrics["accuracy"] > 0
     # everything computed from the runs still counts the rejection as a trial, not a point
     assert tracker.count("rejected") == 1 and len(tracker.candidates()) == 3
-    assert [p["trial_id"] for p in tracker.front()] == ["x_00000", "x_00002"]
+    assert [(p["trial"], p["trial_id"]) for p in tracker.front()] == [("t001", "c3a1"),
+                                                                       ("t003", "9b20")]
 
 
 def test_parent_description_summarizes_the_search(tracked: tuple[Any, Any, list[str]],
@@ -108,11 +111,12 @@ def test_parent_description_summarizes_the_search(tracked: tuple[Any, Any, list[
     tracker, client, _ = tracked
     parent = client.get_run(tracker.parent_id)
     note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith("**hwnas search `unit-search`**: evolution, 4 trials, status finished")
-    assert "| 4 | 3 | 0 | 1 | 0 |" in note  # finished, completed, stopped, rejected, failed
+    assert note.startswith(
+        "**hwnas search `unit-search`** (evolution, finished): 4 of 4 trials finished: 3 "
+        "completed, 0 stopped by ASHA, 1 rejected before training, 0 failed. Hypervolume "
+        f"**{tracker.hypervolume:.4f}**, Pareto front of 2.")
     assert "latency ≤ 1.0 ms" in note and "parameters ≤" not in note  # budgets that are set
-    assert f"Hypervolume **{tracker.hypervolume:.4f}**" in note
-    assert "| t000 | 0.5000 | 0.5000 | 3 |" in note and "| t002 | 0.8000 | 0.9000 | 3 |" in note
+    assert "| t001 | 0.5000 | 0.5000 | 3 |" in note and "| t003 | 0.8000 | 0.9000 | 3 |" in note
     assert "hwnas search --config search_config.yaml" in note
     assert "hwnas search --resume unit-search" in note
     config = Path(client.download_artifacts(tracker.parent_id, "search_config.yaml",
@@ -132,6 +136,8 @@ def test_experiment_opens_in_the_training_view_with_metric_columns(
     assert isinstance(view["name"], str) and isinstance(view["createdAt"], int)
     assert state["selectedColumns"][:2] == ["metrics.`accuracy`", "metrics.`latency_ms`"]
     assert "tags.`hwnas.outcome`" in state["selectedColumns"]
+    assert state["columnOrder"][1:] == state["selectedColumns"]  # run name first, then those
+    assert state["columnWidths"] == {"attributes.`Run Name`": 270}
     # an experiment made before (no tags) is marked on first use; a marked one is left alone
     bare = client.create_experiment("older")
     assert experiment_id(client, "older", tracker.tracking_uri) == bare
@@ -159,12 +165,13 @@ def test_ui_hint_names_the_venv_mlflow_and_the_url(tmp_path: Path,
     hint = ui_hint("sqlite:///mlflow.db", "3")
     exe = Path(sys.executable).parent / "mlflow"
     assert exe.is_file()  # the venv has the executable the hint names
-    assert hint.startswith(f"Browse the runs: {exe} ui --backend-store-uri "
-                           f"sqlite:///{tmp_path.resolve() / 'mlflow.db'} ")
-    url = re.search(r"then open (\S+)$", hint).group(1)
-    assert url == "http://127.0.0.1:5000/#/experiments/3?viewStateShareKey=hwnas-trials"
+    command, url = re.fullmatch(r"Browse the runs:\n  (.+)\n  then open (\S+)", hint).groups()
+    assert command == (f"{exe} ui --backend-store-uri sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+                       f" --workers 1")
+    page = "#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=hwnas-trials"
+    assert url == f"http://127.0.0.1:5000/{page}"
     assert ui_hint("http://127.0.0.1:5123/", "3") == (
-        "Browse the runs at http://127.0.0.1:5123/#/experiments/3?viewStateShareKey=hwnas-trials")
+        f"Browse the runs at http://127.0.0.1:5123/{page}")
 
 
 def test_pareto_legend_hides_no_point() -> None:

@@ -3,18 +3,22 @@
 Nothing here knows Ray (``python -c "import nas.tracking.store"`` loads no Ray) or what a
 search is; :mod:`nas.tracking.tracker` builds the search's runs on top of it.
 
-An experiment hwnas creates or uses is marked for MLflow 3's UI, which otherwise guesses the
-experiment's kind and may open a training experiment in its GenAI screens (traces, judges):
+An experiment hwnas creates or uses is marked for MLflow 3's UI (3.17.2, read from its bundled
+JavaScript and checked in a headless browser):
 
 - tag ``mlflow.experimentKind = custom_model_development``, the value the UI's own kind selector
-  writes for model training;
+  writes for model training. 3.17.2 itself takes the kind from its global GenAI / Model training
+  switch (browser storage ``mlflow.workflowType``, ``genai`` on a first visit) unless the URL
+  says ``workflowType=machine_learning``; so the link :func:`ui_url` prints says so, and opens
+  the Runs page rather than the GenAI overview (traces, judges, assistant prompts).
 - a saved runs view (tag ``mlflow.sharedViewState.hwnas-trials``, listed in the runs page's
-  Views menu and opened by ``?viewStateShareKey=hwnas-trials``). MLflow 3.17's runs table shows
-  no metric column until a person picks one: its default columns are Source, Models and Dataset
-  (``getDefaultSelectedColumns`` in the UI), and a person's picks live in their browser's local
-  storage. A saved view is the one place the UI reads columns from the server, so the view
-  selects the columns that matter (accuracy, predicted latency, epochs, size, outcome,
-  hypervolume) and :func:`ui_hint` prints the link that opens it.
+  Views menu, opened by the link's ``viewStateShareKey=hwnas-trials``). The runs table shows no
+  metric column until a person picks one: its default columns are Source, Models and Dataset
+  (``getDefaultSelectedColumns``), and a person's picks live in their browser's storage only. A
+  saved view is the one place the UI reads columns from the server, so this one selects the
+  columns that matter (accuracy, predicted latency, hypervolume, outcome, epochs, size) and
+  widens the run-name column. The UI then says "You're viewing a shared view"; its "Override
+  saved view" button makes it the person's own default.
 """
 
 from __future__ import annotations
@@ -35,10 +39,13 @@ VIEW_ID = "hwnas-trials"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_ID}"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
-# The runs table columns of the saved view, in this order.
-VIEW_METRICS = ("accuracy", "latency_ms", "epochs", "params", "peak_activation_bytes",
-                "hypervolume", "pareto_size")
-VIEW_TAGS = ("hwnas.outcome",)
+# The runs table columns of the saved view, in this order (trials fill the first two and the
+# outcome, the search's parent run the hypervolume).
+VIEW_COLUMNS = (("metrics", "accuracy"), ("metrics", "latency_ms"), ("metrics", "hypervolume"),
+                ("tags", "hwnas.outcome"), ("metrics", "epochs"), ("metrics", "params"),
+                ("metrics", "peak_activation_bytes"), ("metrics", "pareto_size"))
+RUN_NAME_COLUMN = ("attributes", "Run Name")
+RUN_NAME_PX = 270  # "t008 ficfiff 0.267ms rejected" in full
 
 
 def _column(kind: str, key: str) -> str:
@@ -48,9 +55,12 @@ def _column(kind: str, key: str) -> str:
 
 def view_state() -> dict[str, Any]:
     """The saved view's page state: the UI's own field names (its ``ExperimentPageUIState``
-    and search facets); fields left out keep the UI's defaults."""
-    return {"selectedColumns": [_column("metrics", m) for m in VIEW_METRICS]
-            + [_column("tags", t) for t in VIEW_TAGS],
+    and search facets); fields left out keep the UI's defaults. The UI applies column widths
+    only to the columns ``columnOrder`` names."""
+    columns = [_column(kind, key) for kind, key in VIEW_COLUMNS]
+    name = _column(*RUN_NAME_COLUMN)
+    return {"selectedColumns": columns, "columnOrder": [name, *columns],
+            "columnWidths": {name: RUN_NAME_PX},
             "runsHiddenMode": "SHOW_ALL",  # every run in the charts, not the first 10
             "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False}
 
@@ -164,11 +174,13 @@ def mlflow_command() -> str:
 
 
 def ui_url(base: str, experiment: str | None = None) -> str:
-    """The UI page of ``experiment`` (an id) with hwnas's saved view, or the UI's home."""
+    """The runs page of ``experiment`` (an id) in the model-training view with hwnas's saved
+    view (see the module docstring), or the UI's home."""
     base = base.rstrip("/")
     if experiment is None:
         return base
-    return f"{base}/#/experiments/{experiment}?viewStateShareKey={VIEW_ID}"
+    return (f"{base}/#/experiments/{experiment}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={VIEW_ID}")
 
 
 def ui_hint(tracking_uri: str, experiment: str | None = None) -> str:
@@ -180,5 +192,5 @@ def ui_hint(tracking_uri: str, experiment: str | None = None) -> str:
     uri = tracking_uri
     if uri.startswith("sqlite:///"):
         uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
-    return (f"Browse the runs: {mlflow_command()} ui --backend-store-uri {shlex.quote(uri)} "
-            f"--workers 1, then open {ui_url(DEFAULT_UI_URL, experiment)}")
+    return (f"Browse the runs:\n  {mlflow_command()} ui --backend-store-uri {shlex.quote(uri)} "
+            f"--workers 1\n  then open {ui_url(DEFAULT_UI_URL, experiment)}")

@@ -1,30 +1,29 @@
 """What a person reads in the MLflow UI: the trials' run names and the search's description.
 
 The runs table cuts names to about 15 characters, so a trial's name starts with what tells
-trials apart: ``t007 ciifcci 0.138ms`` is Tune trial 7, its stages' block kinds one letter each
-(``i`` ibn, ``f`` fibn, ``c`` conv; see :mod:`searchspaces.genome`) and its predicted latency.
+trials apart: ``t007 ciifcci 0.138ms`` is the search's 7th trial run, its stages' block kinds one
+letter each (``i`` ibn, ``f`` fibn, ``c`` conv; see :mod:`searchspaces.genome`) and its predicted
+latency. (Tune's own trial ids are random hex, useless for telling trials apart at a glance.)
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from searchspaces.genome import Architecture
 
 KIND_LETTERS = {"ibn": "i", "fibn": "f", "conv": "c"}
-NAME_LEGEND = ("trial runs are named `t<trial> <block kinds> <predicted latency>`, one letter "
+NAME_LEGEND = ("trial runs are named `t<n> <block kinds> <predicted latency>` (n: the order "
+               "the trials started), one letter "
                "per stage: " + ", ".join(f"`{v}` {k}" for k, v in KIND_LETTERS.items()))
 UNTRAINED = ("rejected", "failed", "killed", "lost")  # outcomes that say so in the run name
 FRONT_ROWS = 20  # more front points are in pareto_front.json
 
 
-def trial_label(trial_id: str) -> str:
-    """``t007`` for Tune's trial ``abc12_00007`` (the number of its folder ``trial_abc12_00007``);
-    the id itself when it ends in no number."""
-    found = re.search(r"(\d+)$", trial_id)
-    return f"t{int(found.group(1)):03d}" if found else trial_id
+def trial_label(number: int) -> str:
+    """``t007`` for the search's 7th trial run (in the order the trials started)."""
+    return f"t{number:03d}"
 
 
 def block_kinds(arch: str) -> str:
@@ -40,11 +39,12 @@ def _ms(value: float) -> str:
     return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
 
 
-def trial_run_name(trial_id: str, arch: str, latency_ms: float | None = None,
+def trial_run_name(label: str, arch: str, latency_ms: float | None = None,
                    outcome: str | None = None) -> str:
-    """``t007 ciifcci 0.138ms``, with ``rejected``/``failed``/... appended for a trial that has
-    no trained accuracy; the latency once a result has brought it."""
-    parts = [trial_label(trial_id), block_kinds(arch)]
+    """``t007 ciifcci 0.138ms`` (``label`` from :func:`trial_label`), with ``rejected``,
+    ``failed``, ... appended for a trial that has no trained accuracy; the latency once a result
+    has brought it."""
+    parts = [label, block_kinds(arch)]
     if latency_ms is not None:
         parts.append(f"{_ms(latency_ms)}ms")
     if outcome in UNTRAINED:
@@ -72,8 +72,12 @@ def search_note(run_name: str, status: str, settings: Mapping[str, str],
     how to run it again. ``settings`` are the run's params (the flattened config)."""
     s = settings
     strategy, trials = _setting(s, "strategy.name") or "?", _setting(s, "trials") or "?"
-    lines = [
-        f"**hwnas search `{run_name}`**: {strategy}, {trials} trials, status {status.lower()}.",
+    c = {k: counts.get(k, 0) for k in ("finished", "completed", "stopped", "rejected", "failed")}
+    lines = [  # the UI previews the first lines: the outcome comes first
+        f"**hwnas search `{run_name}`** ({strategy}, {status.lower()}): {c['finished']} of "
+        f"{trials} trials finished: {c['completed']} completed, {c['stopped']} stopped by ASHA, "
+        f"{c['rejected']} rejected before training, {c['failed']} failed. Hypervolume "
+        f"**{hypervolume:.4f}**, Pareto front of {len(front)}.",
         "",
         f"- space {_setting(s, 'space.name') or '?'} (curated {_setting(s, 'space.curated')}), "
         f"hardware {_setting(s, 'hardware.profile') or '?'} (estimator "
@@ -82,19 +86,14 @@ def search_note(run_name: str, status: str, settings: Mapping[str, str],
         f"- budgets: {_budgets(s)} (a candidate over one is rejected before training)",
         f"- training: {_setting(s, 'training.epochs') or '?'} epochs, ASHA "
         f"{_setting(s, 'training.asha') or '?'}, surrogate {_setting(s, 'training.surrogate')}",
-        "",
-        "| finished | completed | stopped by ASHA | rejected | failed |",
-        "|---|---|---|---|---|",
-        "| " + " | ".join(str(counts.get(k, 0)) for k in
-                         ("finished", "completed", "stopped", "rejected", "failed")) + " |",
-        "",
-        f"Hypervolume **{hypervolume:.4f}** (accuracy x latency, reference latency "
-        f"{reference_ms:g} ms; the `hypervolume` metric's history is its curve). "
-        f"Pareto front: {len(front)} candidates (also `pareto_front.json`/`.png`/`.html`).",
+        f"- hypervolume: of accuracy x latency up to the reference latency {reference_ms:g} ms; "
+        "the `hypervolume` metric's history is its curve over the trials",
+        "- plots: `pareto_front.png` and `pareto_front.html` (hover shows each architecture), "
+        "the front in `pareto_front.json`",
     ]
     if front:
         lines += ["", "| trial | latency ms | accuracy | epochs | arch |", "|---|---|---|---|---|"]
-        lines += [f"| {trial_label(str(p.get('trial_id', '')))} | {p['latency_ms']:.4f} | "
+        lines += [f"| {p.get('trial', '')} | {p['latency_ms']:.4f} | "
                   f"{p['accuracy']:.4f} | {p.get('epochs', '')} | `{p['arch']}` |"
                   for p in front[:FRONT_ROWS]]
         if len(front) > FRONT_ROWS:

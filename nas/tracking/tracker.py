@@ -43,7 +43,7 @@ import numpy as np
 
 from nas.pareto import hypervolume_2d, pareto_mask
 from nas.tracking.store import NOTE_TAG, all_runs, experiment_id, log_params, log_values
-from nas.tracking.text import search_note, trial_run_name
+from nas.tracking.text import search_note, trial_label, trial_run_name
 
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
@@ -90,7 +90,8 @@ class SearchTracker:
         self.hypervolume = 0.0
         self.curve: list[float] = []  # hypervolume after each trial finished in this process
         self.curve_rejected: list[bool] = []  # whether that trial was rejected before training
-        self.archs: dict[str, str] = {}  # trial id -> architecture of trials in flight
+        self.open_trials: dict[str, tuple[str, str]] = {}  # trial id -> (label, arch), in flight
+        self.started = 0  # child runs created (their labels are t001, t002, ...)
         self.settings = {k: str(v) for k, v in self.params.items()}  # for the description
         self._html_front: tuple[str, ...] | None = None  # front in the last pareto_front.html
         self._html_trials = -1  # finished trials when it was written
@@ -132,19 +133,22 @@ class SearchTracker:
         self.client.set_tag(run_id, "hwnas.resumed", str(resumed))
         self.client.update_run(run_id, status="RUNNING")
         ints = ("params", "peak_activation_bytes", "macs", "epochs", "rejected")
-        for run in self._child_runs():
+        children = self._child_runs()
+        self.started = len(children)
+        for run in children:
             trial_id = run.data.tags.get("hwnas.trial_id", "")
+            label = run.data.tags.get("hwnas.trial", "")
             outcome = run.data.tags.get("hwnas.outcome")
             if outcome in ("completed", "stopped", "rejected", "failed"):
                 result: dict[str, Any] = dict(run.data.metrics)
                 result.update({k: int(result[k]) for k in ints if k in result})
                 result["arch"] = run.data.params.get("arch", "")
-                self.finished.append({**result, "trial_id": trial_id,
+                self.finished.append({**result, "trial_id": trial_id, "trial": label,
                                       "run_id": run.info.run_id, "outcome": outcome})
                 self.done.add(trial_id)
             elif run.info.status == "RUNNING" or outcome is None:
-                self._end(run.info.run_id, trial_id, run.data.params.get("arch", ""),
-                          "killed", "KILLED")
+                self._end(run.info.run_id, label, run.data.params.get("arch", ""), "killed",
+                          "KILLED")
         points = self.candidates()
         values = np.array([[p["accuracy"], p["latency_ms"]] for p in points]).reshape(-1, 2)
         self.hypervolume = normalized_hypervolume(values, self.reference_ms)
@@ -158,8 +162,8 @@ class SearchTracker:
             if row["trial_id"] in known_trial_ids:
                 keep.append(row)
                 continue
-            name = trial_run_name(row["trial_id"], row.get("arch", ""), row.get("latency_ms"),
-                                  "lost")
+            name = trial_run_name(row.get("trial", ""), row.get("arch", ""),
+                                  row.get("latency_ms"), "lost")
             log_values(self.client, row["run_id"], {}, 0,
                        {"hwnas.outcome": "lost", "mlflow.runName": name})
             self.client.update_run(row["run_id"], status="KILLED")  # keeps its end time
@@ -182,12 +186,14 @@ class SearchTracker:
         if trial_id in self.done:
             return None
 
+        self.started += 1
+        label = trial_label(self.started)
         run = self.client.create_run(
-            self.experiment_id, run_name=trial_run_name(trial_id, arch),
+            self.experiment_id, run_name=trial_run_name(label, arch),
             tags={MLFLOW_PARENT_RUN_ID: self.parent_id, "hwnas.role": "trial",
-                  "hwnas.trial_id": trial_id})
+                  "hwnas.trial_id": trial_id, "hwnas.trial": label})
         self.children[trial_id] = run.info.run_id
-        self.archs[trial_id] = arch
+        self.open_trials[trial_id] = (label, arch)
         log_params(self.client, run.info.run_id, {"arch": arch, **config})
         return run.info.run_id
 
@@ -206,7 +212,7 @@ class SearchTracker:
         run_id = self.children.pop(trial_id, None)
         if run_id is None:
             return
-        arch = self.archs.pop(trial_id, "")
+        label, arch = self.open_trials.pop(trial_id, ("", ""))
         result = dict(result or {})
         outcome = status.lower()
         tags = {}
@@ -225,22 +231,22 @@ class SearchTracker:
         if error:
             tags["hwnas.error"] = error[-4000:]
         tags["hwnas.outcome"] = outcome
-        tags["mlflow.runName"] = trial_run_name(trial_id, result.get("arch", arch),
+        tags["mlflow.runName"] = trial_run_name(label, result.get("arch", arch),
                                                 result.get("latency_ms"), outcome)
         metrics = {k: result[k] for k in RESULT_METRICS if k in result
                    and not (k == "accuracy" and outcome == "rejected")}
         log_values(self.client, run_id, metrics, int(result.get("epochs", 0)), tags)
         self.client.set_terminated(run_id, status=status)
         self.done.add(trial_id)
-        self.finished.append({**result, "trial_id": trial_id, "run_id": run_id,
+        self.finished.append({**result, "trial_id": trial_id, "trial": label, "run_id": run_id,
                               "outcome": outcome})
         self._update_front()
 
-    def _end(self, run_id: str, trial_id: str, arch: str, outcome: str, status: str) -> None:
+    def _end(self, run_id: str, label: str, arch: str, outcome: str, status: str) -> None:
         """End a child run that never finished its trial (``killed``)."""
         log_values(self.client, run_id, {}, 0, {
-            "hwnas.outcome": outcome, "mlflow.runName": trial_run_name(trial_id, arch,
-                                                                       outcome=outcome)})
+            "hwnas.outcome": outcome,
+            "mlflow.runName": trial_run_name(label, arch, outcome=outcome)})
         self.client.set_terminated(run_id, status=status)
 
     # -- Pareto front -------------------------------------------------------------------------
@@ -255,7 +261,7 @@ class SearchTracker:
             return []
         values = np.array([[p["accuracy"], p["latency_ms"]] for p in points])
         mask = pareto_mask(values, (True, False))
-        front = [{k: p.get(k) for k in (*FRONT_KEYS, "trial_id", "run_id")}
+        front = [{k: p.get(k) for k in (*FRONT_KEYS, "trial_id", "trial", "run_id")}
                  for p, keep in zip(points, mask) if keep]
         return sorted(front, key=lambda p: p["latency_ms"])
 
@@ -324,7 +330,7 @@ class SearchTracker:
         if self.closed:
             return
         for trial_id in list(self.children):
-            self._end(self.children.pop(trial_id), trial_id, self.archs.pop(trial_id, ""),
+            self._end(self.children.pop(trial_id), *self.open_trials.pop(trial_id, ("", "")),
                       "killed", "KILLED")
         if not self.finished or self._html_trials != len(self.finished):
             self.write_artifacts()
