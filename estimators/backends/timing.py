@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 import typing
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,12 +56,14 @@ def parse_settings(cls: type[S], profile: HardwareProfile) -> S:
                          f"known: {', '.join(names)}")
     values: dict[str, Any] = {}
     for key, value in profile.settings.items():
-        kind = getattr(hints[key], "__name__", str(hints[key]))
-        allowed = _TYPES[kind]
-        if isinstance(value, bool) and kind != "bool" or not isinstance(value, allowed):
-            raise ValueError(f"profile {profile.name!r}: setting {key!r} must be of type {kind}, "
-                             f"got {value!r}")
-        values[key] = float(value) if kind == "float" else value
+        # a union such as ``int | str`` accepts a value of any of its types
+        kinds = [getattr(t, "__name__", str(t)) for t in typing.get_args(hints[key])
+                 or (hints[key],)]
+        allowed = tuple(t for kind in kinds for t in _TYPES[kind])
+        if isinstance(value, bool) and "bool" not in kinds or not isinstance(value, allowed):
+            raise ValueError(f"profile {profile.name!r}: setting {key!r} must be of type "
+                             f"{' | '.join(kinds)}, got {value!r}")
+        values[key] = float(value) if kinds == ["float"] else value
     try:
         return cls(**values)
     except ValueError as err:
@@ -131,6 +136,57 @@ def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSetting
             total_ns += elapsed
             out.append(elapsed / 1e6)
     return samples
+
+
+# -- core pinning -----------------------------------------------------------------------------
+PIN_CHOICES = ("auto", "none")
+"""``pin_core`` values besides a core number: ``auto`` (the last core this process may run on)
+and ``none`` (no pinning)."""
+
+
+def resolve_pin_core(setting: int | str) -> int | None:
+    """The core that a ``pin_core`` setting names, or ``None`` for no pinning.
+
+    An int must be a core this process may run on (``os.sched_getaffinity``); ``auto`` is the
+    last of those (the first cores of a Linux machine usually take more of its interrupts and
+    housekeeping). Where the operating system cannot pin (no ``os.sched_setaffinity``: macOS,
+    Windows) this warns and returns ``None``: the measurement goes on unpinned.
+    """
+    if setting == "none":
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        warnings.warn(f"pin_core {setting!r}: this operating system cannot pin a process to a "
+                      "core (no os.sched_setaffinity); measuring unpinned", RuntimeWarning,
+                      stacklevel=2)
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if setting == "auto":
+        return allowed[-1]
+    if setting not in allowed:
+        raise ValueError(f"setting 'pin_core' is {setting!r}, but this process may run only on "
+                         f"cores {', '.join(map(str, allowed))}")
+    return int(setting)
+
+
+@contextmanager
+def pinned_to_core(core: int | None) -> Iterator[None]:
+    """Run the body on ``core`` alone, restoring the previous set of allowed cores after;
+    ``None`` leaves the affinity alone.
+
+    ``os.sched_setaffinity(0, ...)`` sets the calling thread's affinity (threads it starts later
+    inherit it), which covers a 1-thread PyTorch measurement: the calling thread runs every
+    kernel. Pinned, the measured code is never migrated to another core mid-run, which would
+    cost it its warm caches and branch predictors.
+    """
+    if core is None:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
 
 
 # -- workloads --------------------------------------------------------------------------------
