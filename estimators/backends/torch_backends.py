@@ -282,9 +282,9 @@ def time_cuda_graph(model: Callable[[torch.Tensor], object], x: torch.Tensor,
     2. capture one call (``torch.cuda.graph`` on that stream). ``x`` is the graph's static
        input: the graph reads the memory ``x`` had at capture, which this function holds on to
        until the end;
-    3. ``loop.warmup`` untimed replays, then at least ``loop.repeats`` replays, and until they
-       add up to ``loop.min_time_ms``, each between its own pair of CUDA events on the current
-       stream, with a synchronize after each;
+    3. :func:`time_cuda` of the replays: ``loop.warmup`` untimed replays, then at least
+       ``loop.repeats`` replays, and until they add up to ``loop.min_time_ms``, each between its
+       own pair of CUDA events on the current stream, with a synchronize after each;
     4. free the graph and its private memory pool.
 
     One event pair per replay, from an idle GPU, measures one inference as a lone request sees
@@ -316,21 +316,7 @@ def time_cuda_graph(model: Callable[[torch.Tensor], object], x: torch.Tensor,
     try:
         with torch.cuda.graph(graph, stream=side):
             output = model(x)
-        for _ in range(loop.warmup):
-            graph.replay()
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        samples: list[float] = []
-        total_ms = 0.0
-        while len(samples) < loop.repeats or total_ms < loop.min_time_ms:
-            start.record()
-            graph.replay()
-            end.record()
-            end.synchronize()
-            elapsed = start.elapsed_time(end)
-            total_ms += elapsed
-            samples.append(elapsed)
+        return time_cuda(graph.replay, loop)  # its warm-up and timed runs are replays
     finally:
         del output  # the graph's output lives in the graph's pool: drop it before the pool
         graph.reset()
-    return samples
