@@ -36,6 +36,7 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -99,14 +100,18 @@ def goals_met(profile: str, metrics: dict[str, float], elapsed_s: float
 
 def table(report: dict[str, Any]) -> str:
     m = report["metrics"]
+
+    def f(key: str, spec: str) -> str:  # None (NaN in the metrics) prints n/a
+        return "n/a" if m[key] is None else format(m[key], spec)
+
     lines = [
         f"{report['profile']} on {report['gpu']} ({report['date']}): {report['blocks']} blocks, "
         f"{report['networks']} networks, {report['archs']} held-out networks",
-        f"  within ±5%  {m['within_5pct']:.3f}    within ±10% {m['within_10pct']:.3f}",
-        f"  MAPE        {m['mape']:.2f}%   Kendall tau {m['kendall_tau']:.3f}",
-        f"  repeatability ceiling: {m['repeat_within_10pct']:.3f} within ±10%, "
-        f"{m['repeat_within_5pct']:.3f} within ±5% (timing passes: {m['repeat_passes']}); "
-        f"noise floor {m['noise_floor']:.4f}",
+        f"  within ±5%  {f('within_5pct', '.3f')}    within ±10% {f('within_10pct', '.3f')}",
+        f"  MAPE        {f('mape', '.2f')}%   Kendall tau {f('kendall_tau', '.3f')}",
+        f"  repeatability ceiling: {f('repeat_within_10pct', '.3f')} within ±10%, "
+        f"{f('repeat_within_5pct', '.3f')} within ±5% (timing passes: {m['repeat_passes']}); "
+        f"noise floor {f('noise_floor', '.4f')}",
         "  time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
         + f"; check {report['elapsed_s']:.0f} s (budget {BUDGET_S:.0f} s), with setup "
         f"{report['total_s']:.0f} s",
@@ -160,42 +165,53 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "estimator"
-        clock.enter("build_blocks")
-        build_estimator(args.profile, args.space, args.samples, folder, workers=1,
-                        seed=args.seed, networks=args.networks, progress=on_progress)
-        clock.enter("eval")
-        metrics, rows = evaluate_estimator(folder, args.archs, args.eval_seed, workers=1)
-        clock.stop()
-        elapsed = time.perf_counter() - STARTED
-        report: dict[str, Any] = {
-            "check": "gpu_estimator_check", "profile": args.profile, "space": args.space,
-            "gpu": gpu, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "torch": torch.__version__, "cuda": torch.version.cuda,
-            "blocks": args.samples, "networks": args.networks, "archs": args.archs,
-            "metrics": metrics, "phases_s": {k: round(v, 1) for k, v in clock.seconds.items()},
-            "elapsed_s": round(elapsed, 1), "total_s": round(elapsed + args.setup_s, 1),
-            "goals": None if args.dry_run else goals_met(args.profile, metrics, elapsed),
-        }
-        print(json.dumps(report, allow_nan=False), flush=True)
-        print(table(report), flush=True)
-        if args.out is not None:
-            _write(args.out, folder, report, rows)
+        try:
+            clock.enter("build_blocks")
+            build_estimator(args.profile, args.space, args.samples, folder, workers=1,
+                            seed=args.seed, networks=args.networks, progress=on_progress)
+            clock.enter("eval")
+            metrics, rows = evaluate_estimator(folder, args.archs, args.eval_seed, workers=1)
+        finally:  # the measurements are worth keeping even when a later step failed
+            if args.out is not None:
+                _copy_tables(folder, args.out)
+    clock.stop()
+    elapsed = time.perf_counter() - STARTED
+    report: dict[str, Any] = {
+        "check": "gpu_estimator_check", "profile": args.profile, "space": args.space,
+        "gpu": gpu, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "blocks": args.samples, "networks": args.networks, "archs": args.archs,
+        # a rank correlation of constant values is NaN: null keeps the line strict JSON
+        "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},
+        "phases_s": {k: round(v, 1) for k, v in clock.seconds.items()},
+        "elapsed_s": round(elapsed, 1), "total_s": round(elapsed + args.setup_s, 1),
+        "goals": None if args.dry_run else goals_met(args.profile, metrics, elapsed),
+    }
+    print(json.dumps(report, allow_nan=False), flush=True)
+    print(table(report), flush=True)
+    if args.out is not None:
+        _write(args.out, report, rows)
     goals = report["goals"]
     return 0 if goals is None or all(goals.values()) else 1
 
 
-def _write(out: Path, folder: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """The report, the per-network rows and the estimator's tables and manifest in ``out``."""
+def _copy_tables(folder: Path, out: Path) -> None:
+    """The estimator's measurement tables and manifest, those that exist, into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
+    for name in (BLOCK_TABLE, NETWORK_TABLE, MANIFEST):
+        if (folder / name).exists():
+            shutil.copy(folder / name, out / name)
+
+
+def _write(out: Path, report: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """The report and the per-network rows in ``out`` (beside the tables)."""
     (out / "gpu_estimator_check.json").write_text(json.dumps(report, indent=1,
                                                              allow_nan=False) + "\n")
     with (out / "eval_rows.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    for name in (BLOCK_TABLE, NETWORK_TABLE, MANIFEST):
-        shutil.copy(folder / name, out / name)
     _log(f"gpu_estimator_check: wrote {out}")
 
 

@@ -17,7 +17,7 @@ from conftest import ROOT
 if str(ROOT) not in sys.path:  # benchmarks/ sits beside the installed packages, not in them
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.gpu_estimator_check import BUDGET_S, goals_met  # noqa: E402
+from benchmarks.gpu_estimator_check import BUDGET_S, goals_met, table  # noqa: E402
 
 SCRIPT = ROOT / "benchmarks" / "gpu_estimator_check.sh"
 
@@ -49,6 +49,17 @@ def test_goals() -> None:
     assert goals_met("h200-fp16-b32", {"within_10pct": 0.96}, 10.0) == {
         "within_10pct": True, "time_budget": True}
     assert goals_met("roofline-npu32", good, 1.0) is None
+
+
+def test_table_prints_a_missing_metric_as_na() -> None:
+    metrics = {"within_5pct": 0.9, "within_10pct": 1.0, "mape": 2.5, "kendall_tau": None,
+               "noise_floor": 0.01, "repeat_within_5pct": 1.0, "repeat_within_10pct": 1.0,
+               "repeat_passes": 2}
+    text = table({"profile": "h200-fp16", "gpu": "GPU", "date": "today", "blocks": 400,
+                  "networks": 16, "archs": 30, "metrics": metrics, "phases_s": {"eval": 9.0},
+                  "elapsed_s": 200.0, "total_s": 210.0, "goals": {"kendall_tau": False}})
+    assert "Kendall tau n/a" in text and "within ±10% 1.000" in text
+    assert "kendall_tau MISSED" in text
 
 
 def test_dry_run_prints_and_writes_the_figures(tmp_path: Path) -> None:
