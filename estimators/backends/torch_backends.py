@@ -89,7 +89,8 @@ class TorchCPUSettings(LoopSettings):
     """``threads`` intra-op threads (``torch.set_num_threads``), ``pin_core`` the core the
     measuring thread is pinned to (a core number, ``auto`` = the last allowed core, or
     ``none``; see :func:`~estimators.backends.timing.resolve_pin_core`), plus the shared loop
-    settings."""
+    settings. Several measuring processes with ``auto`` would share that one core: measure a
+    real CPU with one process (``--workers 1``), as its timings need anyway."""
 
     threads: int = 1
     pin_core: int | str = "auto"
