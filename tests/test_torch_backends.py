@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -438,3 +440,103 @@ def test_time_cuda_graph_replays_without_python_and_frees_the_graph() -> None:
     assert model.calls == 3 + 1  # the warm-up calls and the capture; replays run no Python
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() - before < 2**20
+
+
+# -- time_cuda_graph's steps, without a GPU ---------------------------------------------------
+class _OnDevice(torch.Tensor):
+    """A CPU tensor that says it is on a CUDA device (what the argument check looks at)."""
+
+    @property
+    def is_cuda(self) -> bool:  # type: ignore[override]
+        return True
+
+
+class _FakeCuda:
+    """Stands in for the parts of ``torch.cuda`` that :func:`time_cuda_graph` uses and logs
+    what it is asked to do, so its order of steps can be checked on a machine with no GPU."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.log: list[str] = []
+        self.where = "main"
+        self.side: object = None
+        fake = self
+
+        class Stream:
+            def __init__(self) -> None:
+                fake.side = self
+
+            def wait_stream(self, other: object) -> None:
+                fake.log.append("side waits for main")
+
+        class Main:
+            def wait_stream(self, other: object) -> None:
+                fake.log.append("main waits for side")
+
+        class Graph:
+            def replay(self) -> None:
+                fake.log.append("replay")
+
+            def reset(self) -> None:
+                fake.log.append("reset")
+
+        class Event:
+            def __init__(self, enable_timing: bool = False) -> None:
+                assert enable_timing
+
+            def record(self) -> None:
+                pass
+
+            def synchronize(self) -> None:
+                pass
+
+            def elapsed_time(self, other: object) -> float:
+                return 0.5
+
+        @contextlib.contextmanager
+        def stream(s: object) -> Iterator[None]:
+            assert s is fake.side
+            fake.where = "side"
+            yield
+            fake.where = "main"
+
+        @contextlib.contextmanager
+        def graph(g: object, stream: object = None) -> Iterator[None]:
+            assert stream is fake.side, "capture must use the warm-up stream"
+            fake.where = "capture"
+            yield
+            fake.where = "main"
+
+        for name, value in {"Stream": Stream, "current_stream": Main, "stream": stream,
+                            "CUDAGraph": Graph, "graph": graph, "Event": Event,
+                            "synchronize": lambda: None}.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+
+    def model(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append(f"call on {self.where}")
+        return x
+
+
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_time_cuda_graph_steps(monkeypatch: pytest.MonkeyPatch, warmup: int) -> None:
+    cuda = _FakeCuda(monkeypatch)
+    x = torch.zeros(2).as_subclass(_OnDevice)
+    samples = time_cuda_graph(cuda.model, x, LoopSettings(warmup=warmup, repeats=4,
+                                                          min_time_ms=0))
+    assert samples == [0.5] * 4
+    assert cuda.log == (["side waits for main"] + ["call on side"] * max(warmup, 1)
+                        + ["main waits for side", "call on capture"]
+                        + ["replay"] * (warmup + 4) + ["reset"])
+
+
+def test_time_cuda_graph_frees_the_graph_when_capture_fails(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cuda = _FakeCuda(monkeypatch)
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        if cuda.where == "capture":
+            raise RuntimeError("operation not permitted when stream is capturing")
+        return x
+
+    with pytest.raises(RuntimeError, match="capturing"):
+        time_cuda_graph(model, torch.zeros(2).as_subclass(_OnDevice), LoopSettings())
+    assert cuda.log[-1] == "reset" and "replay" not in cuda.log
