@@ -22,6 +22,7 @@ ARCH = ("r32_w1.0_d32:stem_c32_s1-conv_k5_c32_r2_s1-ibn_k3_e1_c32_r1_s1-ibn_k3_e
         "head_c1280")
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_store_imports_no_ray() -> None:
     code = ("import sys, nas.tracking.store, nas.tracking; "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
@@ -83,6 +84,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, list[st
     return tracker, MlflowClient(uri), uploads
 
 
+@pytest.mark.slow  # the `tracked` store: a new MLflow SQLite store (~20 s)
 def test_rejected_trial_has_no_accuracy_and_says_why(tracked: tuple[Any, Any, list[str]]
                                                      ) -> None:
     tracker, client, _ = tracked
@@ -104,6 +106,7 @@ def test_rejected_trial_has_no_accuracy_and_says_why(tracked: tuple[Any, Any, li
                                                                        ("t003", "9b20")]
 
 
+@pytest.mark.slow  # the `tracked` store: a new MLflow SQLite store (~20 s)
 def test_parent_description_summarizes_the_search(tracked: tuple[Any, Any, list[str]],
                                                   tmp_path: Path) -> None:
     import yaml
@@ -124,6 +127,7 @@ def test_parent_description_summarizes_the_search(tracked: tuple[Any, Any, list[
     assert yaml.safe_load(config.read_text()) == {"name": "unit", "trials": 4}
 
 
+@pytest.mark.slow  # the `tracked` store: a new MLflow SQLite store (~20 s)
 def test_experiment_opens_in_the_training_view_with_metric_columns(
         tracked: tuple[Any, Any, list[str]]) -> None:
     from nas.tracking.store import VIEW_TAG, experiment_id
@@ -146,6 +150,7 @@ def test_experiment_opens_in_the_training_view_with_metric_columns(
     assert client.get_experiment(tracker.experiment_id).tags[VIEW_TAG] == tags[VIEW_TAG]
 
 
+@pytest.mark.slow  # the `tracked` store: a new MLflow SQLite store (~20 s)
 def test_html_plot_only_when_the_front_changes(tracked: tuple[Any, Any, list[str]]) -> None:
     tracker, client, uploads = tracked
     # trials 1, 3 change the front (trial 2 is rejected, trial 4 is dominated); close writes
