@@ -28,6 +28,8 @@ import yaml
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test here starts Ray and other processes
+
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
