@@ -206,20 +206,29 @@ def _env_row(backend_env: dict[str, str]) -> list[str]:
     return [backend_env.get("backend", ""), backend_env.get("profile", ""), machine, versions]
 
 
+def build_profile(profile: str | HardwareProfile, space: str, backend: str | None = None
+                  ) -> HardwareProfile:
+    """The profile a build measures on, checked with the rest of a build's input before any
+    work: ``ValueError`` (one line) for an unknown profile or space, or a ``backend`` that is not
+    the profile's."""
+    prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
+    if backend is not None and backend != prof.backend:
+        raise ValueError(f"profile {prof.name!r} is for back end {prof.backend!r}, "
+                         f"not {backend!r}")
+    get_space(space)
+    return prof
+
+
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None
                     ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report."""
-    prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
-    if backend is not None and backend != prof.backend:
-        raise ValueError(f"profile {prof.name!r} is for back end {prof.backend!r}, "
-                         f"not {backend!r}")
+    prof = build_profile(profile, space, backend)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if networks < 0:
         raise ValueError(f"networks must be >= 0, got {networks}")
-    get_space(space)  # unknown space -> ValueError before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor

@@ -15,14 +15,15 @@ Both report the median of the timed repeats and their interquartile range.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass
 from torch import nn
 
-from estimators.profiles import HardwareProfile
+from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec
 
@@ -31,10 +32,8 @@ from .timing import (
     LoopSettings,
     block_workload,
     check_choice,
-    check_min,
     cpu_model,
     network_workload,
-    parse_settings,
     prepare_for_inference,
     summarize,
     time_host,
@@ -79,15 +78,11 @@ class _ModuleBackend(Backend):
 
 
 # -- CPU --------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCPUSettings(LoopSettings):
     """``threads`` intra-op threads (``torch.set_num_threads``) plus the shared loop settings."""
 
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_min("threads", self.threads, 1)
+    threads: int = Field(1, ge=1)
 
 
 class TorchCPUBackend(_ModuleBackend):
@@ -133,24 +128,28 @@ TIMINGS = ("graph", "eager")
 (kernel-launch cost included)."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCUDASettings(LoopSettings):
     """GPU precision and layout plus the shared loop settings (more repeats: GPU runs are
     short). ``cudnn_benchmark`` lets cuDNN pick its fastest algorithm during the warm-up."""
 
-    warmup: int = 10
-    repeats: int = 50
+    warmup: int = Field(10, ge=0)
+    repeats: int = Field(50, ge=3)
     dtype: str = "fp16"
     channels_last: bool = True
     cudnn_benchmark: bool = True
-    device: int = 0
+    device: int = Field(0, ge=0)
     timing: str = "graph"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("dtype", self.dtype, tuple(DTYPES))
-        check_choice("timing", self.timing, TIMINGS)
-        check_min("device", self.device, 0)
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        return check_choice(value, tuple(DTYPES))
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, value: str) -> str:
+        return check_choice(value, TIMINGS)
 
 
 class TorchCUDABackend(_ModuleBackend):
