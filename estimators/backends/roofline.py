@@ -44,6 +44,7 @@ def _ceil(a: int, b: int) -> int:
 
 class RooflineBackend(Backend):
     name = "roofline"
+    deterministic = True
 
     def __init__(self, profile: HardwareProfile) -> None:
         super().__init__(profile)

@@ -9,8 +9,11 @@ switch, a page fault) moves neither.
 from __future__ import annotations
 
 import copy
+import os
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +91,57 @@ def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSetting
             total_ns += elapsed
             out.append(elapsed / 1e6)
     return samples
+
+
+# -- core pinning -----------------------------------------------------------------------------
+PIN_CHOICES = ("auto", "none")
+"""``pin_core`` values besides a core number: ``auto`` (the last core this process may run on)
+and ``none`` (no pinning)."""
+
+
+def resolve_pin_core(setting: int | str) -> int | None:
+    """The core that a ``pin_core`` setting names, or ``None`` for no pinning.
+
+    An int must be a core this process may run on (``os.sched_getaffinity``); ``auto`` is the
+    last of those (the first cores of a Linux machine usually take more of its interrupts and
+    housekeeping). Where the operating system cannot pin (no ``os.sched_setaffinity``: macOS,
+    Windows) this warns and returns ``None``: the measurement goes on unpinned.
+    """
+    if setting == "none":
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        warnings.warn(f"pin_core {setting!r}: this operating system cannot pin a process to a "
+                      "core (no os.sched_setaffinity); measuring unpinned", RuntimeWarning,
+                      stacklevel=2)
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if setting == "auto":
+        return allowed[-1]
+    if setting not in allowed:
+        raise ValueError(f"setting 'pin_core' is {setting!r}, but this process may run only on "
+                         f"cores {', '.join(map(str, allowed))}")
+    return int(setting)
+
+
+@contextmanager
+def pinned_to_core(core: int | None) -> Iterator[None]:
+    """Run the body on ``core`` alone, restoring the previous set of allowed cores after;
+    ``None`` leaves the affinity alone.
+
+    ``os.sched_setaffinity(0, ...)`` sets the calling thread's affinity (threads it starts later
+    inherit it), which covers a 1-thread PyTorch measurement: the calling thread runs every
+    kernel. Pinned, the measured code is never migrated to another core mid-run, which would
+    cost it its warm caches and branch predictors.
+    """
+    if core is None:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
 
 
 # -- workloads --------------------------------------------------------------------------------

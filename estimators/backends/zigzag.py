@@ -161,6 +161,7 @@ class ZigZagBackend(Backend):
 
     name: ClassVar[str] = "zigzag"
     supports_cache: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
     _import_error: ClassVar[str | None] = None
 
     def __init__(self, profile: HardwareProfile, cache_dir: str | Path | None = None) -> None:

@@ -44,6 +44,9 @@ def estimator_build(
     networks: Annotated[int, typer.Option(
         min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
+    passes: Annotated[int, typer.Option(
+        min=1, help="Timing passes over the whole networks (each keeps its fastest pass; "
+        "1 on a simulator).")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled blocks of a space on a back end and fit the LightGBM estimator.
@@ -65,7 +68,8 @@ def estimator_build(
             bar.update(tasks[stage], completed=done, total=total)
 
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
-                                   networks=networks, progress=report)
+                                   networks=networks, progress=report,
+                                   network_passes=passes)
     summary = {"out": str(out_dir), "space": est.space, "profile": est.profile,
                "backend": est.backend, "parallelism_factor": est.parallelism_factor, **rep}
     if as_json:
@@ -98,6 +102,9 @@ def estimator_eval(
     rows_out: Annotated[Path | None, typer.Option(
         "--rows", help="Also write each network's measured and predicted latency to this "
         "CSV.")] = None,
+    passes: Annotated[int, typer.Option(
+        min=2, help="Timing passes over the networks: odd against even passes give the "
+        "repeatability ceiling, all of them the measurement scored (1 on a simulator).")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure held-out whole networks on the estimator's back end and score the estimator."""
@@ -107,9 +114,9 @@ def estimator_eval(
     with user_input():
         folder = resolve_estimator(estimator)
     with progress_bar("eval") as bar:
-        task = bar.add_task("measuring networks", total=archs)
+        task = bar.add_task("measuring networks", total=archs * passes)
         metrics, rows = evaluate_estimator(
-            folder, archs, seed, workers=workers,
+            folder, archs, seed, workers=workers, passes=passes,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if rows_out is not None:
         import csv
@@ -124,8 +131,16 @@ def estimator_eval(
     table = Table("metric", "value", box=box.SIMPLE, title=f"{estimator}: {archs} held-out "
                   "networks")
     for key, value in metrics.items():
-        table.add_row(key, f"{value:.4f}")
+        table.add_row(key, str(value) if key == "repeat_passes" else
+                      "n/a" if value is None else f"{value:.4f}")
     out.print(table)
+    m = metrics
+    if m["repeat_passes"] == 1:
+        out.print("repeatability ceiling: 1 by definition (deterministic back end, timed once)")
+    else:
+        out.print(f"repeatability ceiling: {m['repeat_within_10pct']:.2f} of the networks timed "
+                  f"twice agree within ±10% ({m['repeat_within_5pct']:.2f} within ±5%); the "
+                  f"estimator: {m['within_10pct']:.2f} ({m['within_5pct']:.2f})")
 
 
 @app.command("list")
