@@ -1,9 +1,9 @@
 """Convert the shared H200 latency tables into the project's measurement-table format.
 
 The shared folder (``../shared/data/gpu_h200/`` beside the main checkout; pass ``--source``
-from anywhere else; its README says how the rows were measured) holds one wide ``blocks.csv`` and one ``networks.csv`` with both timing
-methods and both batch sizes side by side. This script writes, for each batch size B in (1, 32),
-``benchmarks/data/gpu_h200/b<B>/``:
+from anywhere else; its README says how the rows were measured) holds one wide ``blocks.csv``
+and one ``networks.csv`` with both timing methods and both batch sizes side by side. This
+script writes, for each batch size B in (1, 32), ``benchmarks/data/gpu_h200/b<B>/``:
 
 - ``measurements.csv``: the ``set=random`` block rows, columns
   ``estimators.build.BLOCK_COLUMNS + ENV_COLUMNS`` (latency = CUDA-graph median, spread = its
