@@ -36,6 +36,7 @@ import numpy as np
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, conv_out, decompose, end_blocks, stage_blocks
 
+from . import strict_json
 from .features import (
     BASIS,
     CONFIG_FIELDS,
@@ -70,7 +71,8 @@ small, and OpenMP threads that spin on a busy 2-core machine made them 50x slowe
 NUM_ROUNDS = 600
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (the checksums a manifest records)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -150,10 +152,10 @@ def fit_kind(kind: str, config: np.ndarray, latency_ms: np.ndarray, parallelism_
 def cv_error(kind: str, config: np.ndarray, y: np.ndarray, p: int, folds: int,
               prior: bool = True) -> dict[str, float]:
     """k-fold cross-validated relative error of one kind's regressor (with or without the
-    work prior)."""
+    work prior); the figures are ``None`` when there are fewer than ``2 * folds`` rows."""
     n = len(y)
-    if n < 2 * folds:
-        return {"rows": n, "mape": math.nan, "within_5pct": math.nan, "within_10pct": math.nan}
+    if n < 2 * folds:  # too few rows to tell: no figure (JSON null), not NaN
+        return {"rows": n, "mape": None, "within_5pct": None, "within_10pct": None}
     order = np.random.default_rng(0).permutation(n)
     pred = np.empty(n)
     for f in range(folds):
@@ -174,7 +176,7 @@ def fit_kind_selected(kind: str, config: np.ndarray, latency_ms: np.ndarray,
     y = np.asarray(latency_ms, dtype=np.float64)
     with_prior = cv_error(kind, config, y, parallelism_factor, folds, prior=True)
     without = cv_error(kind, config, y, parallelism_factor, folds, prior=False)
-    use_prior = not without["mape"] < with_prior["mape"]
+    use_prior = with_prior["mape"] is None or not without["mape"] < with_prior["mape"]
     report = {**(with_prior if use_prior else without), "prior": use_prior,
               "mape_other": without["mape"] if use_prior else with_prior["mape"]}
     return fit_kind(kind, config, y, parallelism_factor, prior=use_prior), report
@@ -306,7 +308,7 @@ class LatencyEstimator:
             name = f"model_{kind}.txt.gz"
             text = model.booster.model_to_string().encode()
             atomic_write(folder / name, gzip.compress(text, mtime=0))
-            files[kind] = {"file": name, "sha256": _sha256(folder / name),
+            files[kind] = {"file": name, "sha256": file_sha256(folder / name),
                            "train_rows": model.train_rows,
                            "prior_weights": (None if model.weights is None
                                              else dict(zip(BASIS, model.weights)))}
@@ -327,7 +329,7 @@ class LatencyEstimator:
             **self.meta,
             **(extra or {}),
         }
-        atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write(folder / MANIFEST, (strict_json.dumps(manifest, indent=2) + "\n").encode())
         self.meta = {k: v for k, v in manifest.items() if k not in _CORE_KEYS}
         return folder
 
@@ -355,7 +357,7 @@ class LatencyEstimator:
             file = folder / entry["file"]
             if not file.is_file():
                 raise ValueError(f"estimator {folder} lacks its model file {entry['file']}")
-            if _sha256(file) != entry["sha256"]:
+            if file_sha256(file) != entry["sha256"]:
                 raise ValueError(f"estimator model file {file} is damaged (checksum mismatch)")
             booster = lgb.Booster(model_str=gzip.decompress(file.read_bytes()).decode())
             raw = entry.get("prior_weights")

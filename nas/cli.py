@@ -7,7 +7,6 @@ prints one line ``hwnas: error: ...`` on stderr and exits with status 2, writing
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from enum import Enum
@@ -36,7 +35,8 @@ space_app = typer.Typer(help="Search spaces: list them, show their choices, samp
 arch_app = typer.Typer(help="One architecture: size, MACs, memory per layer; export to ONNX or "
                             "TorchScript.", no_args_is_help=True)
 estimator_app = typer.Typer(help="Latency estimators: build one from measurements on a back end, "
-                                 "evaluate it on whole networks, list the shipped ones.",
+                                 "refit one from tables on disk, evaluate it on whole networks, "
+                                 "list the shipped ones.",
                             no_args_is_help=True)
 app.add_typer(space_app, name="space")
 app.add_typer(arch_app, name="arch")
@@ -61,7 +61,10 @@ InChannelsOpt = Annotated[int, typer.Option("--in-channels", min=1, help="Input 
 
 
 def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """Strict JSON: a non-finite number (an error that could not be computed) prints as null."""
+    from estimators.strict_json import dumps
+
+    sys.stdout.write(dumps(obj) + "\n")
 
 
 def _space(name: str, parallelism_factor: int, curated: bool) -> SearchSpace:
@@ -370,17 +373,27 @@ def estimator_build(
 
         est, rep = build_estimator(profile, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, backend=backend, progress=report)
+    _print_fit_report(out_dir, est, rep, as_json)
+
+
+def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: bool) -> None:
+    """What ``estimator build`` and ``estimator fit`` print: cross-validated error per kind
+    (``-`` where a kind has too few rows to cross-validate), the overhead, the noise floor."""
     summary = {"out": str(out_dir), "space": est.space, "profile": est.profile,
                "backend": est.backend, "parallelism_factor": est.parallelism_factor, **rep}
     if as_json:
         _emit_json(summary)
         return
+
+    def num(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
     table = Table("kind", "rows", "work prior", "cv MAPE %", "cv within 5%", "cv within 10%",
                   box=box.SIMPLE, title=f"estimator {out_dir} ({est.profile}, {est.space}; "
                   "5-fold cross-validation on blocks)")
     for kind, e in rep["cv_error"].items():
-        table.add_row(kind, str(e["rows"]), "yes" if e["prior"] else "no", f"{e['mape']:.2f}",
-                      f"{e['within_5pct']:.3f}", f"{e['within_10pct']:.3f}")
+        table.add_row(kind, str(e["rows"]), "yes" if e["prior"] else "no", num(e["mape"], 2),
+                      num(e["within_5pct"], 3), num(e["within_10pct"], 3))
     out.print(table)
     ov = rep["overhead"]
     if "mape_sum_of_blocks" not in ov:
@@ -390,6 +403,30 @@ def estimator_build(
                   f"(MAPE sum of blocks {ov.get('mape_sum_of_blocks', float('nan')) * 100:.2f}%, "
                   f"with overhead {ov.get('mape_loo_with_overhead', float('nan')) * 100:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
+
+
+@estimator_app.command("fit")
+def estimator_fit(
+    tables: Annotated[Path, typer.Option(help="Folder with measurements.csv (and networks.csv), "
+                                             "as 'estimator build' writes them.")],
+    profile: Annotated[str, typer.Option(help="Hardware profile the tables were measured with "
+                                              "(checked against their rows).")],
+    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables, models, manifest.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the LightGBM estimator from measurement tables already on disk (no back end needed).
+
+    The tables are copied into OUT, and the manifest records where they came from.
+    """
+    from estimators.build import fit_estimator
+
+    with _progress("fit") as bar:
+        task = bar.add_task("fitting block kinds", total=None)
+        est, rep = fit_estimator(
+            tables, profile, space, out_dir,
+            progress=lambda _stage, done, total: bar.update(task, completed=done, total=total))
+    _print_fit_report(out_dir, est, rep, as_json)
 
 
 @estimator_app.command("eval")
