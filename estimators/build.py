@@ -371,9 +371,11 @@ def _row_key(row: dict[str, str]) -> tuple:
 
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
-                    progress: Progress | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    progress: Progress | None = None, params: dict[str, Any] | None = None,
+                    prior: bool | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Fit the per-kind models on ``folder``'s tables, with k-fold training error;
-    ``progress("fit", kinds_done, kinds)`` after each kind."""
+    ``progress("fit", kinds_done, kinds)`` after each kind. ``params`` and ``prior`` override
+    the recipe (see :func:`~estimators.latency.fit_kind_selected`; for ablations)."""
     rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
@@ -387,7 +389,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
             continue
         config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
         y = np.array([float(r["latency_ms"]) for r in sel])
-        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds)
+        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds, params, prior)
     missing = [k for k in BLOCK_KINDS if k not in models]
     if missing:
         raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
@@ -397,11 +399,14 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
     overhead_report: dict[str, Any] = {"networks": 0, "used": False}
     if net_rows:
-        sums = np.array([estimator.predict(Architecture.from_string(r["arch"]),
-                                           int(r["num_classes"]), int(r["in_channels"]))
-                         for r in net_rows])
+        archs = [Architecture.from_string(r["arch"]) for r in net_rows]
+        sums = np.array([estimator.predict(a, int(r["num_classes"]), int(r["in_channels"]))
+                         for a, r in zip(archs, net_rows)])
+        n_blocks = np.array([len(decompose(a, int(r["num_classes"]), int(r["in_channels"])))
+                             for a, r in zip(archs, net_rows)])
         measured = np.array([float(r["latency_ms"]) for r in net_rows])
-        estimator.overhead, overhead_report = fit_overhead(sums, measured)
+        estimator.overhead, estimator.per_block_ms, overhead_report = fit_overhead(
+            sums, measured, n_blocks)
         estimator._stages.clear()
     if progress:
         progress("fit", len(BLOCK_KINDS), len(BLOCK_KINDS))
