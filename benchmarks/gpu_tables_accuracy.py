@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import io
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import estimators.latency as latency_module  # noqa: E402
+from benchmarks.gpu_h200_tables import read_raw  # noqa: E402
 from estimators.build import fit_from_tables  # noqa: E402
 from estimators.evaluate import accuracy_metrics  # noqa: E402
 from estimators.features import CONFIG_FIELDS, FEATURES, block_key, model_features  # noqa: E402
@@ -130,10 +129,6 @@ VARIANTS = (
 )
 
 
-def _raw(name: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(gzip.decompress((DATA / name).read_bytes()).decode())))
-
-
 def _predict(est: LatencyEstimator, rows: list[dict[str, str]]) -> np.ndarray:
     return np.array([est.predict(r["arch"], int(r["num_classes"]), int(r["in_channels"]))
                      for r in rows])
@@ -194,7 +189,7 @@ def score(batch: int, variant: Variant, cache: dict) -> dict[str, float]:
 def additivity(batch: int, est: LatencyEstimator) -> list[str]:
     """Measured blocks against measured networks (the held-out networks whose every block was
     timed), and predicted blocks against measured blocks."""
-    blocks, nets = _raw("raw_blocks.csv.gz"), _raw("raw_networks.csv.gz")
+    blocks, nets = read_raw("blocks.csv"), read_raw("networks.csv")
     held = [r for r in nets if r["role"] == "heldout"]
     lines, sums, counts, measured, predicted = [], [], [], [], []
     for k, net in enumerate(held):

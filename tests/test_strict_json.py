@@ -1,0 +1,78 @@
+"""Every ``--json`` output and every shipped manifest is strict JSON (no NaN / Infinity).
+
+The commands run in this process (``nas.cli.main``) on the instant roofline back end with tiny
+sizes; the tiny build has too few pool and classifier rows to cross-validate, which is what used
+to print ``NaN``. Not covered here: ``search``, ``compare``, ``ablation`` and ``expert mine``
+(they run searches; their own tests parse their ``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from estimators.latency import MANIFEST, SHIPPED_DIR, list_shipped
+from nas.cli import main
+
+
+def strict_loads(text: str) -> object:
+    def reject(name: str) -> None:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=reject)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
+    capsys.readouterr()
+    code = main([*args, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return strict_loads(captured.out)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("strict") / "est"
+
+
+def test_every_shipped_manifest_is_strict() -> None:
+    for name in list_shipped():
+        strict_loads((SHIPPED_DIR / name / MANIFEST).read_text())
+
+
+def test_every_json_command_prints_strict_json(tiny: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    build = run_json(capsys, "estimator", "build", "--profile", "roofline-npu32", "--space",
+                     "mbv2", "--samples", "40", "--networks", "4", "--out", str(tiny))
+    assert build["cv_error"]["classifier"]["mape"] is None  # too few rows: null, not NaN
+    fit = run_json(capsys, "estimator", "fit", "--tables", str(tiny), "--profile",
+                   "roofline-npu32", "--space", "mbv2", "--out", str(tmp_path / "fit"))
+    assert fit["block_rows"] == build["block_rows"]
+    est = str(tiny)
+    commands = [
+        ("space", "list"),
+        ("space", "show", "mbv2"),
+        ("space", "sample", "mbv2", "-n", "3"),
+        ("space", "sample", "mbv2", "-n", "3", "-p", "32", "--details", "-e", est),
+        ("space", "landscape", "mbv2", "-e", est, "--stages", "3", "--kinds", "ibn",
+         "--starts", "0"),
+        ("arch", "info", "mobilenetv2"),
+        ("estimator", "list"),
+        ("estimator", "eval", "-e", est, "--archs", "3"),
+        ("latency", "mobilenetv2", "-e", est, "--per-layer"),
+        ("expert", "explain", "mobilenetv2", "-e", est, "--png", str(tmp_path / "x.png")),
+        ("expert", "apply", "mobilenetv2", "--rules",
+         str(ROOT / "configs" / "expert_rules_npu32.yaml"), "-e", est),
+    ]
+    for args in commands:
+        assert run_json(capsys, *args) is not None, args
+
+
+@pytest.mark.slow
+def test_arch_export_json_is_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    info = run_json(capsys, "arch", "export", "mobilenetv2", "--format", "torchscript", "--out",
+                    str(tmp_path / "m.pt"))
+    assert info["bytes"] > 0
