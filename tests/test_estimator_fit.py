@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, strict_loads
 from estimators.build import BLOCK_TABLE, NETWORK_TABLE, build_estimator, fit_estimator
 from estimators.latency import MANIFEST, LatencyEstimator, file_sha256
 from searchspaces.spaces import get_space
-
-
-def strict_loads(text: str) -> object:
-    """``json.loads`` that rejects NaN and Infinity, as strict JSON parsers do."""
-    def reject(name: str) -> None:
-        raise ValueError(f"non-standard JSON constant {name}")
-
-    return json.loads(text, parse_constant=reject)
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import strict_loads
 from estimators.build import BLOCK_TABLE, NETWORK_TABLE, fit_estimator, load_rows
 from estimators.latency import (
     FORMAT_VERSION,
@@ -64,9 +64,6 @@ def test_shipped_estimator_is_reproducible_from_its_tables(name: str, tmp_path: 
 
 def test_shipped_manifests_are_strict_json() -> None:
     """Every shipped manifest parses with a parser that rejects NaN and Infinity."""
-    def reject(name: str) -> None:
-        raise ValueError(f"non-standard JSON constant {name}")
-
     for name in SHIPPED:
-        manifest = json.loads((SHIPPED_DIR / name / MANIFEST).read_text(), parse_constant=reject)
+        manifest = strict_loads((SHIPPED_DIR / name / MANIFEST).read_text())
         assert manifest["format_version"] == FORMAT_VERSION
