@@ -10,6 +10,9 @@
    it stopped (rows already measured are skipped on the next run with the same arguments);
 3. fit one LightGBM regressor per block kind, with 5-fold cross-validated training error;
 4. save the models and ``manifest.json``.
+
+``fit_estimator`` (``hwnas estimator fit``) runs steps 3 and 4 alone, on tables already on disk:
+measured elsewhere, shipped, or built before a change of the recipe.
 """
 
 from __future__ import annotations

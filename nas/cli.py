@@ -397,11 +397,15 @@ def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: boo
     out.print(table)
     ov = rep["overhead"]
     if "mape_sum_of_blocks" not in ov:
-        out.print(f"per-network overhead: not fitted ({ov.get('reason', 'no networks')})")
+        out.print(f"network composition: sum of blocks ({ov.get('reason', 'no networks')})")
     else:
-        out.print(f"per-network overhead: {'used' if ov['used'] else 'not used'} "
-                  f"(MAPE sum of blocks {ov.get('mape_sum_of_blocks', float('nan')) * 100:.2f}%, "
-                  f"with overhead {ov.get('mape_loo_with_overhead', float('nan')) * 100:.2f}%)")
+        chosen = {"sum": "sum of blocks", "scale_offset":
+                  f"{ov['scale']:.4f} * sum of blocks + {ov['offset_ms']:.4f} ms",
+                  "per_block": f"sum of blocks - {1000 * ov['per_block_ms']:.2f} us per block"}
+        out.print(f"network composition: {chosen[ov['form']]} (leave-one-out MAPE on "
+                  f"{ov['networks']} networks: sum {100 * ov['mape_sum_of_blocks']:.2f}%, "
+                  f"a*sum+b {100 * ov['mape_loo_with_overhead']:.2f}%, per-block cost "
+                  f"{100 * ov['mape_loo_per_block']:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
 
 
