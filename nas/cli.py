@@ -401,7 +401,8 @@ def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: boo
     else:
         chosen = {"sum": "sum of blocks", "scale_offset":
                   f"{ov['scale']:.4f} * sum of blocks + {ov['offset_ms']:.4f} ms",
-                  "per_block": f"sum of blocks - {1000 * ov['per_block_ms']:.2f} us per block"}
+                  "per_block": f"sum of blocks {'-' if ov['per_block_ms'] >= 0 else '+'} "
+                               f"{1000 * abs(ov['per_block_ms']):.2f} us per block"}
         out.print(f"network composition: {chosen[ov['form']]} (leave-one-out MAPE on "
                   f"{ov['networks']} networks: sum {100 * ov['mape_sum_of_blocks']:.2f}%, "
                   f"a*sum+b {100 * ov['mape_loo_with_overhead']:.2f}%, per-block cost "
