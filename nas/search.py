@@ -143,10 +143,12 @@ def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 
 @contextlib.contextmanager
-def _ray(address: str | None, cpus: int | None) -> Iterator[bool]:
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[bool]:
     """Connect to ``address`` (or ``$RAY_ADDRESS``) or start a local Ray (shut down afterwards
-    if started here). Yields whether the Ray in use is a cluster joined (one whose nodes can
-    be lost) rather than one this process started."""
+    if started here); inside an already initialised Ray, use that one. Several searches in one
+    session (``hwnas compare``, ``hwnas ablation``) share one Ray this way. Yields whether the
+    Ray in use is a cluster joined (one whose nodes can be lost) rather than one this process
+    started."""
     import ray
 
     if ray.is_initialized():
@@ -304,7 +306,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     # Save Tune's experiment state (trials, searcher) after every event instead of every
     # 10+ s, so a killed driver loses at most the event in flight (see --resume).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    with _ray(address, None) as joined:
+    with ray_session(address) as joined:
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
         # starts its own worker unless the config says otherwise.
@@ -366,7 +368,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                         max_failures=config.resources.max_failures)),
             )
             # What --resume needs, written before the first trial (atomically).
-            from estimators.latency import atomic_write
+            from searchspaces.files import atomic_write
 
             atomic_write(folder / STATE_FILE, json.dumps({
                 "run_name": run_name, "parent_run_id": tracker.parent_id,

@@ -334,7 +334,7 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
 def test_a_search_mostly_rejected_says_so() -> None:
     """The quickstart rejects 16 of its 24 trials before training: the summary says that they
     still used up trials."""
-    from nas.cli import _rejection_hint
+    from nas.cli.search import rejection_hint as _rejection_hint
 
     assert _rejection_hint(24, 11) is None and _rejection_hint(0, 0) is None
     hint = _rejection_hint(24, 16)

@@ -4,7 +4,7 @@ in ``test_shipped_estimators.py``.
 The commands run in this process (``nas.cli.main``) on the instant roofline back end with tiny
 sizes; the tiny build has too few pool and classifier rows to cross-validate, which is what used
 to print ``NaN``. Not run here: ``search``, ``compare``, ``ablation`` and ``expert mine`` (they
-run searches); they print through the same ``_emit_json``, which writes non-finite numbers as
+run searches); they print through the same ``emit_json``, which writes non-finite numbers as
 ``null`` and refuses to write ``NaN``.
 """
 

@@ -58,6 +58,7 @@ from nas.expert.rules import (
     stages_at,
 )
 from nas.pareto import pareto_mask
+from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -568,8 +569,6 @@ def write_report(mined: MinedRules, path: str | Path) -> Path:
     """Write the Markdown report to ``path`` (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(report_markdown(mined))
-    tmp.replace(path)
+    atomic_write(path, report_markdown(mined))
     return path
 
