@@ -3,8 +3,8 @@
 :func:`run_search` checks everything that can be checked before a cluster is touched (hardware
 profile, space, estimator built for that space and parallelism factor, dataset, strategy and its
 parameters), then runs the trials on Ray Tune (a local Ray instance unless ``address`` names a
-cluster) with the driver-side :class:`~nas.tracking.TrackingCallback` owning the MLflow runs.
-Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are constraints.
+cluster) with the driver-side :class:`~nas.tracking.callback.TrackingCallback` owning the MLflow
+runs. Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are constraints.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
 
     from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
-    from nas.tracking import TrackingCallback, register_live
+    from nas.tracking.callback import TrackingCallback, register_live
     from nas.trial import TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
@@ -355,6 +355,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
                                     prep.reference_ms, params=params, tags=tags,
                                     budget_ms=config.budgets.latency_ms)
+            tracker.log_config(config.model_dump())
             callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
             tuner = tune.Tuner(
                 trainable,

@@ -88,6 +88,8 @@ def search(
 
 
 def _print_summary(summary: Any, as_json: bool) -> None:
+    from nas.tracking.store import ui_hint
+
     if as_json:
         emit_json(summary.to_json())
         return
@@ -112,8 +114,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     if hint:
         out.print(hint, highlight=False)
     out.print(f"MLflow parent run {summary.parent_run_id} (experiment {summary.experiment}, "
-              f"{summary.tracking_uri}); browse with: mlflow ui --backend-store-uri "
-              f"{summary.tracking_uri}", highlight=False)
+              f"{summary.tracking_uri}). {ui_hint(summary.tracking_uri, summary.experiment_id)}",
+              highlight=False, soft_wrap=True)
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
 
 

@@ -408,7 +408,7 @@ def mine_rules(tracking_uri: str, experiments: Sequence[str], *,
     """Rules from every finished search in the MLflow ``experiments`` (see the module
     docstring). ``command`` goes into the rules file's ``source`` (default: the
     :func:`mine_command` of these arguments)."""
-    from nas.tracking import all_runs  # imports Ray: not at CLI start-up
+    from nas.tracking import all_runs
 
     check_thresholds(min_support, min_lift)
     names = list(dict.fromkeys(e.strip() for e in experiments if e.strip()))
