@@ -74,6 +74,7 @@ def test_fit_refuses_tables_it_cannot_trust(built: Path, tmp_path: Path) -> None
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_fit_cli_prints_strict_json_and_one_line_errors(built: Path, tmp_path: Path) -> None:
     proc = run_cli("estimator", "fit", "--tables", str(built), "--profile", "roofline-npu32",
                    "--space", "mbv2", "--out", str(tmp_path / "cli"), "--json")

@@ -26,13 +26,18 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
     return strict_loads(captured.out)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("strict") / "est"
+def test_cheap_json_commands_print_strict_json(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (("space", "list"), ("space", "show", "mbv2"),
+                 ("space", "sample", "mbv2", "-n", "3"), ("arch", "info", "mobilenetv2"),
+                 ("estimator", "list"), ("latency", "mobilenetv2", "-e", "npu32-mbv2")):
+        assert run_json(capsys, *args) is not None, args
 
 
-def test_every_json_command_prints_strict_json(tiny: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.slow
+def test_estimator_json_commands_print_strict_json(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """build, fit and everything that reads the estimator they make (a fit takes seconds)."""
+    tiny = tmp_path / "est"
     build = run_json(capsys, "estimator", "build", "--profile", "roofline-npu32", "--space",
                      "mbv2", "--samples", "40", "--networks", "4", "--out", str(tiny))
     assert build["cv_error"]["classifier"]["mape"] is None  # too few rows: null, not NaN
@@ -41,14 +46,9 @@ def test_every_json_command_prints_strict_json(tiny: Path, tmp_path: Path,
     assert fit["block_rows"] == build["block_rows"]
     est = str(tiny)
     commands = [
-        ("space", "list"),
-        ("space", "show", "mbv2"),
-        ("space", "sample", "mbv2", "-n", "3"),
         ("space", "sample", "mbv2", "-n", "3", "-p", "32", "--details", "-e", est),
         ("space", "landscape", "mbv2", "-e", est, "--stages", "3", "--kinds", "ibn",
          "--starts", "0"),
-        ("arch", "info", "mobilenetv2"),
-        ("estimator", "list"),
         ("estimator", "eval", "-e", est, "--archs", "3"),
         ("latency", "mobilenetv2", "-e", est, "--per-layer"),
         ("expert", "explain", "mobilenetv2", "-e", est, "--png", str(tmp_path / "x.png")),
