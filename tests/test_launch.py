@@ -35,14 +35,17 @@ COMPOSE = LAUNCH / "mlflow" / "docker-compose.yaml"
 ENV_EXAMPLE = LAUNCH / "mlflow" / ".env.example"
 LOCAL_MLFLOW = LAUNCH / "mlflow" / "local.sh"
 CLUSTER_SEARCH = LAUNCH / "configs" / "cluster-search.yaml"
-README = LAUNCH / "README.md"
+# How to use the recipes; launch/README.md only points there.
+OPERATIONS = ROOT / "docs" / "operations.md"
 
 EXPECTED = [*RAY_UP, RAYCLUSTER, RAYJOB, STORAGE, SLURM, COMPOSE, ENV_EXAMPLE, LOCAL_MLFLOW,
-            CLUSTER_SEARCH, README, LAUNCH / "Dockerfile", LAUNCH / "mlflow" / "Dockerfile"]
+            CLUSTER_SEARCH, LAUNCH / "README.md", LAUNCH / "Dockerfile",
+            LAUNCH / "mlflow" / "Dockerfile", OPERATIONS]
 # What a user may create beside the recipes (git-ignored): local state and the real .env.
 LOCAL_ONLY = {".env", "mlflow.db", "mlartifacts", "ray_results", "__pycache__"}
 FILES = sorted(p for p in LAUNCH.rglob("*")
                if p.is_file() and not LOCAL_ONLY & set(p.relative_to(LAUNCH).parts))
+FILES.append(OPERATIONS)
 YAMLS = [p for p in FILES if p.suffix in (".yaml", ".yml")]
 SCRIPTS = [p for p in FILES if p.suffix in (".sh", ".sbatch")]
 
@@ -475,7 +478,7 @@ def test_hwnas_search_options_exist() -> None:
             used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", call))
             assert used <= known, f"{rel(path)}: hwnas search {call.strip()!r}: {used - known}"
             used_in.append(path)
-    for path in (*RAY_UP, RAYJOB, SLURM, CLUSTER_SEARCH, README):
+    for path in (*RAY_UP, RAYJOB, SLURM, CLUSTER_SEARCH, OPERATIONS):
         assert path in used_in, f"no hwnas search command in {rel(path)}"
 
 
@@ -490,7 +493,7 @@ def test_jobs_on_a_cluster_join_it() -> None:
 
 def test_ray_versions_agree() -> None:
     """One Ray version everywhere: the cluster images and KubeRay's rayVersion (and the Ray that
-    submits jobs, which the README pins to the same)."""
+    submits jobs, which docs/operations.md pins to the same)."""
     versions = {}
     for path in FILES:
         for tag in re.findall(r"rayproject/ray:(\d+\.\d+\.\d+)", path.read_text()):
@@ -499,4 +502,4 @@ def test_ray_versions_agree() -> None:
         versions.setdefault(str(spec["rayVersion"]), set()).add(name)
     assert len(versions) == 1, versions
     (version,) = versions
-    assert f'"ray[default]=={version}"' in README.read_text()
+    assert f'"ray[default]=={version}"' in OPERATIONS.read_text()
