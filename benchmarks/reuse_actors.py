@@ -1,10 +1,10 @@
 """What reusing trial workers saves: a search with ``resources.reuse_actors`` on and off.
 
 A search on a joined Ray cluster gives every trial a fresh worker process (a lost node must not
-take a reused worker's next trial with it: see README, "Failures"); a local search reuses the
-worker of a finished trial. This prints what the fresh workers cost: the same search (config,
-seed, trials) run with each setting, alternating, ``--repeats`` times, on one local Ray, with
-the wall time per trial side by side. MLflow goes to a temporary folder.
+take a reused worker's next trial with it: see docs/operations.md, "Failures"); a local search
+reuses the worker of a finished trial. This prints what the fresh workers cost: the same search
+(config, seed, trials) run with each setting, alternating, ``--repeats`` times, on one local Ray,
+with the wall time per trial side by side. MLflow goes to a temporary folder.
 
     python benchmarks/reuse_actors.py                       # about 3 min on 2 cores
     python benchmarks/reuse_actors.py --trials 8 --repeats 3 --json

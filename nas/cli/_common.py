@@ -119,7 +119,8 @@ CuratedOpt = Annotated[bool, typer.Option(
     "--curated/--uncurated",
     help="Curated: channels are multiples of P. Uncurated: channels step by 1.")]
 ArchArg = Annotated[str, typer.Argument(
-    help=f"An architecture string (see README) or a baseline: {', '.join(BASELINES)}.")]
+    help="An architecture string (docs/architecture-strings.md) or a baseline: "
+         f"{', '.join(BASELINES)}.")]
 NumClassesOpt = Annotated[int, typer.Option("--num-classes", min=1, help="Classifier outputs.")]
 InChannelsOpt = Annotated[int, typer.Option("--in-channels", min=1, help="Input image channels.")]
 EstimatorOpt = Annotated[str, typer.Option(
