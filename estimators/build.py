@@ -29,10 +29,12 @@ from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, decompose
 from searchspaces.spaces import get_space
 
+from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, create_backend
 from .features import CONFIG_FIELDS, block_key
 from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind_selected, fit_overhead
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
+from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks, fit_members
 
 BLOCK_TABLE = "measurements.csv"
 NETWORK_TABLE = "networks.csv"
@@ -208,9 +210,12 @@ def _env_row(backend_env: dict[str, str]) -> list[str]:
 
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
-                    backend: str | None = None, progress: Progress | None = None
-                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
-    """Measure, fit and save an estimator in ``out``; returns it and the build report."""
+                    backend: str | None = None, progress: Progress | None = None,
+                    active: int = 0) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Measure, fit and save an estimator in ``out``; returns it and the build report.
+
+    ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
+    (:mod:`estimators.active`) instead of one random sample."""
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
     if backend is not None and backend != prof.backend:
         raise ValueError(f"profile {prof.name!r} is for back end {prof.backend!r}, "
@@ -223,30 +228,20 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
-    blocks = sample_blocks(space, p, samples, np.random.default_rng([seed, 0]))
+    if active:
+        round_targets(samples, active)  # bad rounds -> ValueError before any work
     nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
     cache = out / "cache"
     env = _env_row(create_backend(prof).environment())
 
-    # blocks: resume from the table
-    block_path = out / BLOCK_TABLE
-    done = {_row_key(r) for r in _read_rows(block_path, BLOCK_COLUMNS)}
-    todo = [b for b in blocks if block_key(b) not in done]
-    writer = _Appender(block_path, BLOCK_COLUMNS + ENV_COLUMNS)
-    try:
-        # groups of blocks: a back end may measure a group together (torch-cpu interleaves
-        # them so each block runs after others, as in a network)
-        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
-        done_count = len(blocks) - len(todo)
-        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
-            for block, m in zip(group, ms):
-                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
-                              f"{m.spread_ms:.6g}", *env])
-            done_count += len(group)
-            if progress:
-                progress("blocks", done_count, len(blocks))
-    finally:
-        writer.close()
+    def measure(blocks: list[BlockSpec]) -> list[float]:
+        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress)
+
+    if active:
+        active_blocks(space, p, samples, active, seed, measure,
+                      progress=(lambda r, n: progress("rounds", r, n)) if progress else None)
+    else:
+        measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
 
     net_path = out / NETWORK_TABLE
     done_nets = {(r["arch"], r["num_classes"], r["in_channels"])
@@ -268,7 +263,7 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
         progress("fit", 0, 1)
     estimator, report = fit_from_tables(out, space, prof)
     extra: dict[str, Any] = {"build": report, "environment": dict(zip(ENV_COLUMNS, env)),
-                             "samples": samples, "seed": seed}
+                             "samples": samples, "seed": seed, "active_rounds": active}
     if prof.path is not None and prof.path.parent != PROFILE_DIR:
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)
@@ -277,18 +272,45 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     return estimator, report
 
 
+def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, workers: int,
+                    cache: Path, env: list[str], progress: Progress | None) -> list[float]:
+    """Measure the blocks not yet in the table at ``path`` (appending each), and return the
+    latency of every block from the table: resuming measures only what is missing."""
+    done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
+    todo = [b for b in blocks if block_key(b) not in done]
+    writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
+    try:
+        # groups of blocks: a back end may measure a group together (torch-cpu interleaves
+        # them so each block runs after others, as in a network)
+        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
+        done_count = len(blocks) - len(todo)
+        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
+            for block, m in zip(group, ms):
+                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
+                              f"{m.spread_ms:.6g}", *env])
+            done_count += len(group)
+            if progress:
+                progress("blocks", done_count, len(blocks))
+    finally:
+        writer.close()
+    latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
+    return [latency[block_key(b)] for b in blocks]
+
+
 def _row_key(row: dict[str, str]) -> tuple:
     return (row["kind"], *(int(row[f]) for f in CONFIG_FIELDS))
 
 
-def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5
-                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
-    """Fit the per-kind models on ``folder``'s tables, with k-fold training error."""
+def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
+                    members: int = DEFAULT_MEMBERS) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Fit the per-kind models on ``folder``'s tables, with k-fold training error, and an
+    ensemble of ``members`` bootstrap models per kind for intervals (0: none), calibrated on
+    the tables' whole networks."""
     rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
-    models, errors = {}, {}
+    models, errors, ensemble = {}, {}, {}
     for kind in BLOCK_KINDS:
         sel = [r for r in rows if r["kind"] == kind]
         if not sel:
@@ -296,12 +318,14 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
         y = np.array([float(r["latency_ms"]) for r in sel])
         models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds)
+        if members:
+            ensemble[kind] = fit_members(kind, config, y, p, errors[kind]["prior"], members)
     missing = [k for k in BLOCK_KINDS if k not in models]
     if missing:
         raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
                          f"use more --samples")
     estimator = LatencyEstimator(space=space, parallelism_factor=p, backend=profile.backend,
-                                 profile=profile.name, models=models)
+                                 profile=profile.name, models=models, members=ensemble)
     net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
     overhead_report: dict[str, Any] = {"networks": 0, "used": False}
     if net_rows:
@@ -311,11 +335,18 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         measured = np.array([float(r["latency_ms"]) for r in net_rows])
         estimator.overhead, overhead_report = fit_overhead(sums, measured)
         estimator._stages.clear()
+    interval_report = None
+    if members:
+        nets = [(Architecture.from_string(r["arch"]), int(r["num_classes"]),
+                 int(r["in_channels"])) for r in net_rows]
+        interval_report = calibrate_on_networks(
+            estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},
         "cv_error": errors,
         "overhead": overhead_report,
+        "interval": interval_report,
         "noise_floor": _noise(rows),
     }
     return estimator, report

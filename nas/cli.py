@@ -350,6 +350,10 @@ def estimator_build(
     networks: Annotated[int, typer.Option(
         min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
+    active: Annotated[int, typer.Option(
+        min=0, help="Spend --samples in this many rounds of active profiling: after a random "
+        "first round, each round measures the blocks the ensemble is most uncertain about "
+        "(0: one random sample).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled blocks of a space on a back end and fit the LightGBM estimator.
@@ -369,7 +373,8 @@ def estimator_build(
             bar.update(tasks[stage], completed=done, total=total)
 
         est, rep = build_estimator(profile, space, samples, out_dir, workers=workers, seed=seed,
-                                   networks=networks, backend=backend, progress=report)
+                                   networks=networks, backend=backend, progress=report,
+                                   active=active)
     summary = {"out": str(out_dir), "space": est.space, "profile": est.profile,
                "backend": est.backend, "parallelism_factor": est.parallelism_factor, **rep}
     if as_json:
@@ -479,8 +484,12 @@ def latency(
     folder = resolve_estimator(estimator)
     est = LatencyEstimator.load(folder)
     ms = est.predict(a, num_classes, in_channels)
+    p10 = p90 = None  # an estimator without ensemble members has no interval
+    if est.has_interval:
+        p10, _, p90 = (float(v[0]) for v in est.predict_interval([a], num_classes, in_channels))
     _note_outside(a, est.space, est.parallelism_factor)
-    info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "estimator": str(folder),
+    info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "latency_ms_p10": p10,
+                            "latency_ms_p90": p90, "estimator": str(folder),
                             "space": est.space, "profile": est.profile, "backend": est.backend}
     blocks = est.breakdown(a, num_classes, in_channels) if per_layer else []
     if per_layer:
@@ -495,7 +504,8 @@ def latency(
             table.add_row(b.name, b.kind, f"{b.cin}->{b.cout}", str(b.in_res), f"{v:.4f}",
                           f"{v / total:.1%}")
         out.print(table)
-    out.print(f"{ms:.4f} ms on {est.profile} ({est.backend}) — {a.to_string()}",
+    interval = f" (80% interval {p10:.4f}-{p90:.4f})" if p10 is not None else ""
+    out.print(f"{ms:.4f} ms{interval} on {est.profile} ({est.backend}) — {a.to_string()}",
               highlight=False)
 
 
