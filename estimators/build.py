@@ -225,11 +225,11 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     if networks < 0:
         raise ValueError(f"networks must be >= 0, got {networks}")
     get_space(space)  # unknown space -> ValueError before any work
+    if active:
+        round_targets(samples, active)  # too few blocks a round -> ValueError, likewise
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
-    if active:
-        round_targets(samples, active)  # bad rounds -> ValueError before any work
     nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
     cache = out / "cache"
     env = _env_row(create_backend(prof).environment())

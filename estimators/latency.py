@@ -46,7 +46,6 @@ from .features import (
     model_features,
     work_basis,
 )
-from .uncertainty import Z80
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -195,8 +194,8 @@ class LatencyEstimator:
     meta: dict[str, Any] = field(default_factory=dict)
     members: dict[str, tuple[KindModel, ...]] = field(default_factory=dict)
     """Bootstrap ensemble per kind (same count for every kind), or empty: no interval."""
-    interval_scale: float = Z80
-    """Half-width of the 80% interval in member log-spreads (see :mod:`.uncertainty`)."""
+    interval_floor: float = 0.0
+    """Log-latency error the ensemble cannot see, added to its spread (:mod:`.uncertainty`)."""
     _blocks: dict[tuple, float] = field(default_factory=dict, repr=False)
     _stages: dict[tuple, float] = field(default_factory=dict, repr=False)
     _member_views: list[LatencyEstimator] = field(default_factory=list, repr=False)
@@ -325,7 +324,8 @@ class LatencyEstimator:
         members = {kind: [_save_model(folder, f"member_{kind}_{i}.txt.gz", m)
                           for i, m in enumerate(models)]
                    for kind, models in self.members.items()}
-        interval = ({"members": members, "scale": self.interval_scale} if members else None)
+        interval = ({"members": members, "floor_log_sd": self.interval_floor} if members
+                    else None)
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": "hwnas-latency-estimator",
@@ -367,7 +367,7 @@ class LatencyEstimator:
                     f"P={manifest['parallelism_factor']}, profile {manifest['profile']})")
         models = {kind: _load_model(folder, kind, entry)
                   for kind, entry in manifest["models"].items()}
-        interval = manifest.get("interval") or {"members": {}, "scale": Z80}
+        interval = manifest.get("interval") or {"members": {}, "floor_log_sd": 0.0}
         members = {kind: tuple(_load_model(folder, kind, e) for e in entries)
                    for kind, entries in interval["members"].items()}
         if members and (set(members) != set(models)
@@ -384,7 +384,7 @@ class LatencyEstimator:
             overhead=(float(overhead["scale"]), float(overhead["offset_ms"])),
             meta=_meta(manifest),
             members=members,
-            interval_scale=float(interval["scale"]),
+            interval_floor=float(interval["floor_log_sd"]),
         )
 
 
