@@ -395,6 +395,12 @@ def estimator_build(
                   f"(MAPE sum of blocks {ov.get('mape_sum_of_blocks', float('nan')) * 100:.2f}%, "
                   f"with overhead {ov.get('mape_loo_with_overhead', float('nan')) * 100:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
+    iv = rep.get("interval")
+    if iv and iv.get("calibrated"):
+        out.print(f"80% interval: ensemble spread plus a floor of {iv['floor_log_sd']:.3f} in log "
+                  f"latency; {iv['coverage']:.0%} of the {iv['networks']} build networks inside")
+    elif iv:
+        out.print("80% interval: ensemble spread only (too few networks to calibrate)")
 
 
 @estimator_app.command("eval")
