@@ -65,6 +65,7 @@ from searchspaces.genome import Architecture  # noqa: E402
 DATA = ROOT / "benchmarks" / "data"
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 CANDIDATES = 300
+NPU32_HELDOUT = "npu32_mbv2_heldout.csv"
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def load_target(name: str) -> Target:
     if name == "npu32":
         rows = load_rows(SHIPPED_DIR / "npu32-mbv2")
         return Target(name, "mbv2", load_profile("npu32"), rows["blocks"], rows["networks"],
-                      _table(DATA, "npu32_mbv2_heldout.csv"))
+                      _table(DATA, NPU32_HELDOUT))
     if name == "roofline":
         return roofline_target()
     raise ValueError(f"unknown target {name!r}")
@@ -144,14 +145,10 @@ def fit_and_score(target: Target, chosen: list[int], folder: Path, members: int 
     return accuracy_metrics(pred, measured, spread), est, report
 
 
-def budgets(pool: int) -> list[int]:
-    return sorted({max(10, round(f * pool)) for f in FRACTIONS})
-
-
-def curves(target: Target, seed: int, acquisition: str, folder: Path
-           ) -> dict[str, list[dict[str, float]]]:
-    """Random and active accuracy at each budget for one seed."""
-    sizes = budgets(len(target.pool))
+def curves(target: Target, seed: int, acquisition: str, folder: Path,
+           fractions: tuple[float, ...] = FRACTIONS) -> dict[str, list[dict[str, float]]]:
+    """Random and active accuracy at each budget (fraction of the pool) for one seed."""
+    sizes = sorted({max(10, round(f * len(target.pool))) for f in fractions})
     order = np.random.default_rng([seed, 7]).permutation(len(target.pool)).tolist()
     kinds = [target.pool[i]["kind"] for i in order]
     firsts = [order[kinds.index(k)] for k in dict.fromkeys(kinds)]
@@ -228,8 +225,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--acquisition", choices=ACQUISITIONS, default="usage")
     parser.add_argument("--png", type=Path, default=ROOT / "docs/results/active_profiling.png")
+    parser.add_argument("--fractions", default=",".join(map(str, FRACTIONS)),
+                        help="budgets as fractions of the pool")
     parser.add_argument("--no-curves", action="store_true", help="calibration only")
     args = parser.parse_args()
+    fractions = tuple(float(f) for f in args.fractions.split(","))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.targets.split(","):
@@ -245,7 +245,7 @@ def main() -> None:
             per_seed = []
             for seed in range(args.seeds):
                 t = time.perf_counter()
-                per_seed.append(curves(target, seed, args.acquisition, Path(tmp)))
+                per_seed.append(curves(target, seed, args.acquisition, Path(tmp), fractions))
                 print(f"  seed {seed}: {time.perf_counter() - t:.0f} s", file=sys.stderr,
                       flush=True)
             res = {"blocks": np.array([r["blocks"] for r in per_seed[0]["random"]])}

@@ -13,7 +13,8 @@ does), decomposes them into blocks and scores every block not yet measured:
   latency-weighted mean of its blocks' log errors, so this is how much the block's uncertainty
   moves the candidates' predictions: a large, often-used block outranks a rare one or a pooling
   layer that is 0.1% of every network. Kinds are not given quotas: a kind whose blocks matter
-  little to networks gets few measurements, which is the point; round 1 covers every kind.
+  little to networks gets few measurements, which is the point; round 1 covers every kind,
+  and a kind with under :data:`MIN_KIND_ROWS` rows counts as wholly uncertain.
 
 A round's blocks are picked greedily with *local penalization* (Gonzalez et al., AISTATS 2016):
 after a block is picked, the scores of blocks of its kind are multiplied by
@@ -49,6 +50,11 @@ CANDIDATE_NETWORKS = 300
 LENGTH_SCALE = 0.5
 """Local-penalization length in standard deviations of the candidates' log configuration."""
 MIN_PER_ROUND = 10
+MIN_KIND_ROWS = 8
+"""A kind with fewer measured rows is treated as unknown (largest spread): a bootstrap of one
+or two rows repeats them, so its members agree and would claim certainty where there is none.
+On the H200 a single classifier row made every network 60% off, and an ensemble of that one
+row never asked for a second."""
 
 Measure = Callable[[list[BlockSpec]], list[float]]
 """Measures blocks (or reads them from the table) and returns their latencies in ms."""
@@ -69,12 +75,12 @@ def fit_ensemble(blocks: Sequence[BlockSpec], latency_ms: Sequence[float], space
                  ) -> LatencyEstimator:
     """An estimator of bootstrap members only (its point model is member 0), fitted on the
     given rows with the work prior: what a round needs to rank blocks, without the
-    cross-validation of the product fit."""
+    cross-validation of the product fit. Kinds under :data:`MIN_KIND_ROWS` rows are left out."""
     y = np.asarray(latency_ms, dtype=np.float64)
     ensemble = {}
     for kind in BLOCK_KINDS:
         idx = [i for i, b in enumerate(blocks) if b.kind == kind]
-        if idx:
+        if len(idx) >= MIN_KIND_ROWS:
             ensemble[kind] = fit_members(kind, config_array([blocks[i] for i in idx]), y[idx],
                                          parallelism_factor, prior=True, count=members,
                                          seed=seed)
@@ -85,7 +91,8 @@ def fit_ensemble(blocks: Sequence[BlockSpec], latency_ms: Sequence[float], space
 def block_stats(est: LatencyEstimator, blocks: Sequence[BlockSpec]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Members' geometric-mean latency (ms) and log-spread of each block. A block of a kind the
-    ensemble has not seen gets the largest spread seen and the median latency of the rest."""
+    ensemble lacks (:data:`MIN_KIND_ROWS`) gets the largest spread seen and the median latency
+    of the rest."""
     known = np.array([b.kind in est.members for b in blocks])
     center = np.zeros(len(blocks))
     spread = np.zeros(len(blocks))
