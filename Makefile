@@ -8,11 +8,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install lint clean expert-rules
 
+# PYTHONWARNINGS: setuptools' editable build warns "Editable installation ... folders in your
+# working directory" on every install (about the mechanism, not this project): filtered out.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(TORCH_PINS)
+	PYTHONWARNINGS='ignore:Editable installation' \
+		$(BIN)/python -m pip install --quiet -e '.[dev]' $(TORCH_PINS)
 	touch $(STAMP)
 
 install: $(STAMP)

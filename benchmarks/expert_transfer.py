@@ -79,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
 
+    from estimators.latency import load_estimator
     from nas.expert.apply import apply_rules, train_one, train_pair
-    from nas.expert.explain import load_estimator
     from nas.expert.mine import mine_rules, write_report
     from nas.expert.rules import load_rules, save_rules
-    from nas.search import _ray, prepare, run_search
+    from nas.search import prepare, ray_session, run_search
     from searchspaces.genome import Architecture
 
     cfg = load_config(args.config)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     uri = f"sqlite:///{(work / 'mlflow.db').resolve()}"
     t0 = time.perf_counter()
     quiet = open(work / "tune.log", "a")  # noqa: SIM115 - lives for the whole run
-    with _ray(None, None):
+    with ray_session():
         # 1. rules from the source task
         if args.rules:
             rules = load_rules(args.rules)

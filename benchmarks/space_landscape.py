@@ -5,7 +5,7 @@ stage's range (the uncurated space) and reads the curated points (multiples of P
 curve, then prints the roughness of both (share of down steps, local minima, share of the rise
 on the steps into a new pass of the P-wide array, where the largest rises are) and the local
 minima that greedy descent over all channel dimensions meets from random starts. See
-:mod:`searchspaces.landscape` for the definitions.
+:mod:`nas.analysis.landscape` for the definitions.
 
 Run from the repository root::
 
@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from estimators.latency import atomic_write  # noqa: E402
-from searchspaces.landscape import (  # noqa: E402
+from nas.analysis.landscape import (  # noqa: E402
     DEFAULT_KINDS,
     OBJECTIVES,
     landscape_report,
     plot_landscape,
 )
+from searchspaces.files import atomic_write  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from searchspaces.layers import BlockSpec, decompose
 from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
-from .backends import Backend, Measurement, create_backend
+from .backends import Backend, Measurement, backend_class, create_backend
 from .features import CONFIG_FIELDS, block_key
 from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind_selected, fit_overhead
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
@@ -50,6 +50,10 @@ blocks (ibn, fibn, conv in the proportions the space samples them)."""
 
 BLOCK_GROUP = 8
 """Blocks handed to a back end at once (what a crash can lose, and what torch-cpu interleaves)."""
+
+NETWORK_PASSES = 2
+"""Timing passes over the whole networks of a build or an evaluation, on a back end that is not
+deterministic (:func:`timing_passes`); each network's latency is :func:`robust_timing` over them."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -201,6 +205,52 @@ def measure_parallel(items: list, fn: Callable, profile: HardwareProfile, worker
         yield from zip(items, pool.map(fn, items, chunksize=1))
 
 
+def timing_passes(profile: HardwareProfile, passes: int) -> int:
+    """``passes``, or 1 where the profile's back end is deterministic (a simulator gives the
+    same number every time, so a second pass would only repeat the first)."""
+    if passes < 1:
+        raise ValueError(f"the number of timing passes must be >= 1, got {passes}")
+    return 1 if backend_class(profile).deterministic else passes
+
+
+def measure_in_passes(items: list, fn: Callable, profile: HardwareProfile, workers: int,
+                      passes: int, cache_dir: Path | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> Iterator[tuple[Any, list[Measurement]]]:
+    """``(item, [its measurement in pass 1, ..., pass P])`` in order (see :func:`measure_parallel`).
+
+    Each pass measures every item once, in order, so the passes of one item are a whole sweep
+    apart (minutes for a few dozen networks on a CPU): a burst of load from other processes
+    then disturbs one pass of an item, not all of them. The items of the last pass are yielded
+    as they are measured. ``progress(done, total)`` counts single measurements.
+    """
+    earlier: list[list[Measurement]] = []
+    total = len(items) * passes
+    for p in range(passes):
+        measured = measure_parallel(items, fn, profile, workers, cache_dir)
+        this_pass: list[Measurement] = []
+        for i, (item, m) in enumerate(measured):
+            this_pass.append(m)
+            if progress:
+                progress(p * len(items) + i + 1, total)
+            if p == passes - 1:
+                yield item, [prior[i] for prior in earlier] + [m]
+        earlier.append(this_pass)
+
+
+def robust_timing(passes: Sequence[Measurement]) -> Measurement:
+    """One latency from several passes: the pass with the lowest median, with its IQR.
+
+    Load from other processes only ever adds time, and each pass's median already ignores the
+    outliers within that pass, so the fastest pass is the least disturbed one. (With many
+    passes a trimmed mean would also do; with the two or three a build affords, the minimum is
+    the statistic that discards a disturbed pass.)
+    """
+    if not passes:
+        raise ValueError("no timing passes to combine")
+    return min(passes, key=lambda m: m.latency_ms)
+
+
 def _env_row(backend_env: dict[str, str]) -> list[str]:
     versions = ";".join(f"{k}={v}" for k, v in sorted(backend_env.items())
                         if k not in ("backend", "profile", "machine", "node", "processor"))
@@ -208,25 +258,41 @@ def _env_row(backend_env: dict[str, str]) -> list[str]:
     return [backend_env.get("backend", ""), backend_env.get("profile", ""), machine, versions]
 
 
-def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
-                    workers: int = 1, seed: int = 0, networks: int = 16,
-                    backend: str | None = None, progress: Progress | None = None,
-                    active: int = 0) -> tuple[LatencyEstimator, dict[str, Any]]:
-    """Measure, fit and save an estimator in ``out``; returns it and the build report.
-
-    ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
-    (:mod:`estimators.active`) instead of one random sample."""
+def build_profile(profile: str | HardwareProfile, space: str, backend: str | None = None
+                  ) -> HardwareProfile:
+    """The profile a build measures on, checked with the rest of a build's input before any
+    work: ``ValueError`` (one line) for an unknown profile or space, or a ``backend`` that is not
+    the profile's."""
     prof = profile if isinstance(profile, HardwareProfile) else load_profile(profile)
     if backend is not None and backend != prof.backend:
         raise ValueError(f"profile {prof.name!r} is for back end {prof.backend!r}, "
                          f"not {backend!r}")
+    get_space(space)
+    return prof
+
+
+def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
+                    workers: int = 1, seed: int = 0, networks: int = 16,
+                    backend: str | None = None, progress: Progress | None = None,
+                    network_passes: int = NETWORK_PASSES, active: int = 0
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Measure, fit and save an estimator in ``out``; returns it and the build report.
+
+    ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
+    (:mod:`estimators.active`) instead of one random sample.
+
+    The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
+    pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
+    statistic :func:`~estimators.evaluate.evaluate_estimator` scores against, so that the
+    per-network overhead is fitted on networks measured the way held-out networks are."""
+    prof = build_profile(profile, space, backend)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if networks < 0:
         raise ValueError(f"networks must be >= 0, got {networks}")
-    get_space(space)  # unknown space -> ValueError before any work
     if active:
-        round_targets(samples, active)  # too few blocks a round -> ValueError, likewise
+        round_targets(samples, active)  # too few blocks a round -> ValueError before any work
+    passes = timing_passes(prof, network_passes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
@@ -250,12 +316,18 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
                                      str(s.in_channels)) not in done_nets]
     writer = _Appender(net_path, NETWORK_COLUMNS + ENV_COLUMNS)
     try:
-        measured = measure_parallel(todo_nets, measure_network_sample, prof, workers, cache)
-        for i, (sample, m) in enumerate(measured):
+        already = (len(nets) - len(todo_nets)) * passes
+
+        def count(done: int, _total: int) -> None:
+            if progress:
+                progress("networks", already + done, len(nets) * passes)
+
+        measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
+                                     cache, progress=count)
+        for sample, ms in measured:
+            m = robust_timing(ms)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
                           f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
-            if progress:
-                progress("networks", len(nets) - len(todo_nets) + i + 1, len(nets))
     finally:
         writer.close()
 
@@ -263,7 +335,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
         progress("fit", 0, 1)
     estimator, report = fit_from_tables(out, space, prof)
     extra: dict[str, Any] = {"build": report, "environment": dict(zip(ENV_COLUMNS, env)),
-                             "samples": samples, "seed": seed, "active_rounds": active}
+                             "samples": samples, "seed": seed, "network_passes": passes,
+                             "active_rounds": active}
     if prof.path is not None and prof.path.parent != PROFILE_DIR:
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)

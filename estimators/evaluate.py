@@ -12,6 +12,22 @@ alternately) with a random stream that the build never uses, measured end to end
 - ``noise_floor``: the back end's own repeatability, the median over networks of the
   interquartile range of repeated runs divided by their median (0 for a simulator). An estimator
   cannot be judged more finely than this.
+
+and the **repeatability ceiling**, how well two timings of the same network agree:
+
+- the held-out networks are timed in ``passes`` interleaved passes
+  (:func:`~estimators.build.measure_in_passes`: a network's passes are a whole sweep over the
+  networks apart, minutes on a CPU). Timing A of a network is
+  :func:`~estimators.build.robust_timing` over its odd passes, timing B over its even passes:
+  two independent timings by the method that a build with ``passes / 2`` network passes uses;
+- ``repeat_within_5pct`` / ``repeat_within_10pct``: the fraction of networks whose A and B
+  agree within 5% / 10% (the larger over the smaller at most 1.05 / 1.10). No estimator can be
+  expected to agree with a measurement more often than the measurement agrees with itself;
+- ``repeat_passes``: the passes timed. A deterministic back end (a simulator) is timed once:
+  its ceiling is 1 by definition, not by measurement.
+
+The accuracy metrics score the prediction against :func:`~estimators.build.robust_timing` over
+*all* passes.
 """
 
 from __future__ import annotations
@@ -23,12 +39,20 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .build import measure_network_sample, measure_parallel, sample_networks
+from .backends import Measurement
+from .build import (
+    NETWORK_PASSES,
+    measure_in_passes,
+    measure_network_sample,
+    robust_timing,
+    sample_networks,
+    timing_passes,
+)
 from .latency import LatencyEstimator, resolve_estimator
 from .profiles import load_profile
 
 METRIC_KEYS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "spearman",
-               "noise_floor")
+               "noise_floor", "repeat_within_5pct", "repeat_within_10pct", "repeat_passes")
 
 
 def accuracy_metrics(predicted: np.ndarray, measured: np.ndarray, spread: np.ndarray
@@ -49,18 +73,45 @@ def accuracy_metrics(predicted: np.ndarray, measured: np.ndarray, spread: np.nda
     }
 
 
+def repeatability(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
+    """The fraction of networks whose two timings (ms) agree within 5% and 10%: the larger
+    over the smaller at most 1.05 / 1.10 (symmetric, so which timing comes first is moot)."""
+    first, second = np.asarray(first, float), np.asarray(second, float)
+    if first.shape != second.shape or first.size < 1:
+        raise ValueError("need at least one pair of timings of the same networks")
+    if np.any(first <= 0) or np.any(second <= 0):
+        raise ValueError("timings must be positive")
+    ratio = np.maximum(first, second) / np.minimum(first, second)
+    return {"repeat_within_5pct": float(np.mean(ratio <= 1.05)),
+            "repeat_within_10pct": float(np.mean(ratio <= 1.10))}
+
+
+def split_timings(passes: list[Measurement]) -> tuple[Measurement, Measurement]:
+    """Timings A (odd passes) and B (even passes) of one network, each
+    :func:`~estimators.build.robust_timing` over its half; one pass is both."""
+    if len(passes) == 1:
+        return passes[0], passes[0]
+    return robust_timing(passes[0::2]), robust_timing(passes[1::2])
+
+
 def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: int = 1,
                        cache_dir: Path | None = None,
-                       progress: Callable[[int, int], None] | None = None
+                       progress: Callable[[int, int], None] | None = None,
+                       passes: int = NETWORK_PASSES
                        ) -> tuple[dict[str, float], list[dict[str, object]]]:
     """Metrics over ``archs`` held-out networks, and the per-network rows.
 
     ``workers`` processes measure in parallel (use 1 for a real CPU back end: parallel runs
     disturb each other); ``cache_dir`` is where a memoizing back end (ZigZag) keeps its layer
-    results, by default the estimator's own ``cache/`` folder when it is writable.
+    results, by default the estimator's own ``cache/`` folder when it is writable. ``passes``
+    (>= 2) timing passes give the repeatability ceiling (one on a deterministic back end);
+    ``progress(done, total)`` counts single network measurements over all passes.
     """
     if archs < 2:
         raise ValueError(f"evaluate needs at least 2 networks, got {archs}")
+    if passes < 2:
+        raise ValueError(f"evaluate needs at least 2 timing passes (the repeatability ceiling "
+                         f"compares two), got {passes}")
     folder = resolve_estimator(folder)
     estimator = LatencyEstimator.load(folder)
     profile = load_profile(estimator.meta.get("profile_path") or estimator.profile)
@@ -68,16 +119,22 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
         cache_dir = folder / "cache"
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
                            np.random.default_rng([seed, 1]))
+    passes = timing_passes(profile, passes)
     rows = []
-    measured = measure_parallel(nets, measure_network_sample, profile, workers, cache_dir)
-    for i, (net, m) in enumerate(measured):
-        pred = estimator.predict(net.arch, net.num_classes, net.in_channels)
+    for net, timed in measure_in_passes(nets, measure_network_sample, profile, workers, passes,
+                                        cache_dir, progress):
+        m = robust_timing(timed)
+        a, b = split_timings(timed)
         rows.append({"arch": net.arch.to_string(), "num_classes": net.num_classes,
                      "in_channels": net.in_channels, "measured_ms": m.latency_ms,
-                     "spread_ms": m.spread_ms, "predicted_ms": pred})
-        if progress:
-            progress(i + 1, len(nets))
+                     "spread_ms": m.spread_ms,
+                     "predicted_ms": estimator.predict(net.arch, net.num_classes,
+                                                       net.in_channels),
+                     "timing_a_ms": a.latency_ms, "timing_b_ms": b.latency_ms})
     metrics = accuracy_metrics(np.array([r["predicted_ms"] for r in rows]),
                                np.array([r["measured_ms"] for r in rows]),
                                np.array([r["spread_ms"] for r in rows]))
+    metrics.update(repeatability(np.array([r["timing_a_ms"] for r in rows]),
+                                 np.array([r["timing_b_ms"] for r in rows])))
+    metrics["repeat_passes"] = passes
     return metrics, rows

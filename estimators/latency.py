@@ -25,8 +25,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, conv_out, decompose, end_blocks, stage_blocks
 
@@ -73,18 +72,6 @@ NUM_ROUNDS = 600
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @dataclass(frozen=True)
@@ -485,3 +472,16 @@ def resolve_estimator(ref: str | Path) -> Path:
         return shipped
     raise ValueError(f"no estimator folder {str(ref)!r}; shipped estimators: "
                      f"{', '.join(list_shipped()) or 'none'}")
+
+
+def load_estimator(ref: LatencyEstimator | str | Path) -> tuple[LatencyEstimator, str]:
+    """The estimator ``ref`` names and a label for reports: ``ref`` is a loaded estimator
+    (labelled ``profile-space``, as the shipped ones are named), a folder or a shipped
+    estimator's name (labelled by the folder it resolves to)."""
+    if isinstance(ref, LatencyEstimator):
+        return ref, f"{ref.profile}-{ref.space}"
+    if not isinstance(ref, (str, Path)):
+        raise ValueError(f"estimator must be a LatencyEstimator or a folder/shipped name, got "
+                         f"{type(ref).__name__}")
+    folder = resolve_estimator(ref)
+    return LatencyEstimator.load(folder), str(folder)

@@ -12,37 +12,69 @@ reads) and back-end specific settings. Example (``estimators/profiles/torch-cpu.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
+SETTINGS_CONFIG = ConfigDict(extra="forbid", strict=True)
+"""Profiles and back-end settings: unknown keys are errors (a typo must not fall back to a
+default) and values keep their YAML type (``"yes"`` is no bool, ``1.5`` no int; an int is a
+float)."""
 
-@dataclass(frozen=True)
+S = TypeVar("S")
+
+
+def _first_error(err: ValidationError) -> tuple[str, str]:
+    """The key and the message of a validation error's first problem, on one line."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] != "missing":
+        message += f", got {first['input']!r}"
+    return key, " ".join(message.split())
+
+
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class HardwareProfile:
-    name: str
-    backend: str
-    parallelism_factor: int
-    description: str = ""
-    settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
-    path: Path | None = field(default=None, compare=False, hash=False)
+    """One target: its back end, its parallelism factor P (what the curated search space reads)
+    and the back end's own ``settings``, validated by the back end's settings model
+    (:func:`parse_settings`)."""
 
-    def __post_init__(self) -> None:
-        if not self.name or not isinstance(self.name, str):
-            raise ValueError("a hardware profile needs a name")
-        if not isinstance(self.parallelism_factor, int) or self.parallelism_factor < 1:
-            raise ValueError(f"profile {self.name!r}: parallelism_factor must be a positive "
-                             f"integer, got {self.parallelism_factor!r}")
-        if not isinstance(self.settings, dict):
-            raise ValueError(f"profile {self.name!r}: settings must be a mapping")
+    name: str = Field(min_length=1)
+    backend: str = Field(min_length=1)
+    parallelism_factor: int = Field(ge=1)
+    description: str = ""
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    path: Path | None = dataclasses.field(default=None, compare=False, hash=False)
 
     def resolve_path(self, relative: str) -> Path:
         """A file named in the settings, relative to the profile's folder."""
         base = self.path.parent if self.path is not None else PROFILE_DIR
         return (base / relative).resolve()
+
+
+def parse_settings(cls: type[S], profile: HardwareProfile) -> S:
+    """The back end's frozen settings model ``cls`` filled from ``profile.settings``.
+
+    Missing keys take the field defaults; an unknown key, a value of the wrong type or out of
+    range raises a one-line ``ValueError`` naming the profile and the key.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(profile.settings) - set(names))
+    if unknown:
+        raise ValueError(f"profile {profile.name!r}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(names)}")
+    try:
+        return cls(**profile.settings)
+    except ValidationError as err:
+        key, message = _first_error(err)
+        raise ValueError(f"profile {profile.name!r}: setting {key!r}: {message}") from None
 
 
 def list_profiles() -> list[str]:
@@ -70,17 +102,11 @@ def load_profile(name_or_path: str | Path) -> HardwareProfile:
                          f"{' '.join(str(err).split())}") from None
     if not isinstance(data, dict):
         raise ValueError(f"hardware profile {path} must be a mapping")
-    missing = {"name", "backend", "parallelism_factor"} - data.keys()
-    if missing:
-        raise ValueError(f"hardware profile {path} lacks {', '.join(sorted(missing))}")
-    unknown = set(data) - {"name", "backend", "parallelism_factor", "description", "settings"}
-    if unknown:
-        raise ValueError(f"hardware profile {path} has unknown keys {', '.join(sorted(unknown))}")
-    return HardwareProfile(
-        name=data["name"],
-        backend=data["backend"],
-        parallelism_factor=data["parallelism_factor"],
-        description=data.get("description", ""),
-        settings=data.get("settings") or {},
-        path=path.resolve(),
-    )
+    if "path" in data:  # where the file lies, not a key of it
+        raise ValueError(f"hardware profile {path}: path: Unexpected keyword argument")
+    try:
+        return HardwareProfile(**{**data, "settings": data.get("settings") or {},
+                                  "path": path.resolve()})
+    except ValidationError as err:
+        key, message = _first_error(err)
+        raise ValueError(f"hardware profile {path}: {key}: {message}") from None

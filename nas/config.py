@@ -22,7 +22,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nas.data import DATASETS
+from nas.strategies import SEARCHERS
+
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
+"""The datasets :mod:`nas.data` reads; named here so that loading a config imports no torch."""
 
 
 class _Section(BaseModel):
@@ -162,8 +165,6 @@ class SearchConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: StrategyConfig) -> StrategyConfig:
-        from nas.strategies.tune_adapter import SEARCHERS
-
         if value.name not in SEARCHERS:
             raise ValueError(f"unknown strategy {value.name!r}; known: {', '.join(SEARCHERS)}")
         return value

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
+from nas.config import DATASETS
 
 # Per-channel statistics of the 50 000 CIFAR-10 training images (pixels scaled to [0, 1]).
 # The often-copied std (0.2023, 0.1994, 0.2010) is the mean of per-image stds; this is the

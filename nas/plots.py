@@ -22,14 +22,16 @@ def _staircase(front: Sequence[dict[str, Any]]) -> tuple[list[float], list[float
     return xs, ys
 
 
-def pareto_png(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], path: Path,
-               title: str, budget_ms: float | None = None) -> Path:
+def pareto_figure(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], title: str,
+                  budget_ms: float | None = None) -> Any:
+    """The PNG's matplotlib figure. Its legend sits below the axes, outside them (constrained
+    layout makes room), so it never hides a point wherever the candidates fall."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110, layout="constrained")
     ax.scatter([p["latency_ms"] for p in points], [p["accuracy"] for p in points], s=14,
                color="0.65", label=f"evaluated ({len(points)})")
     xs, ys = _staircase(front)
@@ -42,9 +44,16 @@ def pareto_png(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]]
     ax.set_ylabel("validation accuracy")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    fig.legend(fontsize=8, loc="outside lower center", ncols=3, frameon=False)
+    return fig
+
+
+def pareto_png(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], path: Path,
+               title: str, budget_ms: float | None = None) -> Path:
+    fig = pareto_figure(points, front, title, budget_ms)
     fig.savefig(path)
+    import matplotlib.pyplot as plt  # after pareto_figure chose the Agg back end
+
     plt.close(fig)
     return path
 
@@ -56,7 +65,7 @@ def pareto_html(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]
     def hover(p: dict[str, Any]) -> str:
         return (f"{p['arch']}<br>accuracy {p['accuracy']:.4f} · {p['latency_ms']:.4f} ms"
                 f"<br>params {p['params']:,} · peak act. {p['peak_activation_bytes']:,} B"
-                f"<br>epochs {p['epochs']} · trial {p.get('trial_id', '')}")
+                f"<br>epochs {p['epochs']} · trial {p.get('trial', '')} ({p.get('trial_id', '')})")
 
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[p["latency_ms"] for p in points],

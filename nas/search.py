@@ -3,8 +3,8 @@
 :func:`run_search` checks everything that can be checked before a cluster is touched (hardware
 profile, space, estimator built for that space and parallelism factor, dataset, strategy and its
 parameters), then runs the trials on Ray Tune (a local Ray instance unless ``address`` names a
-cluster) with the driver-side :class:`~nas.tracking.TrackingCallback` owning the MLflow runs.
-Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are constraints.
+cluster) with the driver-side :class:`~nas.tracking.callback.TrackingCallback` owning the MLflow
+runs. Objectives: ``accuracy`` (max) and predicted ``latency_ms`` (min); budgets are constraints.
 """
 
 from __future__ import annotations
@@ -143,10 +143,12 @@ def _flat(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 
 @contextlib.contextmanager
-def _ray(address: str | None, cpus: int | None) -> Iterator[bool]:
+def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator[bool]:
     """Connect to ``address`` (or ``$RAY_ADDRESS``) or start a local Ray (shut down afterwards
-    if started here). Yields whether the Ray in use is a cluster joined (one whose nodes can
-    be lost) rather than one this process started."""
+    if started here); inside an already initialised Ray, use that one. Several searches in one
+    session (``hwnas compare``, ``hwnas ablation``) share one Ray this way. Yields whether the
+    Ray in use is a cluster joined (one whose nodes can be lost) rather than one this process
+    started."""
     import ray
 
     if ray.is_initialized():
@@ -276,7 +278,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
 
     from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
-    from nas.tracking import TrackingCallback, register_live
+    from nas.tracking.callback import TrackingCallback, register_live
     from nas.trial import TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
@@ -304,7 +306,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     # Save Tune's experiment state (trials, searcher) after every event instead of every
     # 10+ s, so a killed driver loses at most the event in flight (see --resume).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-    with _ray(address, None) as joined:
+    with ray_session(address) as joined:
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
         # starts its own worker unless the config says otherwise.
@@ -353,6 +355,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
                                     prep.reference_ms, params=params, tags=tags,
                                     budget_ms=config.budgets.latency_ms)
+            tracker.log_config(config.model_dump())
             callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
             tuner = tune.Tuner(
                 trainable,
@@ -366,7 +369,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                         max_failures=config.resources.max_failures)),
             )
             # What --resume needs, written before the first trial (atomically).
-            from estimators.latency import atomic_write
+            from searchspaces.files import atomic_write
 
             atomic_write(folder / STATE_FILE, json.dumps({
                 "run_name": run_name, "parent_run_id": tracker.parent_id,

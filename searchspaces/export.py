@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .files import atomic_path
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 
@@ -26,18 +26,11 @@ def export_model(model: nn.Module, example: torch.Tensor, out: str | Path, fmt: 
     if not out.parent.is_dir():
         raise ValueError(f"output folder {out.parent} does not exist")
     model = model.eval()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            if fmt == "onnx":
-                torch.onnx.export(model, (example,), tmp, input_names=["input"],
-                                  output_names=["logits"], external_data=False, verbose=False)
-            else:
-                torch.jit.trace(model, example).save(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(out) as tmp, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            torch.onnx.export(model, (example,), str(tmp), input_names=["input"],
+                              output_names=["logits"], external_data=False, verbose=False)
+        else:
+            torch.jit.trace(model, example).save(str(tmp))
     return out

@@ -29,6 +29,13 @@ import re
 from dataclasses import dataclass, field, replace
 
 BLOCK_KINDS: tuple[str, ...] = ("ibn", "fibn", "conv")
+
+
+def expansions_for(block: str, expansions: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """The expansions a stage of kind ``block`` may take out of ``expansions``: a ``conv`` stage
+    has no expanding conv, so only 1; an IBN or fused IBN any of them. Spaces, mutations, edits
+    and sweeps ask here rather than restating the rule."""
+    return (1,) if block == "conv" else tuple(expansions)
 """``ibn``: 1x1 expand -> KxK depthwise -> 1x1 project; ``fibn``: KxK expand -> 1x1 project;
 ``conv``: one KxK conv (no expansion)."""
 
@@ -84,6 +91,12 @@ class Stage:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
         if self.stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {self.stride}")
+
+    def as_block(self, block: str, expansion: int | None = None) -> Stage:
+        """This stage as kind ``block``: a conv gets expansion 1 (:func:`expansions_for`); an
+        IBN or fused IBN gets ``expansion``, by default this stage's own."""
+        wanted = self.expansion if expansion is None else int(expansion)
+        return replace(self, block=block, expansion=expansions_for(block, (wanted,))[0])
 
     def to_string(self) -> str:
         parts = [self.block, f"k{self.kernel}"]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .baselines import MBV2_SETTINGS
-from .genome import BLOCK_KINDS, Architecture, Stage
+from .genome import BLOCK_KINDS, Architecture, Stage, expansions_for
 
 STAGE_KEYS: tuple[str, ...] = ("block", "kernel", "expansion", "repeats", "channels")
 
@@ -118,8 +118,8 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct architectures (a conv stage has no expansion to choose)."""
-        n_exp = len(self.expansions)
-        per_kind = sum(1 if b == "conv" else n_exp for b in self.block_kinds) * len(self.kernels)
+        per_kind = (sum(len(expansions_for(b, self.expansions)) for b in self.block_kinds)
+                    * len(self.kernels))
         total = len(self.resolutions) * len(self.width_mults)
         for reps, chans in zip(self.repeat_choices, self.channel_choices):
             total *= per_kind * len(reps) * len(chans)
@@ -165,7 +165,7 @@ class SearchSpace:
             stages.append(Stage(
                 block=block,
                 kernel=int(choices[f"s{i}_kernel"]),
-                expansion=1 if block == "conv" else int(choices[f"s{i}_expansion"]),
+                expansion=expansions_for(block, (int(choices[f"s{i}_expansion"]),))[0],
                 channels=int(choices[f"s{i}_channels"]),
                 repeats=int(choices[f"s{i}_repeats"]),
                 stride=sk.stride,
@@ -207,7 +207,7 @@ class SearchSpace:
             stage_checks = (
                 ("block", st.block, self.block_kinds),
                 ("kernel", st.kernel, self.kernels),
-                ("expansion", st.expansion, (1,) if st.block == "conv" else self.expansions),
+                ("expansion", st.expansion, expansions_for(st.block, self.expansions)),
                 ("repeats", st.repeats, self.repeat_choices[i]),
                 ("channels", st.channels, self.channel_choices[i]),
                 ("stride", st.stride, (sk.stride,)),
@@ -243,7 +243,7 @@ class SearchSpace:
             stages.append(self._intern(Stage(
                 block=block,
                 kernel=_pick(rng, self.kernels),
-                expansion=1 if block == "conv" else _pick(rng, self.expansions),
+                expansion=_pick(rng, expansions_for(block, self.expansions)),
                 channels=_pick(rng, self.channel_choices[i]),
                 repeats=_pick(rng, self.repeat_choices[i]),
                 stride=sk.stride,
@@ -264,7 +264,7 @@ class SearchSpace:
                 repeats=_nearest(self.repeat_choices[i], sk.repeats),
                 stride=sk.stride,
             ))
-        stages = [replace(s, expansion=1) if s.block == "conv" else s for s in stages]
+        stages = [s.as_block(s.block) for s in stages]
         return self._arch(tuple(stages), _nearest(self.resolutions, 224),
                           _nearest(self.width_mults, 1.0))
 
@@ -283,7 +283,7 @@ class SearchSpace:
                 moves.append(("block", i))
             if len(self.kernels) > 1:
                 moves.append(("kernel", i))
-            if st.block != "conv" and len(self.expansions) > 1:
+            if len(expansions_for(st.block, self.expansions)) > 1:
                 moves.append(("expansion", i))
             if len(self.repeat_choices[i]) > 1:
                 moves.append(("repeats", i))
@@ -299,12 +299,9 @@ class SearchSpace:
         st = arch.stages[i]
         if key == "block":
             block = _pick(rng, [b for b in self.block_kinds if b != st.block])
-            if block == "conv":
-                new = replace(st, block=block, expansion=1)
-            elif st.block == "conv":
-                new = replace(st, block=block, expansion=_pick(rng, self.expansions))
-            else:
-                new = replace(st, block=block)
+            # from a conv (expansion 1) an IBN draws its expansion; otherwise it keeps its own
+            fresh = _pick(rng, self.expansions) if st.block == "conv" and block != "conv" else None
+            new = st.as_block(block, fresh)
         elif key == "kernel":
             new = replace(st, kernel=_pick(rng, [k for k in self.kernels if k != st.kernel]))
         elif key == "expansion":

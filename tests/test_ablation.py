@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
-from nas.ablation import arm_space, pick
+from nas.analysis.ablation import arm_space, pick
 from nas.search import subspace
 from searchspaces.spaces import get_space
 

@@ -148,3 +148,48 @@ def test_bad_export_writes_nothing(tmp_path: Path) -> None:
                    str(missing))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def _boom(*args: object, **kwargs: object) -> None:
+    raise ValueError("boom deep inside")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_error_is_a_bug_not_bad_input(
+        debug: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ValueError from deep inside a run (not where the CLI reads the user's input) is a bug:
+    exit 1, one line saying so and how to see more; the traceback only with --debug."""
+    import estimators.memory
+    from nas.cli import main
+
+    monkeypatch.setattr(estimators.memory, "memory_report", _boom)
+    argv = ["arch", "info", "mobilenetv2", "--json"]
+    assert main(["--debug", *argv] if debug else argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("hwnas: internal error") and "ValueError: boom deep inside" in last
+    assert ("Traceback (most recent call last)" in captured.err) is debug
+    assert ("--debug" in last) is not debug
+    if not debug:
+        assert captured.err.count("\n") == 1
+
+
+def test_user_input_turns_bad_input_into_one_usage_line() -> None:
+    from nas.cli._common import UsageError, user_input
+
+    for exc in (ValueError("bad config x.yaml: trials must be >= 1\nmore detail"),
+                KeyError("unknown key 'a'"), FileNotFoundError("no file y")):
+        with pytest.raises(UsageError) as info, user_input():
+            raise exc
+        assert "\n" not in str(info.value) and str(info.value)
+    assert str(info.value) == "no file y"
+    with pytest.raises(RuntimeError), user_input():  # not bad input: passes through
+        raise RuntimeError("a bug")
+
+
+def test_json_output_is_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.cli._common import emit_json
+
+    emit_json({"a": float("nan"), "b": [1.5, float("inf")], "c": (2, "x")})
+    assert json.loads(capsys.readouterr().out) == {"a": None, "b": [1.5, None], "c": [2, "x"]}

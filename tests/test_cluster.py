@@ -13,11 +13,9 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,16 +25,11 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from servers import MlflowServer, free_port
 
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "RAY_AUTH_MODE": "token", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
 
 
 def cluster_pids(port: int) -> set[int]:
@@ -112,35 +105,6 @@ class Cluster:
                 current.unlink()
         except OSError:
             pass
-
-
-class MlflowServer:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri",
-             f"sqlite:///{tmp / 'server.db'}", "--artifacts-destination",
-             str(tmp / "server-artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        pytest.fail("mlflow server did not become healthy within 90 s")
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from conftest import ROOT, run_cli
-from nas.compare import first_reach
+from nas.analysis.compare import first_reach
 from nas.surrogate import naswot_score, surrogate_accuracy
 
 
@@ -76,7 +76,7 @@ def test_compare_cli_with_surrogate(tmp_path: Path) -> None:
 
 
 def test_against_uncurated_counts_trials_to_the_twins_final() -> None:
-    from nas.compare import StrategyResult, _against_uncurated
+    from nas.analysis.compare import StrategyResult, _against_uncurated
 
     curated = StrategyResult("evolution (curated)", 2, (0.5, 0.6, 0.7), None, 0, 1.0,
                              curves=[[0.1, 0.3, 0.6], [0.2, 0.2, 0.2]])

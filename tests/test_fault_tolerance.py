@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from ray.tune.search import Searcher
 
 from conftest import ROOT, kill_search_after, run_cli
+from servers import free_port
 
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
@@ -36,12 +36,6 @@ def small_config(tmp_path: Path, **changes: Any) -> Path:
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_candidate_crash_is_a_failed_child_run_and_the_search_goes_on(tmp_path: Path) -> None:
@@ -168,7 +162,8 @@ def test_a_worker_lost_between_trials(tmp_path: Path, reuse: bool) -> None:
     from mlflow.tracking import MlflowClient
     from ray import tune
 
-    from nas.tracking import SearchTracker, TrackingCallback
+    from nas.tracking import SearchTracker
+    from nas.tracking.callback import TrackingCallback
 
     def trainable(config: dict) -> None:
         tune.report({"arch": f"x{config['x']}", "accuracy": 0.5, "latency_ms": 0.1 * config["x"],

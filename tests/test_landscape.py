@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from estimators.latency import LatencyEstimator, resolve_estimator
-from searchspaces.landscape import (
+from nas.analysis.landscape import (
     LandscapeReport,
     channel_neighbours,
     channel_sweep,

@@ -14,11 +14,25 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli
-from estimators.backends import create_backend
-from estimators.build import BLOCK_TABLE, build_estimator, sample_blocks
-from estimators.evaluate import METRIC_KEYS, accuracy_metrics, evaluate_estimator
+from estimators.backends import Measurement, create_backend
+from estimators.build import (
+    BLOCK_TABLE,
+    build_estimator,
+    measure_in_passes,
+    robust_timing,
+    sample_blocks,
+    timing_passes,
+)
+from estimators.evaluate import (
+    METRIC_KEYS,
+    accuracy_metrics,
+    evaluate_estimator,
+    repeatability,
+    split_timings,
+)
 from estimators.features import FEATURES, block_features, block_key, config_array
 from estimators.latency import MANIFEST, LatencyEstimator, fit_overhead
+from estimators.profiles import load_profile
 from searchspaces.baselines import mobilenetv2
 from searchspaces.layers import decompose
 from searchspaces.spaces import get_space
@@ -67,6 +81,10 @@ def test_built_estimator_predicts_held_out_networks(roofline_dir: Path) -> None:
     assert tuple(metrics) == METRIC_KEYS
     assert metrics["within_10pct"] >= 0.95 and metrics["kendall_tau"] >= 0.9
     assert metrics["noise_floor"] == 0.0
+    # a simulator is timed once: its repeatability ceiling is 1 by definition
+    assert metrics["repeat_passes"] == 1
+    assert metrics["repeat_within_5pct"] == metrics["repeat_within_10pct"] == 1.0
+    assert all(r["timing_a_ms"] == r["timing_b_ms"] == r["measured_ms"] for r in per_net)
     assert len(per_net) == 30
 
 
@@ -138,6 +156,75 @@ def test_accuracy_metrics_by_hand() -> None:
     assert m["noise_floor"] == pytest.approx(0.01)
 
 
+def test_repeatability_by_hand() -> None:
+    first = np.array([1.0, 2.0, 4.0, 8.0])
+    second = np.array([1.04, 2.3, 3.7, 8.0])  # ratios 1.04, 1.15, 1.081, 1.0
+    assert repeatability(first, second) == {"repeat_within_5pct": 0.5,
+                                            "repeat_within_10pct": 0.75}
+    assert repeatability(second, first) == repeatability(first, second)  # symmetric
+    with pytest.raises(ValueError, match="positive"):
+        repeatability(np.array([1.0]), np.array([0.0]))
+    with pytest.raises(ValueError, match="pair"):
+        repeatability(np.array([1.0, 2.0]), np.array([1.0]))
+
+
+def test_robust_timing_and_split_by_hand() -> None:
+    passes = [Measurement(3.0, 0.3), Measurement(2.0, 0.1), Measurement(2.5, 0.2),
+              Measurement(4.0, 0.4)]
+    assert robust_timing(passes) == Measurement(2.0, 0.1)  # the fastest pass, with its IQR
+    assert split_timings(passes) == (Measurement(2.5, 0.2), Measurement(2.0, 0.1))
+    assert split_timings(passes[:1]) == (passes[0], passes[0])
+    with pytest.raises(ValueError, match="no timing passes"):
+        robust_timing([])
+
+
+def test_measure_in_passes_sweeps_every_item_once_per_pass() -> None:
+    calls: list[str] = []
+    done: list[tuple[int, int]] = []
+
+    def fake_measure(item: str) -> Measurement:
+        calls.append(item)
+        return Measurement(float(len(calls)))
+
+    items = ["a", "b", "c"]
+    got = list(measure_in_passes(items, fake_measure, load_profile("roofline-npu32"), 1, 3,
+                                 progress=lambda d, t: done.append((d, t))))
+    assert calls == items * 3  # pass after pass, each in order: an item's passes a sweep apart
+    assert [item for item, _ in got] == items
+    assert [[m.latency_ms for m in ms] for _, ms in got] == [[1, 4, 7], [2, 5, 8], [3, 6, 9]]
+    assert done == [(i, 9) for i in range(1, 10)]
+
+
+def test_timing_passes() -> None:
+    assert timing_passes(load_profile("roofline-npu32"), 3) == 1  # deterministic
+    assert timing_passes(load_profile("torch-cpu"), 3) == 3
+    with pytest.raises(ValueError, match=">= 1"):
+        timing_passes(load_profile("torch-cpu"), 0)
+
+
+def test_eval_needs_two_passes(roofline_dir: Path) -> None:
+    with pytest.raises(ValueError, match="at least 2 timing passes"):
+        evaluate_estimator(roofline_dir, 4, passes=1)
+
+
+def test_tiny_torch_cpu_eval_reports_the_repeatability_ceiling(tmp_path: Path) -> None:
+    """A real (noisy) back end: two timing passes per network; the accuracy metrics use the
+    fastest pass, the ceiling compares pass 1 with pass 2."""
+    profile = tmp_path / "torch-cpu-fast.yaml"
+    profile.write_text("name: torch-cpu-fast\nbackend: torch-cpu\nparallelism_factor: 16\n"
+                       "description: a quick torch-cpu for tests\nsettings:\n  pin_core: auto\n"
+                       "  warmup: 1\n  repeats: 5\n  min_time_ms: 0\n")
+    build_estimator(str(profile), "mbv2-small", 30, tmp_path / "est", networks=2)
+    assert json.loads((tmp_path / "est" / MANIFEST).read_text())["network_passes"] == 2
+    metrics, rows = evaluate_estimator(tmp_path / "est", 3, seed=4)
+    assert tuple(metrics) == METRIC_KEYS and metrics["repeat_passes"] == 2
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["repeat_within_10pct"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    assert metrics["repeat_within_5pct"] <= metrics["repeat_within_10pct"]
+    for r in rows:
+        assert r["measured_ms"] == min(r["timing_a_ms"], r["timing_b_ms"]) > 0
+
+
 def test_latency_and_eval_cli(roofline_dir: Path) -> None:
     proc = run_cli("latency", "mobilenetv2", "--estimator", str(roofline_dir), "--per-layer",
                    "--json")
@@ -155,7 +242,15 @@ def test_latency_and_eval_cli(roofline_dir: Path) -> None:
         est.predict_many([r["arch"] for r in sampled]).tolist())
     proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "6", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert tuple(json.loads(proc.stdout)) == METRIC_KEYS
+    assert tuple(json.loads(proc.stdout, parse_constant=_reject)) == METRIC_KEYS
+    proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "repeat_within_10pct" in proc.stdout
+    assert "repeatability ceiling: 1 by definition (deterministic back end" in proc.stdout
+
+
+def _reject(token: str) -> None:
+    raise ValueError(f"not strict JSON: {token}")
 
 
 @pytest.mark.parametrize(

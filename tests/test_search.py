@@ -217,6 +217,7 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     assert len(rejected) == summary["rejected"]
     for run in rejected:
         assert run.data.metrics["latency_ms"] > 0.3 and run.data.metrics["rejected"] == 1
+        assert "accuracy" not in run.data.metrics  # not a failed training: never trained
         assert "latency" in run.data.tags["hwnas.reject_reason"]
     trained = [r for r in children if r.data.tags["hwnas.outcome"] in ("completed", "stopped")]
     for run in trained:
@@ -313,7 +314,8 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     import pickle
     import threading
 
-    from nas.tracking import SearchTracker, TrackingCallback
+    from nas.tracking import SearchTracker
+    from nas.tracking.callback import TrackingCallback
 
     tracker = SearchTracker(f"sqlite:///{tmp_path / 'm.db'}", "exp", "p", reference_ms=1.0)
     lock = threading.RLock()
@@ -321,7 +323,7 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
     blob = pickle.dumps(callback)  # the lock and the database client are not in it
     copy = pickle.loads(blob)
     assert copy.max_epochs == 3 and copy.tracker is tracker  # re-attached by run name
-    from nas import tracking
+    from nas.tracking import callback as tracking
 
     tracking._LIVE.pop(tracker.run_name)  # in a process without that search: detached
     orphan = pickle.loads(blob)
@@ -334,7 +336,7 @@ def test_tracking_callback_pickles_without_its_live_parts(tmp_path: Path) -> Non
 def test_a_search_mostly_rejected_says_so() -> None:
     """The quickstart rejects 16 of its 24 trials before training: the summary says that they
     still used up trials."""
-    from nas.cli import _rejection_hint
+    from nas.cli.search import rejection_hint as _rejection_hint
 
     assert _rejection_hint(24, 11) is None and _rejection_hint(0, 0) is None
     hint = _rejection_hint(24, 16)

@@ -53,18 +53,23 @@ BACKENDS: dict[str, Callable[[], type[Backend]]] = {
 }
 
 
+def backend_class(profile: HardwareProfile) -> type[Backend]:
+    """The back-end class that ``profile`` names (imported on first use), without creating one."""
+    try:
+        factory = BACKENDS[profile.backend]
+    except KeyError:
+        raise ValueError(f"profile {profile.name!r} names unknown back end {profile.backend!r}; "
+                         f"known: {', '.join(BACKENDS)}") from None
+    return factory()
+
+
 def create_backend(profile: HardwareProfile | str, cache_dir: str | Path | None = None
                    ) -> Backend:
     """The back end that a profile (or a profile name) names, ready to measure. ``cache_dir``
     is handed to back ends that memoize measurements on disk (ZigZag) and ignored by others."""
     if not isinstance(profile, HardwareProfile):
         profile = load_profile(profile)
-    try:
-        factory = BACKENDS[profile.backend]
-    except KeyError:
-        raise ValueError(f"profile {profile.name!r} names unknown back end {profile.backend!r}; "
-                         f"known: {', '.join(BACKENDS)}") from None
-    cls = factory()
+    cls = backend_class(profile)
     ok, why = cls.available()
     if not ok:
         raise ValueError(f"back end {profile.backend!r} is not available here: {why}")
@@ -73,4 +78,4 @@ def create_backend(profile: HardwareProfile | str, cache_dir: str | Path | None 
     return cls(profile)
 
 
-__all__ = ["BACKENDS", "Backend", "Measurement", "create_backend"]
+__all__ = ["BACKENDS", "Backend", "Measurement", "backend_class", "create_backend"]

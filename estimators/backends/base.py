@@ -34,6 +34,9 @@ class Backend(ABC):
     name: ClassVar[str]
     supports_cache: ClassVar[bool] = False
     """Whether the constructor takes ``cache_dir`` (a folder for memoized measurements)."""
+    deterministic: ClassVar[bool] = False
+    """Whether measuring the same workload twice gives the same number (a simulator): then a
+    second timing pass cannot disagree with the first and is not run."""
 
     def __init__(self, profile: HardwareProfile) -> None:
         if profile.backend != self.name:

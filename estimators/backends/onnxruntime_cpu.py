@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from pydantic import Field, field_validator
+from pydantic.dataclasses import dataclass
 from torch import nn
 
-from estimators.profiles import HardwareProfile
+from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
 from searchspaces.blocks import block_input_shape
 from searchspaces.export import export_model
 from searchspaces.genome import Architecture
@@ -40,10 +42,8 @@ from .timing import (
     LoopSettings,
     block_workload,
     check_choice,
-    check_min,
     cpu_model,
     network_workload,
-    parse_settings,
     prepare_for_inference,
     random_input,
     summarize,
@@ -61,20 +61,19 @@ CACHE_SIZE = 64
 _TORCHLIB_REGISTRIES: dict[Any, Any] = {}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class OnnxRuntimeCPUSettings(LoopSettings):
     """ORT session options plus the shared loop settings. ``optimization`` is the graph
     optimization level (``all`` = ORT_ENABLE_ALL, the default)."""
 
-    intra_op_num_threads: int = 1
-    inter_op_num_threads: int = 1
+    intra_op_num_threads: int = Field(1, ge=1)
+    inter_op_num_threads: int = Field(1, ge=1)
     optimization: str = "all"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_min("intra_op_num_threads", self.intra_op_num_threads, 1)
-        check_min("inter_op_num_threads", self.inter_op_num_threads, 1)
-        check_choice("optimization", self.optimization, OPTIMIZATION_LEVELS)
+    @field_validator("optimization")
+    @classmethod
+    def _optimization(cls, value: str) -> str:
+        return check_choice(value, OPTIMIZATION_LEVELS)
 
 
 class OnnxRuntimeCPUBackend(Backend):

@@ -17,20 +17,25 @@ ZigZag back end, not as a substitute for it.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
-from estimators.profiles import HardwareProfile
+from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, LayerSpec, layers
 
 from .base import Backend, Measurement
 
-DEFAULTS: dict[str, Any] = {
-    "clock_mhz": 800.0,
-    "dram_bytes_per_cycle": 32.0,
-    "bytes_per_element": 1,
-    "layer_overhead_cycles": 200,
-}
+
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
+class RooflineSettings:
+    """The analytic target: its clock, its DRAM bandwidth, the bytes of one element and a fixed
+    cost per layer (setup, synchronisation), all positive."""
+
+    clock_mhz: float = Field(800.0, gt=0)
+    dram_bytes_per_cycle: float = Field(32.0, gt=0)
+    bytes_per_element: float = Field(1.0, gt=0)
+    layer_overhead_cycles: float = Field(200.0, gt=0)
 
 
 def _ceil(a: int, b: int) -> int:
@@ -39,18 +44,11 @@ def _ceil(a: int, b: int) -> int:
 
 class RooflineBackend(Backend):
     name = "roofline"
+    deterministic = True
 
     def __init__(self, profile: HardwareProfile) -> None:
         super().__init__(profile)
-        unknown = set(profile.settings) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"profile {profile.name!r}: unknown roofline settings "
-                             f"{', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-        self.settings = {**DEFAULTS, **profile.settings}
-        for key, value in self.settings.items():
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"profile {profile.name!r}: setting {key} must be a positive "
-                                 f"number, got {value!r}")
+        self.settings = parse_settings(RooflineSettings, profile)
 
     def layer_cycles(self, layer: LayerSpec) -> float:
         p = self.profile.parallelism_factor
@@ -65,11 +63,11 @@ class RooflineBackend(Backend):
             compute = _ceil(layer.input_elements * (2 if layer.op == "add" else 1), p)
         weights = layer.params if layer.op in ("conv", "dwconv", "linear") else 0
         moved = (layer.input_elements + layer.output_elements + weights)
-        memory = moved * self.settings["bytes_per_element"] / self.settings["dram_bytes_per_cycle"]
-        return max(compute, memory) + self.settings["layer_overhead_cycles"]
+        memory = moved * self.settings.bytes_per_element / self.settings.dram_bytes_per_cycle
+        return max(compute, memory) + self.settings.layer_overhead_cycles
 
     def _ms(self, cycles: float) -> float:
-        return cycles / (self.settings["clock_mhz"] * 1e3)
+        return cycles / (self.settings.clock_mhz * 1e3)
 
     def measure_block(self, block: BlockSpec) -> Measurement:
         return Measurement(self._ms(sum(self.layer_cycles(lay) for lay in block.layers())))

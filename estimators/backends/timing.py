@@ -1,4 +1,4 @@
-"""Shared helpers of the measuring back ends: settings parsing, the workloads they time (a block
+"""Shared helpers of the measuring back ends: the loop settings, the workloads they time (a block
 or a whole network with a fixed random input), a wall-clock timing loop and its robust summary.
 
 Every measuring back end reports the *median* of its timed repeats as the latency and their
@@ -9,19 +9,21 @@ switch, a page fault) moves neither.
 from __future__ import annotations
 
 import copy
-import dataclasses
+import os
 import time
-import typing
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from estimators.profiles import HardwareProfile
+from estimators.profiles import SETTINGS_CONFIG
 from searchspaces.blocks import block_input_shape, make_module
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec
@@ -29,70 +31,28 @@ from searchspaces.model import build_model
 
 from .base import Measurement
 
-S = TypeVar("S")
-
 WEIGHT_SEED = 0
 """Seed of the weights and inputs of every timed workload: the same block is the same workload."""
 
-_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,),
-                                       "str": (str,)}
-
 
 # -- settings ---------------------------------------------------------------------------------
-def parse_settings(cls: type[S], profile: HardwareProfile) -> S:
-    """The frozen settings dataclass ``cls`` filled from ``profile.settings``.
-
-    Missing keys take the field defaults; an unknown key, a value of the wrong type or out of
-    range raises a one-line ``ValueError`` naming the profile and the key.
-    """
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(profile.settings) - set(names))
-    if unknown:
-        raise ValueError(f"profile {profile.name!r}: unknown setting(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(names)}")
-    values: dict[str, Any] = {}
-    for key, value in profile.settings.items():
-        kind = getattr(hints[key], "__name__", str(hints[key]))
-        allowed = _TYPES[kind]
-        if isinstance(value, bool) and kind != "bool" or not isinstance(value, allowed):
-            raise ValueError(f"profile {profile.name!r}: setting {key!r} must be of type {kind}, "
-                             f"got {value!r}")
-        values[key] = float(value) if kind == "float" else value
-    try:
-        return cls(**values)
-    except ValueError as err:
-        raise ValueError(f"profile {profile.name!r}: {err}") from None
-
-
-def check_min(key: str, value: float, minimum: float) -> None:
-    """Raise ``ValueError`` naming ``key`` unless ``value >= minimum``."""
-    if value < minimum:
-        raise ValueError(f"setting {key!r} must be >= {minimum}, got {value!r}")
-
-
-def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
-    """Raise ``ValueError`` naming ``key`` unless ``value`` is one of ``choices``."""
+def check_choice(value: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices`` (a settings field validator), else ``ValueError``."""
     if value not in choices:
-        raise ValueError(f"setting {key!r} must be one of {', '.join(choices)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return value
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class LoopSettings:
     """What every measuring back end shares: ``warmup`` untimed runs, then at least ``repeats``
     timed runs, continuing until the timed runs have taken ``min_time_ms`` (so that a very fast
     block gets enough samples for a stable median), on a batch of ``batch`` inputs."""
 
-    warmup: int = 5
-    repeats: int = 25
-    min_time_ms: float = 20.0
-    batch: int = 1
-
-    def __post_init__(self) -> None:
-        check_min("warmup", self.warmup, 0)
-        check_min("repeats", self.repeats, 3)
-        check_min("min_time_ms", self.min_time_ms, 0.0)
-        check_min("batch", self.batch, 1)
+    warmup: int = Field(5, ge=0)
+    repeats: int = Field(25, ge=3)
+    min_time_ms: float = Field(20.0, ge=0.0)
+    batch: int = Field(1, ge=1)
 
 
 # -- timing -----------------------------------------------------------------------------------
@@ -131,6 +91,57 @@ def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSetting
             total_ns += elapsed
             out.append(elapsed / 1e6)
     return samples
+
+
+# -- core pinning -----------------------------------------------------------------------------
+PIN_CHOICES = ("auto", "none")
+"""``pin_core`` values besides a core number: ``auto`` (the last core this process may run on)
+and ``none`` (no pinning)."""
+
+
+def resolve_pin_core(setting: int | str) -> int | None:
+    """The core that a ``pin_core`` setting names, or ``None`` for no pinning.
+
+    An int must be a core this process may run on (``os.sched_getaffinity``); ``auto`` is the
+    last of those (the first cores of a Linux machine usually take more of its interrupts and
+    housekeeping). Where the operating system cannot pin (no ``os.sched_setaffinity``: macOS,
+    Windows) this warns and returns ``None``: the measurement goes on unpinned.
+    """
+    if setting == "none":
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        warnings.warn(f"pin_core {setting!r}: this operating system cannot pin a process to a "
+                      "core (no os.sched_setaffinity); measuring unpinned", RuntimeWarning,
+                      stacklevel=2)
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if setting == "auto":
+        return allowed[-1]
+    if setting not in allowed:
+        raise ValueError(f"setting 'pin_core' is {setting!r}, but this process may run only on "
+                         f"cores {', '.join(map(str, allowed))}")
+    return int(setting)
+
+
+@contextmanager
+def pinned_to_core(core: int | None) -> Iterator[None]:
+    """Run the body on ``core`` alone, restoring the previous set of allowed cores after;
+    ``None`` leaves the affinity alone.
+
+    ``os.sched_setaffinity(0, ...)`` sets the calling thread's affinity (threads it starts later
+    inherit it), which covers a 1-thread PyTorch measurement: the calling thread runs every
+    kernel. Pinned, the measured code is never migrated to another core mid-run, which would
+    cost it its warm caches and branch predictors.
+    """
+    if core is None:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
 
 
 # -- workloads --------------------------------------------------------------------------------

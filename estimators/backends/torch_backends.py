@@ -5,44 +5,48 @@ eval mode, every BatchNorm folded into the conv before it, eval-time no-ops drop
 ``torch.inference_mode()``, so that the sum of block latencies and the network latency measure the
 same kind of program.
 
-- :class:`TorchCPUBackend` (``torch-cpu``): fixed thread count, wall-clock timing with
-  ``time.perf_counter_ns``.
-- :class:`TorchCUDABackend` (``torch-cuda``): fp16/bf16, channels-last, CUDA-event timing with a
-  synchronize after every run (batch latency from an idle GPU, launch overhead included).
+- :class:`TorchCPUBackend` (``torch-cpu``): fixed thread count, the measuring thread pinned to
+  one core, wall-clock timing with ``time.perf_counter_ns``.
+- :class:`TorchCUDABackend` (``torch-cuda``): fp16/bf16, channels-last, CUDA-event timing of
+  replays of a captured CUDA graph (``timing: graph``, :func:`time_cuda_graph`: the GPU's own
+  time) or of plain eager calls (``timing: eager``, :func:`time_cuda`: kernel-launch cost
+  included), a synchronize after every run.
 
 Both report the median of the timed repeats and their interquartile range.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+from pydantic import Field, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 from torch import nn
 
-from estimators.profiles import HardwareProfile
+from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec
 
 from .base import Backend, Measurement
 from .timing import (
+    PIN_CHOICES,
     LoopSettings,
     block_workload,
     check_choice,
-    check_min,
     cpu_model,
     network_workload,
-    parse_settings,
+    pinned_to_core,
     prepare_for_inference,
+    resolve_pin_core,
     summarize,
     time_host,
     time_host_interleaved,
 )
 
 __all__ = ["TorchCPUBackend", "TorchCUDABackend", "prepare_for_inference", "time_cuda",
-           "torch_threads"]
+           "time_cuda_graph", "torch_threads"]
 
 
 @contextmanager
@@ -79,23 +83,45 @@ class _ModuleBackend(Backend):
 
 
 # -- CPU --------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCPUSettings(LoopSettings):
-    """``threads`` intra-op threads (``torch.set_num_threads``) plus the shared loop settings."""
+    """``threads`` intra-op threads (``torch.set_num_threads``), ``pin_core`` the core the
+    measuring thread is pinned to (a core number, ``auto`` = the last allowed core, or
+    ``none``; see :func:`~estimators.backends.timing.resolve_pin_core`), plus the shared loop
+    settings. Several measuring processes with ``auto`` would share that one core: measure a
+    real CPU with one process (``--workers 1``), as its timings need anyway."""
 
-    threads: int = 1
+    threads: int = Field(1, ge=1)
+    pin_core: int | str = "auto"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_min("threads", self.threads, 1)
+    @field_validator("pin_core")
+    @classmethod
+    def _pin_core(cls, value: int | str) -> int | str:
+        if isinstance(value, str):
+            return check_choice(value, PIN_CHOICES)
+        if value < 0:
+            raise ValueError("must be a core number >= 0, auto or none")
+        return value
+
+    @model_validator(mode="after")
+    def _one_thread_when_pinned(self) -> TorchCPUSettings:
+        if self.pin_core != "none" and self.threads > 1:
+            raise ValueError(f"setting 'pin_core' would put all {self.threads} threads on one "
+                             "core; use threads: 1 or pin_core: none")
+        return self
 
 
 class TorchCPUBackend(_ModuleBackend):
-    """PyTorch eager fp32 on this machine's CPU, ``threads`` threads, wall-clock timing."""
+    """PyTorch eager fp32 on this machine's CPU, ``threads`` threads, wall-clock timing, the
+    measuring thread pinned to one core while it measures (the previous affinity restored)."""
 
     name = "torch-cpu"
     settings_type = TorchCPUSettings
     settings: TorchCPUSettings
+
+    def __init__(self, profile: HardwareProfile) -> None:
+        super().__init__(profile)
+        self.core = resolve_pin_core(self.settings.pin_core)
 
     def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
         """Blocks measured together, round-robin (:func:`time_host_interleaved`), so each runs
@@ -103,21 +129,28 @@ class TorchCPUBackend(_ModuleBackend):
         work = [block_workload(b, self.settings.batch) for b in blocks]
         models = [prepare_for_inference(m) for m, _ in work]
         fns = [(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)]
-        with torch_threads(self.settings.threads), torch.inference_mode():
+        with self._context():
             samples = time_host_interleaved(fns, self.settings)
         return [summarize(s) for s in samples]
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
-        with torch_threads(self.settings.threads), torch.inference_mode():
+        with self._context():
             samples = time_host(lambda: model(example), self.settings)
         return summarize(samples)
+
+    @contextmanager
+    def _context(self) -> Iterator[None]:
+        with (torch_threads(self.settings.threads), pinned_to_core(self.core),
+              torch.inference_mode()):
+            yield
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
         env.update({
             "torch": torch.__version__,
             "threads": str(self.settings.threads),
+            "pin_core": "none" if self.core is None else str(self.core),
             "batch": str(self.settings.batch),
             "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -129,32 +162,39 @@ class TorchCPUBackend(_ModuleBackend):
 DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16,
                                   "fp32": torch.float32}
 TIMINGS = ("graph", "eager")
-"""``graph``: replays of a captured CUDA graph (the GPU's own time); ``eager``: plain calls
-(kernel-launch cost included)."""
+"""``graph``: replays of a captured CUDA graph (:func:`time_cuda_graph`: the GPU's own time, what
+a deployment under CUDA graphs, TensorRT or ``torch.compile(mode="reduce-overhead")`` sees);
+``eager``: plain calls (:func:`time_cuda`: at batch 1 mostly the CPU's kernel-launch loop)."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCUDASettings(LoopSettings):
-    """GPU precision and layout plus the shared loop settings (more repeats: GPU runs are
-    short). ``cudnn_benchmark`` lets cuDNN pick its fastest algorithm during the warm-up."""
+    """GPU precision and layout, the timing method (:data:`TIMINGS`), plus the shared loop
+    settings (more repeats: GPU runs are short). ``cudnn_benchmark`` lets cuDNN pick its fastest
+    algorithm during the warm-up."""
 
-    warmup: int = 10
-    repeats: int = 50
+    warmup: int = Field(10, ge=0)
+    repeats: int = Field(50, ge=3)
     dtype: str = "fp16"
     channels_last: bool = True
     cudnn_benchmark: bool = True
-    device: int = 0
+    device: int = Field(0, ge=0)
     timing: str = "graph"
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("dtype", self.dtype, tuple(DTYPES))
-        check_choice("timing", self.timing, TIMINGS)
-        check_min("device", self.device, 0)
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        return check_choice(value, tuple(DTYPES))
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, value: str) -> str:
+        return check_choice(value, TIMINGS)
 
 
 class TorchCUDABackend(_ModuleBackend):
-    """PyTorch eager on an NVIDIA GPU in fp16/bf16, channels-last, CUDA-event timing."""
+    """PyTorch on an NVIDIA GPU in fp16/bf16, channels-last, CUDA-event timing of CUDA-graph
+    replays (``timing: graph``) or of eager calls (``timing: eager``)."""
 
     name = "torch-cuda"
     settings_type = TorchCUDASettings
@@ -189,7 +229,10 @@ class TorchCUDABackend(_ModuleBackend):
         torch.backends.cudnn.benchmark = self.settings.cudnn_benchmark
         try:
             with torch.cuda.device(self.device), torch.inference_mode():
-                samples = time_cuda(lambda: model(x), self.settings)
+                if self.settings.timing == "graph":
+                    samples = time_cuda_graph(model, x, self.settings)
+                else:
+                    samples = time_cuda(lambda: model(x), self.settings)
         finally:
             torch.backends.cudnn.benchmark = previous
         return summarize(samples)
@@ -200,6 +243,7 @@ class TorchCUDABackend(_ModuleBackend):
             "torch": torch.__version__,
             "cuda": str(torch.version.cuda),
             "dtype": self.settings.dtype,
+            "timing": self.settings.timing,
             "channels_last": str(self.settings.channels_last).lower(),
             "batch": str(self.settings.batch),
             "cpu": cpu_model(),
@@ -231,3 +275,57 @@ def time_cuda(fn: Callable[[], object], loop: LoopSettings) -> list[float]:
         total_ms += elapsed
         samples.append(elapsed)
     return samples
+
+
+def time_cuda_graph(model: Callable[[torch.Tensor], object], x: torch.Tensor,
+                    loop: LoopSettings) -> list[float]:
+    """Capture ``model(x)`` in a CUDA graph and time its replays with CUDA events.
+
+    Steps (PyTorch's "CUDA Graphs" notes; the recipe of the shared H200 tables):
+
+    1. ``max(loop.warmup, 1)`` eager calls on a side stream. Capture cannot run what a first
+       call does: cuDNN autotuning (``torch.backends.cudnn.benchmark``) times candidate
+       algorithms with synchronizes and allocations, and cuBLAS creates its handle and
+       workspace lazily. The side stream is also the capture stream, so whatever the library
+       keeps per stream already exists when capture starts;
+    2. capture one call (``torch.cuda.graph`` on that stream). ``x`` is the graph's static
+       input: the graph reads the memory ``x`` had at capture, which this function holds on to
+       until the end;
+    3. :func:`time_cuda` of the replays: ``loop.warmup`` untimed replays, then at least
+       ``loop.repeats`` replays, and until they add up to ``loop.min_time_ms``, each between its
+       own pair of CUDA events on the current stream, with a synchronize after each;
+    4. free the graph and its private memory pool.
+
+    One event pair per replay, from an idle GPU, measures one inference as a lone request sees
+    it: the GPU's own kernel time plus the one graph launch (a few microseconds from the host's
+    ``cudaGraphLaunch`` to the first kernel), but no Python and no per-kernel launch cost. It
+    gives a distribution per workload (median and IQR). Timing N back-to-back replays between
+    one pair instead would hide the graph launch behind the previous replay (the host enqueues
+    ahead) and give only their mean: steady-state throughput time, a few microseconds lower per
+    replay, which matters for the smallest blocks (~10 us). The per-replay launch is a fixed
+    cost that every timed block pays once and a whole network pays once in all, part of why a
+    network's blocks sum to slightly more than the network; the estimator's per-network
+    overhead fit absorbs it. The shared H200 tables were measured one pair per replay, so this
+    keeps fresh builds comparable with them.
+
+    Call it under ``torch.inference_mode()`` (or ``no_grad``) so that capture records no
+    autograd state, and with ``x`` on the current CUDA device. Returns the timed replays in ms.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_cuda:
+        raise ValueError("time_cuda_graph needs the static input on a CUDA device, got "
+                         f"{type(x).__name__} on {getattr(x, 'device', 'no device')}")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(max(loop.warmup, 1)):
+            model(x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    output: object = None
+    try:
+        with torch.cuda.graph(graph, stream=side):
+            output = model(x)
+        return time_cuda(graph.replay, loop)  # its warm-up and timed runs are replays
+    finally:
+        del output  # the graph's output lives in the graph's pool: drop it before the pool
+        graph.reset()

@@ -48,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,7 +62,11 @@ try:
 except ImportError:  # not POSIX: cache writes stay atomic but may drop a concurrent writer's rows
     fcntl = None  # type: ignore[assignment]
 
-from estimators.profiles import HardwareProfile
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
+from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, LayerSpec
 from searchspaces.layers import layers as network_layers
@@ -74,7 +77,20 @@ from .base import Backend, Measurement
 MODEL_VERSION = 1
 PRECISION = {"W": 8, "I": 8, "O": 16, "O_final": 8}
 MAPPING_ENTRIES = ("default", "dwconv", "pool", "add")
-SETTINGS = {"accelerator", "mapping", "clock_mhz", "lpf_limit", "cache_dir"}
+
+
+@dataclass(frozen=True, config=SETTINGS_CONFIG)
+class ZigZagSettings:
+    """The accelerator and mapping files (relative to the profile's folder), the clock, LOMA's
+    loop-prime-factor limit and an optional cache folder (see the module doc)."""
+
+    accelerator: str
+    mapping: str
+    clock_mhz: float = Field(gt=0)
+    lpf_limit: int = Field(4, ge=1)
+    cache_dir: str | None = None
+
+
 _CONV_EQUATION = "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]"
 _ADD_EQUATION = "O[b][g][oy][ox]=I[b][g][oy][ox]+W[b][g][oy][ox]"
 
@@ -145,32 +161,17 @@ class ZigZagBackend(Backend):
 
     name: ClassVar[str] = "zigzag"
     supports_cache: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True
     _import_error: ClassVar[str | None] = None
 
     def __init__(self, profile: HardwareProfile, cache_dir: str | Path | None = None) -> None:
         super().__init__(profile)
-        s = profile.settings
-        unknown = set(s) - SETTINGS
-        if unknown:
-            raise ValueError(f"profile {profile.name!r}: unknown zigzag settings "
-                             f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(SETTINGS))}")
-        for key in ("accelerator", "mapping", "clock_mhz"):
-            if key not in s:
-                raise ValueError(f"profile {profile.name!r}: zigzag settings need {key!r}")
-        self.accelerator = self._yaml_file(s["accelerator"], "accelerator")
-        self.mapping = self._yaml_file(s["mapping"], "mapping")
-        self.clock_mhz = s["clock_mhz"]
-        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
-                or self.clock_mhz <= 0:
-            raise ValueError(f"profile {profile.name!r}: clock_mhz must be a positive number, "
-                             f"got {self.clock_mhz!r}")
-        self.lpf_limit = s.get("lpf_limit", 4)
-        if isinstance(self.lpf_limit, bool) or not isinstance(self.lpf_limit, int) \
-                or self.lpf_limit < 1:
-            raise ValueError(f"profile {profile.name!r}: lpf_limit must be a positive integer, "
-                             f"got {self.lpf_limit!r}")
+        s = parse_settings(ZigZagSettings, profile)
+        self.accelerator = self._yaml_file(s.accelerator, "accelerator")
+        self.mapping = self._yaml_file(s.mapping, "mapping")
+        self.clock_mhz, self.lpf_limit = s.clock_mhz, s.lpf_limit
         self._check_mapping()
-        cache_dir = cache_dir if cache_dir is not None else s.get("cache_dir")
+        cache_dir = cache_dir if cache_dir is not None else s.cache_dir
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self._cycles: dict[ShapeKey, float] = {}
         self._lock = threading.Lock()
@@ -217,7 +218,7 @@ class ZigZagBackend(Backend):
     def environment(self) -> dict[str, str]:
         env = super().environment()
         env.update({"zigzag": zigzag_version(), "accelerator": self.accelerator.name,
-                    "mapping": self.mapping.name, "clock_mhz": str(self.clock_mhz),
+                    "mapping": self.mapping.name, "clock_mhz": f"{self.clock_mhz:g}",
                     "lpf_limit": str(self.lpf_limit)})
         return env
 
@@ -320,11 +321,4 @@ class ZigZagBackend(Backend):
                     "zigzag": zigzag_version(), "unit": "cycles",
                     "key": "op, cin, cout, kernel, stride, groups, in_res, out_res",
                     "cycles": {json.dumps(list(k)): v for k, v in sorted(merged.items())}}
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(data, f, indent=0)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, json.dumps(data, indent=0))

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from estimators.latency import load_estimator
 from estimators.memory import memory_report
 from nas.expert.edits import describe, edit, stage_value
-from nas.expert.explain import load_estimator
 from nas.expert.rules import Rule, RuleSet, stages_at
 from searchspaces.genome import Architecture
 
@@ -259,6 +259,27 @@ def load_train_config(path: str | Path | None) -> Any:
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
     return load_config(path)
+
+
+def training_setup(config: str | Path | None, train: bool, resolution: int,
+                   num_classes: int | None = None, in_channels: int | None = None
+                   ) -> tuple[Any, int, int]:
+    """The config that ``train`` (``hwnas expert apply --train``) trains with (``None`` without
+    ``train``) and the (num_classes, in_channels) to price the architectures at: the dataset's
+    with ``train`` (given values must agree with it), else the given ones or 1000 and 3.
+    ``ValueError`` for a contradiction, or for a ``config`` given without ``train``."""
+    if not train:
+        if config is not None:
+            raise ValueError("--config only matters with --train")
+        return None, num_classes or 1000, in_channels or 3
+    cfg = load_train_config(config)
+    classes, channels = dataset_shape(cfg, resolution)
+    for flag, given, real in (("--num-classes", num_classes, classes),
+                              ("--in-channels", in_channels, channels)):
+        if given is not None and given != real:
+            raise ValueError(f"{flag} {given} contradicts the dataset {cfg.task.dataset} "
+                             f"({real}); drop it with --train")
+    return cfg, classes, channels
 
 
 def dataset_shape(config: Any, resolution: int) -> tuple[int, int]:

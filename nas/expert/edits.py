@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from nas.expert.rules import GLOBAL_KNOBS, STAGE_KNOBS
-from searchspaces.genome import Architecture, Stage
+from searchspaces.genome import Architecture, Stage, expansions_for
 
 ALIGN_SEARCH = 0.5  # look for an aligned count within +-50% of the current base channels
 
@@ -88,10 +88,9 @@ def edit(arch: Architecture, stage: int | None, knob: str, value: Any,
     if knob == "block":
         if value not in ("ibn", "fibn", "conv"):
             raise ValueError(f"unknown block kind {value!r}; expected ibn, fibn or conv")
-        expansion = 1 if value == "conv" else st.expansion
-        return [arch.replace_stage(stage, replace(st, block=value, expansion=expansion))]
-    if knob == "expansion" and st.block == "conv":
-        return []
+        return [arch.replace_stage(stage, st.as_block(value))]
+    if knob == "expansion" and int(value) not in expansions_for(st.block, (int(value),)):
+        return []  # a conv stage has no expansion to set
     try:
         new = Stage(**{**{k: getattr(st, k) for k in ("block", "kernel", "expansion",
                                                       "channels", "repeats", "stride")},

@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from estimators.latency import load_estimator
 from estimators.memory import memory_report
 from nas.expert.edits import describe, edit
 from nas.expert.rules import position_of
-from searchspaces.genome import Architecture
+from searchspaces.genome import Architecture, expansions_for
 
 EXPANSIONS = (1, 3, 4, 6)
 KERNELS = (3, 5)
@@ -132,12 +133,11 @@ def _stage_edits(arch: Architecture, i: int, p: int
         built = arch.scaled(cand.stages[i].channels)
         name = "align down" if built < arch.scaled(st.channels) else "align up"
         out.append((name, "channels_aligned", True, cand))
-    if st.block != "conv":
-        lower, higher = _neighbours(EXPANSIONS, st.expansion)
-        if lower is not None:
-            add("expansion down", "expansion", lower)
-        if higher is not None:
-            add("expansion up", "expansion", higher)
+    lower, higher = _neighbours(expansions_for(st.block, EXPANSIONS), st.expansion)
+    if lower is not None:
+        add("expansion down", "expansion", lower)
+    if higher is not None:
+        add("expansion up", "expansion", higher)
     lower, higher = _neighbours(KERNELS, st.kernel)
     if lower is not None:
         add("kernel down", "kernel", lower)
@@ -170,17 +170,6 @@ def _groups(arch: Architecture) -> tuple[list[tuple[str, int | None]], dict[str,
     for name in ("head", "pool", "classifier"):
         row_of[name] = len(rows) - 1
     return rows, row_of
-
-
-def load_estimator(ref: Any) -> tuple[Any, str]:
-    """A loaded estimator and how to name it: ``ref`` is a loaded
-    :class:`~estimators.latency.LatencyEstimator`, a folder or a shipped estimator's name."""
-    from estimators.latency import LatencyEstimator, resolve_estimator
-
-    if isinstance(ref, LatencyEstimator):
-        return ref, f"{ref.space}/{ref.profile}"
-    folder = resolve_estimator(ref)
-    return LatencyEstimator.load(folder), str(folder)
 
 
 def explain(arch: Architecture, estimator: Any, num_classes: int = 1000,

@@ -58,6 +58,7 @@ from nas.expert.rules import (
     stages_at,
 )
 from nas.pareto import pareto_mask
+from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -407,7 +408,7 @@ def mine_rules(tracking_uri: str, experiments: Sequence[str], *,
     """Rules from every finished search in the MLflow ``experiments`` (see the module
     docstring). ``command`` goes into the rules file's ``source`` (default: the
     :func:`mine_command` of these arguments)."""
-    from nas.tracking import all_runs  # imports Ray: not at CLI start-up
+    from nas.tracking import all_runs
 
     check_thresholds(min_support, min_lift)
     names = list(dict.fromkeys(e.strip() for e in experiments if e.strip()))
@@ -568,8 +569,6 @@ def write_report(mined: MinedRules, path: str | Path) -> Path:
     """Write the Markdown report to ``path`` (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(report_markdown(mined))
-    tmp.replace(path)
+    atomic_write(path, report_markdown(mined))
     return path
 

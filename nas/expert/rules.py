@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from searchspaces.files import atomic_write
+
 FORMAT_VERSION = 1
 POSITIONS = ("early", "middle", "late", "global")
 STAGE_KNOBS = ("block", "kernel", "expansion", "repeats", "channels_aligned")
@@ -133,7 +135,5 @@ def save_rules(rules: RuleSet, path: str | Path) -> Path:
     """Write ``rules`` as YAML (atomically: a crash never leaves half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(rules.model_dump(mode="json"), sort_keys=False, width=100))
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(rules.model_dump(mode="json"), sort_keys=False, width=100))
     return path

@@ -14,6 +14,9 @@ from .evolution import Evolution
 from .random_search import RandomSearch
 
 STRATEGIES: dict[str, Callable[..., Any]] = {"evolution": Evolution, "random": RandomSearch}
+SEARCHERS: tuple[str, ...] = (*STRATEGIES, "optuna-nsga2", "optuna-tpe")
+"""Every strategy a search config may name: ours, and Optuna's samplers that
+:func:`nas.strategies.tune_adapter.create_searcher` wraps for Ray Tune."""
 
 
 def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
@@ -32,4 +35,4 @@ def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
     return factory(space, **kwargs)
 
 
-__all__ = ["STRATEGIES", "Evolution", "RandomSearch", "create_strategy"]
+__all__ = ["SEARCHERS", "STRATEGIES", "Evolution", "RandomSearch", "create_strategy"]

@@ -16,6 +16,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from . import SEARCHERS, create_strategy
+
 
 class StrategySearcher(Searcher):
     """``strategy`` has ``ask()``, ``tell(config, result | None)``, ``state_dict()`` and
@@ -73,7 +75,7 @@ class StrategySearcher(Searcher):
         self.suggested = int(state["suggested"])
 
     def save(self, checkpoint_path: str) -> None:
-        from estimators.latency import atomic_write
+        from searchspaces.files import atomic_write
 
         atomic_write(Path(checkpoint_path), json.dumps(self.get_state()).encode())
 
@@ -97,9 +99,6 @@ def result_config(result: dict | None) -> dict[str, Any] | None:
     return flat or None
 
 
-SEARCHERS: tuple[str, ...] = ("evolution", "random", "optuna-nsga2", "optuna-tpe")
-
-
 def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], seed: int = 0,
                     **kwargs: Any) -> Searcher:
     """A Ray Tune ``Searcher`` by name: ``evolution`` and ``random`` are hwnas strategies behind
@@ -109,8 +108,6 @@ def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], se
     ``space`` is a :class:`~searchspaces.spaces.SearchSpace` or a ``{name: choices}`` dict.
     """
     from searchspaces.spaces import SearchSpace
-
-    from . import create_strategy
 
     if name in ("evolution", "random"):
         max_trials = kwargs.pop("max_trials", None)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import SearchConfig
-from nas.search import SearchSummary, _ray, prepare, run_search
+from nas.search import SearchSummary, prepare, ray_session, run_search
+from searchspaces.spaces import SearchSpace
 
 ARMS = ("multiplier", "fusion", "both")
 
@@ -91,14 +92,23 @@ def pick(points: list[dict[str, Any]], floor: float) -> dict[str, Any] | None:
     return min(ok, key=lambda p: p["latency_ms"]) if ok else None
 
 
-def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: bool = False,
-                 tolerance: float = 0.005, out_dir: str | Path = "ablations",
-                 address: str | None = None, tune_output: Any = None,
-                 on_arm: Any = None) -> Ablation:
-    from mlflow.tracking import MlflowClient
+@dataclass(frozen=True)
+class AblationPlan:
+    """A checked ablation request (:func:`plan_ablation`), run by :func:`run_ablation`."""
 
-    from nas.tracking import check_tracking_uri, experiment_id
+    config: SearchConfig
+    space: SearchSpace
+    tolerance: float
 
+
+def plan_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: bool = False,
+                  tolerance: float = 0.005) -> AblationPlan:
+    """The ablation's base config, checked before anything runs: every problem (config,
+    tracking URI, estimator, data) is a one-line ``ValueError``."""
+    from nas.tracking import check_tracking_uri
+
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     # ASHA off: every candidate trains its full epochs. The answer is read at equal accuracy,
     # and a brief training's first epoch says little about its last (a width-0.5 net at chance
     # after one epoch reached the baseline's accuracy after three).
@@ -107,7 +117,18 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
     # the ablation measures latency at equal accuracy: no budget may reject the baseline
     base = SearchConfig.model_validate({**base.model_dump(), "budgets": {}})
     check_tracking_uri(base.tracking.uri)
-    space = prepare(base).space
+    return AblationPlan(base, prepare(base).space, tolerance)
+
+
+def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
+                 address: str | None = None, tune_output: Any = None,
+                 on_arm: Any = None) -> Ablation:
+    """Run the baseline and the three arms of ``plan`` (see module doc) under one MLflow run."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import experiment_id
+
+    base, space, tolerance = plan.config, plan.space, plan.tolerance
     baseline = space.baseline()
     ab_id = f"{base.name}-ablation-{time.strftime('%Y%m%d-%H%M%S')}"
     client = MlflowClient(base.tracking.uri)
@@ -129,7 +150,7 @@ def run_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: 
                           tune_output=tune_output)
 
     try:
-        with _ray(address, None):
+        with ray_session(address):
             width = baseline.width_mult
             ref = search("baseline", ["width_mult"], {"width_mult": [width]}, 1)
             if not ref.points:

@@ -28,15 +28,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .genome import Architecture, Stage
-from .spaces import SearchSpace, get_space
-
-if TYPE_CHECKING:
-    from estimators.latency import LatencyEstimator
+from estimators.latency import LatencyEstimator, load_estimator
+from searchspaces.genome import Architecture, Stage
+from searchspaces.spaces import SearchSpace, get_space
 
 OBJECTIVES: tuple[str, ...] = ("latency", "latency_per_channel")
 """Descent objectives, both minimised: ``latency`` is the predicted network latency in ms;
@@ -183,12 +181,9 @@ def _as_kind(space: SearchSpace, stage: Stage, index: int, kind: str,
              expansion: int | None) -> Stage:
     """``stage`` as block kind ``kind``: a conv has expansion 1; an ibn/fibn keeps ``expansion``
     if given, else the stage's own, else (from a conv stage) the space baseline's."""
-    if kind == "conv":
-        return replace(stage, block=kind, expansion=1)
-    if expansion is None:
-        expansion = (stage.expansion if stage.block != "conv"
-                     else space.baseline().stages[index].expansion)
-    return replace(stage, block=kind, expansion=int(expansion))
+    if expansion is None and stage.block == "conv" and kind != "conv":
+        expansion = space.baseline().stages[index].expansion
+    return stage.as_block(kind, expansion)
 
 
 def channel_sweep(space: SearchSpace, estimator: LatencyEstimator, stage: int, block_kind: str,
@@ -543,35 +538,34 @@ class LandscapeReport:
         return "\n".join(lines)
 
 
-def _load_estimator(estimator: LatencyEstimator | str | Path) -> tuple[LatencyEstimator, str]:
-    from estimators.latency import LatencyEstimator, resolve_estimator
+@dataclass(frozen=True)
+class LandscapePlan:
+    """A validated landscape request (:func:`landscape_plan`), run by :func:`run_landscape`."""
 
-    if isinstance(estimator, (str, Path)):
-        return LatencyEstimator.load(resolve_estimator(estimator)), str(estimator)
-    if not isinstance(estimator, LatencyEstimator):
-        raise ValueError(f"estimator must be a LatencyEstimator or a folder/shipped name, got "
-                         f"{type(estimator).__name__}")
-    return estimator, f"{estimator.profile}-{estimator.space}"
+    estimator: LatencyEstimator
+    label: str
+    curated: SearchSpace
+    stages: tuple[int, ...]
+    kinds: tuple[str, ...]
+    starts: int
+    objectives: tuple[str, ...]
+    descent_kinds: tuple[str, ...]
+    base: Architecture | None
+    num_classes: int
+    in_channels: int
 
 
-def landscape_report(space_name: str | SearchSpace, estimator: LatencyEstimator | str | Path,
-                     parallelism_factor: int | None = None, stages: Sequence[int] | None = None,
-                     kinds: Sequence[str] = DEFAULT_KINDS, seed: int = 0, starts: int = 32,
-                     objectives: Sequence[str] = OBJECTIVES,
-                     descent_kinds: Sequence[str] | None = None,
-                     base: Architecture | None = None, num_classes: int = 1000,
-                     in_channels: int = 3) -> LandscapeReport:
-    """Sweep every (stage, kind) over the stage's uncurated channel range and descend from
-    random starts in both spaces.
-
-    ``space_name`` is a registered space name, or a :class:`SearchSpace` whose curated and
-    uncurated twins are used. ``parallelism_factor`` (default: the estimator's) sets the
-    curated space's step. ``stages`` default to all. The descents run per objective and per
-    kind of ``descent_kinds`` (default ``kinds``; every stage set to that kind), with ``starts``
-    random starts each, the same seed for both spaces; ``starts=0`` skips them. ``ValueError``
-    (one line) for an estimator of another space, a bad stage index or an unknown kind.
-    """
-    est, label = _load_estimator(estimator)
+def landscape_plan(space_name: str | SearchSpace, estimator: LatencyEstimator | str | Path,
+                   parallelism_factor: int | None = None, stages: Sequence[int] | None = None,
+                   kinds: Sequence[str] = DEFAULT_KINDS, *, starts: int = 32,
+                   objectives: Sequence[str] = OBJECTIVES,
+                   descent_kinds: Sequence[str] | None = None,
+                   base: Architecture | None = None, num_classes: int = 1000,
+                   in_channels: int = 3) -> LandscapePlan:
+    """Check a landscape request before any sweep runs (arguments as :func:`landscape_report`):
+    ``ValueError`` (one line) for an estimator of another space, a bad stage index, an unknown
+    kind or objective."""
+    est, label = load_estimator(estimator)
     p = est.parallelism_factor if parallelism_factor is None else int(parallelism_factor)
     if isinstance(space_name, SearchSpace):
         template = replace(space_name, parallelism_factor=p)
@@ -580,7 +574,7 @@ def landscape_report(space_name: str | SearchSpace, estimator: LatencyEstimator 
     if est.space != template.name:
         raise ValueError(f"estimator {label} was built for space {est.space!r}, not "
                          f"{template.name!r}")
-    cur, unc = replace(template, curated=True), replace(template, curated=False)
+    cur = replace(template, curated=True)
     stage_list = list(range(len(cur.skeleton))) if stages is None else [int(s) for s in stages]
     for s in stage_list:
         _check_stage(cur, s)
@@ -591,12 +585,24 @@ def landscape_report(space_name: str | SearchSpace, estimator: LatencyEstimator 
             raise ValueError(f"unknown objective {obj!r}; expected one of {', '.join(OBJECTIVES)}")
     if starts < 0:
         raise ValueError(f"starts must be >= 0, got {starts}")
-    ctx = sweep_base(cur, base)
+    return LandscapePlan(est, label, cur, tuple(stage_list), tuple(kinds), starts,
+                         tuple(objectives), tuple(kinds if descent_kinds is None
+                                                  else descent_kinds), base, num_classes,
+                         in_channels)
+
+
+def run_landscape(plan: LandscapePlan, seed: int = 0) -> LandscapeReport:
+    """Sweep every (stage, kind) of ``plan`` over the stage's uncurated channel range and
+    descend from random starts in both spaces (the same seed for both)."""
+    est, cur = plan.estimator, plan.curated
+    unc = replace(cur, curated=False)
+    p, num_classes, in_channels = cur.parallelism_factor, plan.num_classes, plan.in_channels
+    ctx = sweep_base(cur, plan.base)
     rows = []
-    for s in stage_list:
+    for s in plan.stages:
         chans = unc.channel_choices[s]
         curated = cur.channel_choices[s]
-        for k in kinds:
+        for k in plan.kinds:
             lat = channel_sweep(unc, est, s, k, chans, ctx, num_classes, in_channels)
             where = {c: i for i, c in enumerate(chans)}
             cur_lat = lat[[where[c] for c in curated]]
@@ -606,18 +612,41 @@ def landscape_report(space_name: str | SearchSpace, estimator: LatencyEstimator 
                 curated=roughness(cur_lat), edge_rise_share=edge_rise_share(chans, lat, p),
                 top_rises=top_rises(chans, lat)))
     descents = []
-    if starts:
-        for k in (kinds if descent_kinds is None else descent_kinds):
-            for obj in objectives:
+    if plan.starts:
+        for k in plan.descent_kinds:
+            for obj in plan.objectives:
                 for space in (unc, cur):
                     rng = np.random.default_rng(seed)
-                    descents.append(descent_minima(space, est, rng, starts, obj, ctx, k,
+                    descents.append(descent_minima(space, est, rng, plan.starts, obj, ctx, k,
                                                    num_classes, in_channels))
     return LandscapeReport(
-        space=cur.name, estimator=label, parallelism_factor=p,
+        space=cur.name, estimator=plan.label, parallelism_factor=p,
         estimator_parallelism_factor=est.parallelism_factor, base=ctx.to_string(),
         num_classes=num_classes, in_channels=in_channels, seed=seed, rows=tuple(rows),
         descent=tuple(descents))
+
+
+def landscape_report(space_name: str | SearchSpace, estimator: LatencyEstimator | str | Path,
+                     parallelism_factor: int | None = None, stages: Sequence[int] | None = None,
+                     kinds: Sequence[str] = DEFAULT_KINDS, seed: int = 0, starts: int = 32,
+                     objectives: Sequence[str] = OBJECTIVES,
+                     descent_kinds: Sequence[str] | None = None,
+                     base: Architecture | None = None, num_classes: int = 1000,
+                     in_channels: int = 3) -> LandscapeReport:
+    """Sweep every (stage, kind) over the stage's uncurated channel range and descend from
+    random starts in both spaces: :func:`landscape_plan` then :func:`run_landscape`.
+
+    ``space_name`` is a registered space name, or a :class:`SearchSpace` whose curated and
+    uncurated twins are used. ``parallelism_factor`` (default: the estimator's) sets the
+    curated space's step. ``stages`` default to all. The descents run per objective and per
+    kind of ``descent_kinds`` (default ``kinds``; every stage set to that kind), with ``starts``
+    random starts each, the same seed for both spaces; ``starts=0`` skips them. ``ValueError``
+    (one line) for an estimator of another space, a bad stage index or an unknown kind.
+    """
+    return run_landscape(landscape_plan(
+        space_name, estimator, parallelism_factor, stages, kinds, starts=starts,
+        objectives=objectives, descent_kinds=descent_kinds, base=base, num_classes=num_classes,
+        in_channels=in_channels), seed)
 
 
 # -- the plot ----------------------------------------------------------------------------------

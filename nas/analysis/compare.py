@@ -30,7 +30,7 @@ import numpy as np
 
 from nas.config import SearchConfig
 from nas.pareto import pareto_mask
-from nas.search import SearchSummary, _ray, run_search
+from nas.search import SearchSummary, ray_session, run_search
 
 TARGET = 0.95
 
@@ -213,18 +213,24 @@ def _against_uncurated(results: list[StrategyResult], twins: dict[str, str]
     return out
 
 
-def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, *,
-                   trials: int | None = None, surrogate: bool = False,
-                   curation: bool = False,
-                   out_dir: str | Path = "comparisons", address: str | None = None,
-                   on_search: Callable[[str, int, SearchSummary | None], None] | None = None,
-                   tune_output: Any = None) -> Comparison:
-    """Run every strategy x seed (seeds ``0..seeds-1``) and report (see module docstring)."""
-    from mlflow.tracking import MlflowClient
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """A checked comparison request (:func:`plan_comparison`), run by :func:`run_comparison`."""
 
+    config: SearchConfig
+    strategies: tuple[str, ...]
+    seeds: int
+    curation: bool
+
+
+def plan_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, *,
+                    trials: int | None = None, surrogate: bool = False,
+                    curation: bool = False) -> ComparisonPlan:
+    """The comparison's base config, checked before the first search: every problem (unknown
+    strategy, config, tracking URI, estimator, data) is a one-line ``ValueError``."""
     from nas.search import prepare
-    from nas.strategies.tune_adapter import SEARCHERS
-    from nas.tracking import check_tracking_uri, experiment_id
+    from nas.strategies import SEARCHERS
+    from nas.tracking import check_tracking_uri
 
     unknown = [s for s in strategies if s not in SEARCHERS]
     if unknown or not strategies:
@@ -234,7 +240,22 @@ def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, 
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})
     check_tracking_uri(base.tracking.uri)
-    prepare(base)  # every config problem before the first search
+    prepare(base)
+    if curation:
+        prepare(base.with_overrides(**{"space.curated": False}))
+    return ComparisonPlan(base, tuple(strategies), seeds, curation)
+
+
+def run_comparison(plan: ComparisonPlan, *, out_dir: str | Path = "comparisons",
+                   address: str | None = None,
+                   on_search: Callable[[str, int, SearchSummary | None], None] | None = None,
+                   tune_output: Any = None) -> Comparison:
+    """Run every strategy x seed (seeds ``0..seeds-1``) and report (see module docstring)."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import experiment_id
+
+    base, strategies, seeds, curation = plan.config, plan.strategies, plan.seeds, plan.curation
     cmp_id = f"{base.name}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
     client = MlflowClient(base.tracking.uri)
     exp = experiment_id(client, base.tracking.experiment, base.tracking.uri)
@@ -246,10 +267,8 @@ def run_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int, 
     status = "FAILED"
     variants = [(s, c) for s in strategies for c in ((True, False) if curation else (None,))]
     runs: dict[str, list[SearchSummary]] = {_label(s, c): [] for s, c in variants}
-    if curation:
-        prepare(base.with_overrides(**{"space.curated": False}))
     try:
-        with _ray(address, None):
+        with ray_session(address):
             for strategy, curated in variants:
                 label = _label(strategy, curated)
                 for seed in range(seeds):

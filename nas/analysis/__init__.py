@@ -1,0 +1,2 @@
+"""Analyses built on the search stack: the latency landscape of a space, strategy comparisons
+and the ablation of the seed work."""

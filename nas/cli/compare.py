@@ -1,0 +1,133 @@
+"""``hwnas compare`` (search strategies against each other) and ``hwnas ablation`` (the seed
+work's multiplier / fusion / both ablation): many searches under one MLflow run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from nas.cli._common import AddressOpt, JsonOpt, TrackingUriOpt, emit_json, err, out, user_input
+
+
+def compare(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Search config (YAML) shared by every search.")] = None,
+    strategies: Annotated[str, typer.Option(
+        help="Comma-separated: evolution, random, optuna-nsga2, optuna-tpe.")
+                          ] = "evolution,optuna-nsga2,optuna-tpe,random",
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..K-1 per strategy.")] = 3,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per search (default: the "
+                                               "config's).")] = None,
+    surrogate: Annotated[bool, typer.Option(
+        help="Score candidates with the training-free NASWOT proxy (nas/surrogate.py) instead "
+        "of training: many seeds in minutes.")] = False,
+    curation: Annotated[bool, typer.Option(
+        "--curation", help="Run each strategy on the curated space and on its uncurated twin "
+        "(channels step by 1) and report how many trials the curated one needs to reach the "
+        "uncurated one's final hypervolume.")] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the HTML report, plots "
+                                          "and tables.")] = Path("comparisons"),
+    tracking_uri: TrackingUriOpt = None,
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare search strategies: every strategy x seed with the same budget, each its own MLflow
+    search run under one comparison run; hypervolume-vs-trials and Pareto-front plots, a table
+    and an HTML report."""
+    from nas.analysis.compare import TARGET, plan_comparison, run_comparison
+    from nas.config import load_config
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    with user_input():
+        cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
+        plan = plan_comparison(cfg, names, seeds, trials=trials, surrogate=surrogate,
+                               curation=curation)
+
+    def progress(strategy: str, seed: int, summary: Any) -> None:
+        if summary is None:
+            err.print(f"search {strategy} seed {seed} ...", highlight=False)
+        else:
+            err.print(f"search {strategy} seed {seed}: hypervolume {summary.hypervolume:.4f} "
+                      f"({summary.trials} trials, {summary.seconds:.0f} s)", highlight=False)
+
+    with open(os.devnull, "w") as quiet:
+        result = run_comparison(plan, out_dir=out_dir, address=address, on_search=progress,
+                                tune_output=quiet)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    table = Table("strategy", "seeds", "final HV median [IQR]", f"trials to {TARGET:.0%}",
+                  "s/search", box=box.SIMPLE, title=f"{result.comparison_id} "
+                  f"(best HV {result.best_hv:.4f})")
+    for r in result.results:
+        reach = (f"{r.trials_to_target:.0f} ({r.reached}/{r.seeds})"
+                 if r.trials_to_target is not None else "never")
+        table.add_row(r.strategy, str(r.seeds), f"{r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
+                      f"{r.final_hv[2]:.4f}]", reach, f"{r.seconds:.0f}")
+    out.print(table)
+    for r in result.results:
+        if r.reached_uncurated_final is not None:
+            value = (f"{r.trials_to_uncurated_final:.0f} trials" if r.trials_to_uncurated_final
+                     is not None else "never")
+            out.print(f"{r.strategy} reaches the uncurated final hypervolume in {value} "
+                      f"({r.reached_uncurated_final}/{r.seeds} seeds)", highlight=False)
+    out.print(f"report: {result.report}; MLflow comparison run {result.run_id}",
+              highlight=False)
+
+
+def ablation(
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Search config (YAML): task, space, target, training.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials per arm (capped at the "
+                                               "arm's space size).")] = None,
+    surrogate: Annotated[bool, typer.Option(help="Use the NASWOT proxy instead of training."
+                                            )] = False,
+    tolerance: Annotated[float, typer.Option(min=0.0, help="Accuracy drop allowed against the "
+                                             "baseline (0.005 = half a point).")] = 0.005,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")
+                       ] = Path("ablations"),
+    tracking_uri: TrackingUriOpt = None,
+    address: AddressOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The seed work's ablation: from the space's MobileNetV2-shaped baseline, search (a) only
+    the width multiplier, (b) only IBN -> fused-IBN per stage, (c) both; report for each the
+    lowest-latency candidate within the accuracy tolerance of the baseline, its latency
+    reduction and the stages it fused."""
+    from nas.analysis.ablation import plan_ablation, run_ablation
+    from nas.config import load_config
+
+    with user_input():
+        cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
+        plan = plan_ablation(cfg, trials=trials, surrogate=surrogate, tolerance=tolerance)
+
+    def progress(arm: str, result: Any) -> None:
+        if result is not None:
+            err.print(f"arm {arm}: {result.trials} trials", highlight=False)
+
+    with open(os.devnull, "w") as quiet:
+        result = run_ablation(plan, out_dir=out_dir, address=address, tune_output=quiet,
+                              on_arm=progress)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    table = Table("arm", "trials", "accuracy", "latency ms", "reduction", "fused stages",
+                  box=box.SIMPLE, title=f"{result.ablation_id}: baseline accuracy "
+                  f"{result.baseline_accuracy:.4f}, {result.baseline_latency_ms:.4f} ms")
+    table.add_column("arch", overflow="fold")
+    for a in result.arms:
+        if a.arch is None:
+            table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", "-", "-",
+                          "none within tolerance", "-", "-")
+            continue
+        table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", f"{a.accuracy:.4f}",
+                      f"{a.latency_ms:.4f}",
+                      f"{a.reduction:.1%}", ",".join(map(str, a.fused_stages)) or "none",
+                      a.arch)
+    out.print(table)
+    out.print(f"plot: {result.plot}; MLflow ablation run {result.run_id}", highlight=False)

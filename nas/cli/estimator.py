@@ -1,0 +1,227 @@
+"""``hwnas estimator`` (build one from measurements on a back end, evaluate it on whole
+networks, list the shipped ones) and ``hwnas latency`` (predict with one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from nas.cli._common import (
+    ArchArg,
+    EstimatorOpt,
+    InChannelsOpt,
+    JsonOpt,
+    NumClassesOpt,
+    emit_json,
+    note_outside,
+    out,
+    progress_bar,
+    user_arch,
+    user_estimator,
+    user_input,
+)
+from searchspaces.spaces import SPACES
+
+app = typer.Typer(help="Latency estimators: build one from measurements on a back end, "
+                       "evaluate it on whole networks, list the shipped ones.",
+                  no_args_is_help=True)
+
+
+@app.command("build")
+def estimator_build(
+    profile: Annotated[str, typer.Option(help="Hardware profile name or YAML path (see "
+                                              "'hwnas estimator list').")],
+    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}.")],
+    samples: Annotated[int, typer.Option(min=10, help="Blocks to measure.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables, models, manifest.")],
+    backend: Annotated[str | None, typer.Option(
+        help="Back end; must match the profile's (checked), defaults to it.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel measuring processes.")] = 1,
+    networks: Annotated[int, typer.Option(
+        min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
+    passes: Annotated[int, typer.Option(
+        min=1, help="Timing passes over the whole networks (each keeps its fastest pass; "
+        "1 on a simulator).")] = 2,
+    active: Annotated[int, typer.Option(
+        min=0, help="Spend --samples in this many rounds of active profiling: after a random "
+        "first round, each round measures the blocks the ensemble is most uncertain about "
+        "(0: one random sample).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure sampled blocks of a space on a back end and fit the LightGBM estimator.
+
+    Resumable: run the same command again after an interruption and it measures only what is
+    missing from OUT/measurements.csv and OUT/networks.csv.
+    """
+    from estimators.active import round_targets
+    from estimators.build import build_estimator, build_profile
+
+    with user_input():
+        prof = build_profile(profile, space, backend)
+        if active:
+            round_targets(samples, active)
+    with progress_bar("build") as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"measuring {stage}" if stage != "fit" else
+                                            "fitting", total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
+                                   networks=networks, progress=report,
+                                   network_passes=passes, active=active)
+    summary = {"out": str(out_dir), "space": est.space, "profile": est.profile,
+               "backend": est.backend, "parallelism_factor": est.parallelism_factor, **rep}
+    if as_json:
+        emit_json(summary)
+        return
+    table = Table("kind", "rows", "work prior", "cv MAPE %", "cv within 5%", "cv within 10%",
+                  box=box.SIMPLE, title=f"estimator {out_dir} ({est.profile}, {est.space}; "
+                  "5-fold cross-validation on blocks)")
+    for kind, e in rep["cv_error"].items():
+        table.add_row(kind, str(e["rows"]), "yes" if e["prior"] else "no", f"{e['mape']:.2f}",
+                      f"{e['within_5pct']:.3f}", f"{e['within_10pct']:.3f}")
+    out.print(table)
+    ov = rep["overhead"]
+    if "mape_sum_of_blocks" not in ov:
+        out.print(f"per-network overhead: not fitted ({ov.get('reason', 'no networks')})")
+    else:
+        out.print(f"per-network overhead: {'used' if ov['used'] else 'not used'} "
+                  f"(MAPE sum of blocks {ov.get('mape_sum_of_blocks', float('nan')) * 100:.2f}%, "
+                  f"with overhead {ov.get('mape_loo_with_overhead', float('nan')) * 100:.2f}%)")
+    out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
+    iv = rep.get("interval")
+    if iv and iv.get("calibrated"):
+        out.print(f"80% interval: ensemble spread plus a floor of {iv['floor_log_sd']:.3f} in log "
+                  f"latency; {iv['coverage']:.0%} of the {iv['networks']} build networks inside")
+    elif iv:
+        out.print("80% interval: ensemble spread only (too few networks to calibrate)")
+
+
+@app.command("eval")
+def estimator_eval(
+    estimator: EstimatorOpt,
+    archs: Annotated[int, typer.Option(min=2, help="Held-out networks to measure.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out sample.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Parallel measuring processes (keep 1 on a real CPU).")] = 1,
+    rows_out: Annotated[Path | None, typer.Option(
+        "--rows", help="Also write each network's measured and predicted latency to this "
+        "CSV.")] = None,
+    passes: Annotated[int, typer.Option(
+        min=2, help="Timing passes over the networks: odd against even passes give the "
+        "repeatability ceiling, all of them the measurement scored (1 on a simulator).")] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure held-out whole networks on the estimator's back end and score the estimator."""
+    from estimators.evaluate import evaluate_estimator
+    from estimators.latency import resolve_estimator
+
+    with user_input():
+        folder = resolve_estimator(estimator)
+    with progress_bar("eval") as bar:
+        task = bar.add_task("measuring networks", total=archs * passes)
+        metrics, rows = evaluate_estimator(
+            folder, archs, seed, workers=workers, passes=passes,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if rows_out is not None:
+        import csv
+
+        with rows_out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if as_json:
+        emit_json(metrics)
+        return
+    table = Table("metric", "value", box=box.SIMPLE, title=f"{estimator}: {archs} held-out "
+                  "networks")
+    for key, value in metrics.items():
+        table.add_row(key, str(value) if key == "repeat_passes" else
+                      "n/a" if value is None else f"{value:.4f}")
+    out.print(table)
+    m = metrics
+    if m["repeat_passes"] == 1:
+        out.print("repeatability ceiling: 1 by definition (deterministic back end, timed once)")
+    else:
+        out.print(f"repeatability ceiling: {m['repeat_within_10pct']:.2f} of the networks timed "
+                  f"twice agree within ±10% ({m['repeat_within_5pct']:.2f} within ±5%); the "
+                  f"estimator: {m['within_10pct']:.2f} ({m['within_5pct']:.2f})")
+
+
+@app.command("list")
+def estimator_list(as_json: JsonOpt = False) -> None:
+    """List the shipped estimators and the hardware profiles."""
+    from estimators.latency import SHIPPED_DIR, list_shipped, read_manifest
+    from estimators.profiles import list_profiles, load_profile
+
+    shipped = []
+    for name in list_shipped():
+        m = read_manifest(SHIPPED_DIR / name)
+        shipped.append({"name": name, "space": m["space"], "profile": m["profile"],
+                        "backend": m["backend"], "parallelism_factor": m["parallelism_factor"]})
+    profiles = []
+    for name in list_profiles():
+        prof = load_profile(name)
+        profiles.append({"name": name, "backend": prof.backend,
+                         "parallelism_factor": prof.parallelism_factor,
+                         "description": prof.description})
+    if as_json:
+        emit_json({"estimators": shipped, "profiles": profiles})
+        return
+    table = Table("estimator", "space", "profile", "back end", "P", box=box.SIMPLE,
+                  title="shipped estimators")
+    for e in shipped:
+        table.add_row(e["name"], e["space"], e["profile"], e["backend"],
+                      str(e["parallelism_factor"]))
+    out.print(table)
+    table = Table("profile", "back end", "P", "description", box=box.SIMPLE,
+                  title="hardware profiles")
+    for p in profiles:
+        table.add_row(p["name"], p["backend"], str(p["parallelism_factor"]), p["description"])
+    out.print(table)
+
+
+def latency(
+    arch: ArchArg,
+    estimator: EstimatorOpt,
+    num_classes: NumClassesOpt = 1000,
+    in_channels: InChannelsOpt = 3,
+    per_layer: Annotated[bool, typer.Option(
+        "--per-layer", help="Show the predicted latency of every block.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict an architecture's latency with a learned estimator (no device needed)."""
+    a = user_arch(arch)
+    est, label = user_estimator(estimator)
+    ms = est.predict(a, num_classes, in_channels)
+    p10 = p90 = None  # an estimator without ensemble members has no interval
+    if est.has_interval:
+        p10, _, p90 = (float(v[0]) for v in est.predict_interval([a], num_classes, in_channels))
+    note_outside(a, est.space, est.parallelism_factor)
+    info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "latency_ms_p10": p10,
+                            "latency_ms_p90": p90, "estimator": label,
+                            "space": est.space, "profile": est.profile, "backend": est.backend}
+    blocks = est.breakdown(a, num_classes, in_channels) if per_layer else []
+    if per_layer:
+        info["blocks"] = [{"name": b.name, "kind": b.kind, "latency_ms": v} for b, v in blocks]
+    if as_json:
+        emit_json(info)
+        return
+    if per_layer:
+        table = Table("block", "kind", "cin->cout", "res", "ms", "share", box=box.SIMPLE)
+        total = sum(v for _, v in blocks)
+        for b, v in blocks:
+            table.add_row(b.name, b.kind, f"{b.cin}->{b.cout}", str(b.in_res), f"{v:.4f}",
+                          f"{v / total:.1%}")
+        out.print(table)
+    interval = f" (80% interval {p10:.4f}-{p90:.4f})" if p10 is not None else ""
+    out.print(f"{ms:.4f} ms{interval} on {est.profile} ({est.backend}) — {a.to_string()}",
+              highlight=False)
