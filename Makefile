@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint clean expert-rules
+.PHONY: demo test test-fast install lint clean expert-rules
 
 # PYTHONWARNINGS: setuptools' editable build warns "Editable installation ... folders in your
 # working directory" on every install (about the mechanism, not this project): filtered out.
@@ -38,6 +38,11 @@ expert-rules: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# The inner loop: everything but the tests marked slow (Ray, MLflow servers, subprocesses);
+# a few minutes on 2 cores. `make test` (what CI runs) still runs them all.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check nas searchspaces estimators tests

@@ -52,6 +52,7 @@ def test_arms_and_pick() -> None:
     assert pick(points, 0.885)["latency_ms"] == 0.5 and pick(points, 0.95) is None
 
 
+@pytest.mark.slow
 def test_ablation_cli_tiny(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     config.update(storage_path=str(tmp_path / "ray"))

@@ -26,6 +26,7 @@ def as_json(*args: str) -> object:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_help_explains_every_command() -> None:
     for args in ([], ["space"], ["arch"], ["space", "show"], ["space", "sample"],
                  ["arch", "info"], ["arch", "export"], ["space", "list"]):
@@ -34,6 +35,7 @@ def test_help_explains_every_command() -> None:
         assert "Usage" in proc.stdout
 
 
+@pytest.mark.slow
 def test_arch_info_mobilenetv2_json() -> None:
     info = as_json("arch", "info", "mobilenetv2")
     assert info["params"] == 3_504_872
@@ -48,6 +50,7 @@ def test_arch_info_mobilenetv2_json() -> None:
     assert small["layers"][-1]["output_shape"] == [10, 1, 1]
 
 
+@pytest.mark.slow
 def test_space_commands_json() -> None:
     spaces = as_json("space", "list")
     assert {s["name"] for s in spaces} >= {"mbv2", "mbv2-small"}
@@ -66,6 +69,7 @@ def test_space_commands_json() -> None:
     assert all(d["params"] > 0 and d["peak_activation_bytes"] > 0 for d in detailed)
 
 
+@pytest.mark.slow
 def test_human_output_is_readable() -> None:
     proc = run_cli("arch", "info", "mobilenetv2", "--summary")
     assert proc.returncode == 0 and "3,504,872" in proc.stdout
@@ -73,6 +77,7 @@ def test_human_output_is_readable() -> None:
     assert proc.returncode == 0 and "s6_channels" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -97,6 +102,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
         assert len(lines) == 1 and lines[0].startswith("hwnas: error:")
 
 
+@pytest.mark.slow
 def test_export_torchscript_loads_in_plain_torch(tmp_path: Path) -> None:
     out = tmp_path / "mbv2.pt"
     info = as_json("arch", "export", "mobilenetv2", "--format", "torchscript", "--out", str(out))
@@ -107,6 +113,7 @@ def test_export_torchscript_loads_in_plain_torch(tmp_path: Path) -> None:
     assert loaded(x).shape == build_model(BASELINES["mobilenetv2"]())(x).shape == (2, 1000)
 
 
+@pytest.mark.slow
 def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
     arch = get_space("mbv2-small", 8).sample(np.random.default_rng(5))
     out = tmp_path / "net.onnx"
@@ -137,6 +144,7 @@ def test_exported_model_computes_what_torch_computes(tmp_path: Path, fmt: str) -
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bad_export_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "x.onnx"
     proc = run_cli("arch", "export", BAD_ARCH, "--format", "onnx", "--out", str(out))

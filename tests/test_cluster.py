@@ -27,6 +27,8 @@ import yaml
 from conftest import ROOT
 from servers import MlflowServer, free_port
 
+pytestmark = pytest.mark.slow  # every test here starts Ray and other processes
+
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "RAY_AUTH_MODE": "token"}

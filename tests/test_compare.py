@@ -37,6 +37,7 @@ def test_first_reach() -> None:
     assert first_reach(curve, 0.95) is None
 
 
+@pytest.mark.slow
 def test_compare_cli_with_surrogate(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 

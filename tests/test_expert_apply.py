@@ -149,6 +149,7 @@ def _cli_error(*args: str) -> str:
     return proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_errors(tmp_path: Path) -> None:
     mismatch = save_rules(ruleset(rule("global", "width_mult", 0.75), p=16, profile="npu16"),
                           tmp_path / "p16.yaml")
@@ -161,6 +162,7 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert "rules.1.knob" in _cli_error("mobilenetv2-cifar", "--rules", str(bad), "-e", ESTIMATOR)
 
 
+@pytest.mark.slow
 def test_cli_train_tiny(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({

@@ -135,6 +135,7 @@ def test_best_edit_per_stage(ex: Explanation) -> None:
     assert ex.best_edits()
 
 
+@pytest.mark.slow
 def test_cli_json_and_png(tmp_path: Path) -> None:
     png = tmp_path / "plots" / "explain.png"
     proc = run_cli("expert", "explain", "mobilenetv2-cifar", "-e", ESTIMATOR, "--num-classes",
@@ -151,6 +152,7 @@ def test_cli_json_and_png(tmp_path: Path) -> None:
     assert str(png) in proc.stderr and "outside space mbv2-small" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", [
     (["r32_w1.0_d8:stem_c32_s1-ibn_k3_e6_c24_r2_x1-head_c1280", "-e", ESTIMATOR],
      "bad token 'x1'"),

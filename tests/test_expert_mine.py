@@ -213,6 +213,7 @@ def _has(arch_text: str, position: str, knob: str, value: Any, p: int) -> bool:
     return bool(at) and 2 * sum(stage_value(a, i, knob, p) == value for i in at) >= len(at)
 
 
+@pytest.mark.slow
 def test_mine_rules_matches_what_mlflow_holds(store: dict[str, Any]) -> None:
     from nas.expert.mine import mine_rules
 
@@ -246,6 +247,7 @@ def test_mine_rules_matches_what_mlflow_holds(store: dict[str, Any]) -> None:
         mine_rules(store["uri"], ["mine-b"])
 
 
+@pytest.mark.slow
 def test_mine_cli_json_and_report(store: dict[str, Any], tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     from nas.cli import main
@@ -278,6 +280,7 @@ def test_mine_cli_json_and_report(store: dict[str, Any], tmp_path: Path,
     assert f"{len(rs.rules)} rules from 1 search " in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_mine_cli_errors_are_one_line(store: dict[str, Any], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     from nas.cli import main
@@ -303,6 +306,7 @@ def test_mine_cli_errors_are_one_line(store: dict[str, Any], tmp_path: Path,
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_searches_must_share_space_p_and_profile(store: dict[str, Any]) -> None:
     """Runs logged by hand the way the tracker logs them (experiment mine-c, its own)."""
     from mlflow.tracking import MlflowClient

@@ -17,6 +17,8 @@ from ray.tune.search import Searcher
 from conftest import ROOT, kill_search_after, run_cli
 from servers import free_port
 
+pytestmark = pytest.mark.slow  # every test here starts Ray and other processes
+
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 

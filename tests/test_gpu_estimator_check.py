@@ -35,6 +35,7 @@ def _reject(token: str) -> None:
     raise ValueError(f"not strict JSON: {token}")
 
 
+@pytest.mark.slow
 def test_script_syntax() -> None:
     proc = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -62,6 +63,7 @@ def test_table_prints_a_missing_metric_as_na() -> None:
     assert "kendall_tau MISSED" in text
 
 
+@pytest.mark.slow
 def test_dry_run_prints_and_writes_the_figures(tmp_path: Path) -> None:
     proc = _run("--dry-run", out=tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
@@ -80,6 +82,7 @@ def test_dry_run_prints_and_writes_the_figures(tmp_path: Path) -> None:
     assert saved == report
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_without_a_gpu_it_says_so() -> None:
     proc = _run()

@@ -249,6 +249,7 @@ def test_benchmark_script(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "built for space" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_space_landscape(tmp_path: Path) -> None:
     from conftest import run_cli
 

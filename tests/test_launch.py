@@ -46,9 +46,6 @@ FILES = sorted(p for p in LAUNCH.rglob("*")
 YAMLS = [p for p in FILES if p.suffix in (".yaml", ".yml")]
 SCRIPTS = [p for p in FILES if p.suffix in (".sh", ".sbatch")]
 
-# Options of `hwnas search` that may be used before `--help` lists them (being added).
-PENDING_OPTIONS = {"--resume"}
-
 
 def rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
@@ -125,6 +122,7 @@ def test_ray_up_node_types(path: Path) -> None:
     assert sum(t.get("min_workers", 0) for t in workers.values()) <= cfg["max_workers"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RAY_UP, ids=rel)
 def test_ray_up_commands(path: Path) -> None:
     cfg = docs(path)[0]
@@ -258,6 +256,7 @@ def test_kuberay_storage_is_one_shared_claim() -> None:
                 assert any(storage.startswith(p + "/") for p in paths), (storage, paths)
 
 
+@pytest.mark.slow
 def test_kuberay_against_crd_schemas() -> None:
     """kubeconform against the KubeRay CRD schemas, when both are available (set
     KUBERAY_SCHEMA_LOCATION to a kubeconform -schema-location template for them)."""
@@ -295,6 +294,7 @@ def test_cluster_search_configs_are_valid(source: str, data: dict[str, Any]) -> 
 
 # --- shell scripts ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SCRIPTS, ids=rel)
 def test_script_syntax(path: Path) -> None:
     proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
@@ -303,6 +303,7 @@ def test_script_syntax(path: Path) -> None:
     assert os.access(path, os.X_OK), f"{rel(path)} is not executable"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SCRIPTS, ids=rel)
 def test_script_shellcheck(path: Path) -> None:
     shellcheck = shutil.which("shellcheck")
@@ -372,6 +373,7 @@ def test_mlflow_compose_secrets_come_from_env_file() -> None:
     assert ".env" in ignored
 
 
+@pytest.mark.slow
 def test_mlflow_compose_config() -> None:
     """`docker compose config` with the example env, when compose is installed."""
     docker = shutil.which("docker")
@@ -464,8 +466,9 @@ def search_invocations(path: Path) -> list[str]:
     return calls
 
 
+@pytest.mark.slow
 def test_hwnas_search_options_exist() -> None:
-    known = hwnas_search_options() | PENDING_OPTIONS
+    known = hwnas_search_options()
     used_in = []
     for path in FILES:
         for call in search_invocations(path):

@@ -17,6 +17,8 @@ import pytest
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # each test imports a layer in a fresh interpreter
+
 
 def _modules(package: str) -> list[str]:
     """Every module of ``package``, found on disk (``__main__`` modules run, so they are left

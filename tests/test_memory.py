@@ -27,6 +27,7 @@ def test_peak_matches_trace_of_torchvisions_own_model() -> None:
     assert traced == (96 * 112 * 112 + 96 * 56 * 56) * 4
 
 
+@pytest.mark.slow
 def test_peak_matches_trace_for_20_random_architectures() -> None:
     rng = np.random.default_rng(2026)
     spaces = [get_space("mbv2", 32, True), get_space("mbv2", 8, False),

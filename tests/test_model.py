@@ -66,6 +66,7 @@ def test_residual_is_really_added() -> None:
         assert torch.allclose(block(x), x)
 
 
+@pytest.mark.slow
 def test_decomposition_covers_every_layer_of_the_model(rng: np.random.Generator) -> None:
     for name in sorted(SPACES):
         space = get_space(name, 8, False)
@@ -88,6 +89,7 @@ def test_decomposition_covers_every_layer_of_the_model(rng: np.random.Generator)
             assert sum(lay.params for b in blocks for lay in b.layers()) == n_params(model)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), space=st.sampled_from(sorted(SPACES)),
        p=st.sampled_from([8, 16, 32]), curated=st.booleans(), steps=st.integers(0, 3))

@@ -182,6 +182,7 @@ def test_tracker_close_after_crash_marks_parent(tmp_path: Path) -> None:
 
 
 # -- a whole search: CLI -> real local Ray -> SQLite MLflow -----------------------------------
+@pytest.mark.slow
 def test_search_cli_end_to_end(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -234,6 +235,7 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     assert {"pareto_front.json", "pareto_front.png", "pareto_front.html"} <= files
 
 
+@pytest.mark.slow
 def test_search_cli_bad_config_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("hardware: {profile: npu32, estimator: npu32-mbv2}\n")
@@ -244,6 +246,7 @@ def test_search_cli_bad_config_is_one_line(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.slow
 def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
     """A search killed mid-way (SIGTERM, as a scheduler or `timeout` sends) ends its runs."""
     import signal
@@ -289,6 +292,7 @@ def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
     assert len(runs) - 1 < 50  # it really stopped early
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["optuna-nsga2", "random"])
 def test_search_other_strategies(strategy: str, tmp_path: Path) -> None:
     """Ray's OptunaSearch and the random baseline run the same trials (rejections included)."""

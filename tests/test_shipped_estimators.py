@@ -38,6 +38,7 @@ def test_shipped_estimator_predicts(name: str) -> None:
     assert est.predict(wide) > est.predict(narrow)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_estimator_is_reproducible_from_its_tables(name: str) -> None:
     """Refitting on the shipped measurement tables gives the shipped models (LightGBM is

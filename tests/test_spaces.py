@@ -26,7 +26,7 @@ def tiny_space(curated: bool = True) -> SearchSpace:
     )
 
 
-@pytest.mark.parametrize("curated", [True, False])
+@pytest.mark.parametrize("curated", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_size_equals_brute_force_enumeration(curated: bool) -> None:
     space = tiny_space(curated)
     dims = space.dimensions()

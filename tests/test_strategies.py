@@ -1,5 +1,5 @@
 """A shared suite every strategy passes (as Optuna's samplers share theirs), plus evolution's
-own behaviour on the NAS-Bench-201 table."""
+own behaviour on the NAS-Bench-201 table (its benchmark figures: benchmarks/nb201_strategies.py)."""
 
 from __future__ import annotations
 
@@ -110,27 +110,29 @@ def test_evolution_children_are_one_mutation_from_the_population() -> None:
         evo.tell(child, fake_result(child))
 
 
-def test_evolution_beats_random_on_nas_bench_201() -> None:
-    """Real accuracy x real Pixel 3 latency; normalised hypervolume after 200 evaluations,
-    median over 5 seeds (deterministic)."""
+def test_evolution_improves_on_its_start_on_nas_bench_201() -> None:
+    """Real accuracy x real Pixel 3 latency, 200 evaluations: the children bred from the
+    population reach a front beyond that of the random population they started from, and a
+    seed repeats the search. How far (the hypervolume ratio against random search) is a figure:
+    ``python benchmarks/nb201_strategies.py --direct --budget 200 --seeds 5
+    --strategies evolution,random`` prints it."""
     table = load_nb201()
     acc, lat = table.column("cifar10_val_12ep"), table.column("lat_ms_pixel3")
-    lo, hi = [acc.min(), lat.min()], [acc.max(), lat.max()]
-    norm = normalize(np.column_stack([acc, lat]), lo, hi)
-    true = hypervolume_2d(norm, (0.0, 1.0), (True, False))
+    norm = normalize(np.column_stack([acc, lat]), [acc.min(), lat.min()], [acc.max(), lat.max()])
 
-    def score(name: str, seed: int) -> float:
-        strategy = create_strategy(name, nb201_dimensions(), seed=seed,
-                                   objectives=(("acc", "max"), ("lat", "min")))
+    def search(seed: int) -> list[int]:
+        strategy = Evolution(nb201_dimensions(), (("acc", "max"), ("lat", "min")),
+                             population_size=20, seed=seed)
         rows = []
         for _ in range(200):
             config = strategy.ask()
             r = table.row(format_arch(config))
             strategy.tell(config, {"acc": acc[r], "lat": lat[r]})
             rows.append(r)
-        return hypervolume_2d(norm[rows], (0.0, 1.0), (True, False)) / true
+        return rows
 
-    evo = np.median([score("evolution", s) for s in range(5)])
-    rnd = np.median([score("random", s) for s in range(5)])
-    assert evo > rnd
-    assert evo > 0.98
+    rows = search(0)
+    start, children = (hypervolume_2d(norm[part], (0.0, 1.0), (True, False))
+                       for part in (rows[:20], rows[20:]))
+    assert children > start
+    assert search(0) == rows

@@ -39,6 +39,7 @@ def local_ray() -> Any:
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_evolution_runs_under_tune(local_ray: Any, tmp_path: Path) -> None:
     strategy = create_strategy("evolution", nb201_dimensions(), objectives=OBJECTIVES, seed=0,
                                population_size=6, sample_size=3)
@@ -108,6 +109,7 @@ def test_a_trial_suggested_after_the_saved_state_is_still_told(tmp_path: Path) -
     assert after.strategy.state_dict()["told"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["optuna-nsga2", "random"])
 def test_create_searcher_runs_under_tune(name: str, local_ray: Any, tmp_path: Path) -> None:
     from nas.strategies.tune_adapter import create_searcher

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("zigzag")
 pytest.importorskip("six")  # zigzag.api imports it without declaring it
 
+from backend_contract import BackendContract  # noqa: E402
 from estimators.backends import create_backend  # noqa: E402
 from estimators.backends.zigzag import ZigZagBackend  # noqa: E402
 from estimators.profiles import load_profile  # noqa: E402
@@ -30,6 +31,16 @@ def npu32() -> ZigZagBackend:
     backend = create_backend("npu32")
     assert isinstance(backend, ZigZagBackend)
     return backend
+
+
+class TestZigZagContract(BackendContract):
+    deterministic = True
+    environment_keys = frozenset({"zigzag", "accelerator", "mapping", "clock_mhz", "lpf_limit"})
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls, npu32: ZigZagBackend) -> ZigZagBackend:
+        return npu32  # the module's instance: its memo of layer cycles is shared
 
 
 @pytest.mark.parametrize("name, p", [("npu32", 32), ("npu16", 16), ("edgetpu", 8)])
