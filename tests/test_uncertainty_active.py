@@ -71,6 +71,7 @@ def test_damaged_member_file_is_refused(ensemble_dir: Path, tmp_path: Path) -> N
         LatencyEstimator.load(broken)
 
 
+@pytest.mark.slow
 def test_estimator_without_members_has_no_interval(ensemble_dir: Path, tmp_path: Path) -> None:
     old = tmp_path / "old"
     shutil.copytree(ensemble_dir, old)
@@ -91,6 +92,7 @@ def test_estimator_without_members_has_no_interval(ensemble_dir: Path, tmp_path:
     assert info["latency_ms_p10"] is None and info["latency_ms_p90"] is None
 
 
+@pytest.mark.slow
 def test_latency_cli_reports_the_interval(ensemble_dir: Path) -> None:
     proc = run_cli("latency", "mobilenetv2", "-e", str(ensemble_dir), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -133,6 +135,7 @@ def _rows(folder: Path) -> list[tuple[str, ...]]:
         return [tuple(r[:8]) for r in list(csv.reader(handle))[1:]]
 
 
+@pytest.mark.slow
 def test_active_build_is_exact_deterministic_and_resumable(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     assert round_targets(60, 3) == [20, 40, 60]
@@ -174,6 +177,7 @@ def test_active_build_is_exact_deterministic_and_resumable(tmp_path: Path,
     assert after == rows, "a resumed active build chooses what an uninterrupted one does"
 
 
+@pytest.mark.slow
 def test_active_needs_enough_blocks_per_round(tmp_path: Path) -> None:
     proc = run_cli("estimator", "build", "--profile", "roofline-npu32", "--space", "mbv2",
                    "--samples", "30", "--active", "4", "--out", str(tmp_path / "x"))
