@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import io
 from pathlib import Path
 
 from estimators.build import (
@@ -109,6 +110,12 @@ def convert(source: Path = SOURCE, out: Path = OUT) -> dict[str, int]:
         (out / packed).write_bytes(gzip.compress((source / name).read_bytes(), 9, mtime=0))
         counts[packed] = len(_read(source / name))
     return counts
+
+
+def read_raw(name: str, folder: Path = OUT) -> list[dict[str, str]]:
+    """The rows of one of the raw shared tables kept here (``blocks.csv`` or ``networks.csv``)."""
+    text = gzip.decompress((folder / RAW[name]).read_bytes()).decode()
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def main() -> None:

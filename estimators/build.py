@@ -10,13 +10,18 @@
    it stopped (rows already measured are skipped on the next run with the same arguments);
 3. fit one LightGBM regressor per block kind, with 5-fold cross-validated training error;
 4. save the models and ``manifest.json``.
+
+``fit_estimator`` (``hwnas estimator fit``) runs steps 3 and 4 alone, on tables already on disk:
+measured elsewhere, shipped, or built before a change of the recipe.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing as mp
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +37,14 @@ from searchspaces.spaces import get_space
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
 from .features import CONFIG_FIELDS, block_key
-from .latency import BLOCK_KINDS, LatencyEstimator, fit_kind_selected, fit_overhead
+from .latency import (
+    BLOCK_KINDS,
+    MANIFEST,
+    LatencyEstimator,
+    file_sha256,
+    fit_kind_selected,
+    fit_overhead,
+)
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
 from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks, fit_members
 
@@ -331,17 +343,20 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     finally:
         writer.close()
 
-    if progress:
-        progress("fit", 0, 1)
-    estimator, report = fit_from_tables(out, space, prof)
-    extra: dict[str, Any] = {"build": report, "environment": dict(zip(ENV_COLUMNS, env)),
-                             "samples": samples, "seed": seed, "network_passes": passes,
-                             "active_rounds": active}
+    return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
+                                            "samples": samples, "seed": seed,
+                                            "network_passes": passes, "active_rounds": active},
+                         progress)
+
+
+def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str, Any],
+                  progress: Progress | None) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Fit on ``out``'s tables and save there, the report and ``extra`` in the manifest."""
+    estimator, report = fit_from_tables(out, space, prof, progress=progress)
+    extra = {"build": report, **extra}
     if prof.path is not None and prof.path.parent != PROFILE_DIR:
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)
-    if progress:
-        progress("fit", 1, 1)
     return estimator, report
 
 
@@ -370,27 +385,110 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     return [latency[block_key(b)] for b in blocks]
 
 
+def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str,
+                  out: str | Path, progress: Progress | None = None
+                  ) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Fit and save an estimator from measurement tables already on disk, no back end needed
+    (what ``hwnas estimator fit`` runs).
+
+    ``tables`` is a folder with ``measurements.csv`` and optionally ``networks.csv`` in the
+    layout :func:`build_estimator` writes (a build folder, a shipped estimator, or tables
+    measured elsewhere). They are copied into ``out``, so the estimator folder carries its own
+    data as a built one does, and the manifest records where they came from (with their
+    checksums). One-line ``ValueError`` for a missing folder or table, rows measured with
+    another back end or profile than ``profile`` (the tables' environment columns), or
+    networks outside ``space``.
+    """
+    prof = build_profile(profile, space)
+    tables, out = Path(tables), Path(out)
+    if not tables.is_dir():
+        raise ValueError(f"no tables folder {tables}")
+    if not (tables / BLOCK_TABLE).is_file():
+        raise ValueError(f"{tables} has no {BLOCK_TABLE}")
+    env = _check_tables(tables, prof, space)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in (BLOCK_TABLE, NETWORK_TABLE) if (tables / n).is_file()]
+    if out.resolve() != tables.resolve():
+        for name in names:
+            shutil.copyfile(tables / name, out / name)
+        if NETWORK_TABLE not in names:
+            (out / NETWORK_TABLE).unlink(missing_ok=True)
+    extra: dict[str, Any] = {"environment": env, "fit_from_tables": {
+        "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
+    source = _previous_manifest(tables)
+    extra.update({k: source[k] for k in ("samples", "seed", "network_passes") if k in source})
+    return _fit_and_save(out, space, prof, extra, progress)
+
+
+def _check_tables(folder: Path, prof: HardwareProfile, space: str) -> dict[str, str]:
+    """The environment the tables were measured in (their first block row's); refuses rows of
+    another back end or profile, tables without environment columns, and networks outside
+    ``space``."""
+    envs = []
+    for name, columns in ((BLOCK_TABLE, BLOCK_COLUMNS), (NETWORK_TABLE, NETWORK_COLUMNS)):
+        rows = _read_rows(folder / name, columns)
+        if rows and any(c not in rows[0] for c in ENV_COLUMNS):
+            raise ValueError(f"{folder / name} lacks the columns {', '.join(ENV_COLUMNS)}; "
+                             f"cannot tell what measured it")
+        for row in rows:
+            if (row["backend"], row["profile"]) != (prof.backend, prof.name):
+                raise ValueError(f"{folder / name} was measured with profile {row['profile']!r} "
+                                 f"(back end {row['backend']!r}), not {prof.name!r} "
+                                 f"(back end {prof.backend!r})")
+        envs.extend({c: row[c] for c in ENV_COLUMNS} for row in rows)
+        if name == NETWORK_TABLE:
+            _check_networks(folder / name, rows, space, prof.parallelism_factor)
+    if not envs:
+        raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
+    return envs[0]
+
+
+def _check_networks(path: Path, rows: list[dict[str, str]], space: str, p: int) -> None:
+    variants = _variants(space, p)
+    for row in rows:
+        arch = Architecture.from_string(row["arch"])
+        if not any(v.contains(arch) for v in variants):
+            raise ValueError(f"{path} holds a network outside space {space!r} (P={p}): "
+                             f"{row['arch']}")
+
+
+def _previous_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of ``folder`` when it is an estimator folder (a refit keeps the sample
+    size, seed and network timing passes its tables were built with), else empty."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def _row_key(row: dict[str, str]) -> tuple:
     return (row["kind"], *(int(row[f]) for f in CONFIG_FIELDS))
 
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
-                    members: int = DEFAULT_MEMBERS) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    progress: Progress | None = None, params: dict[str, Any] | None = None,
+                    prior: bool | None = None, members: int = DEFAULT_MEMBERS
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Fit the per-kind models on ``folder``'s tables, with k-fold training error, and an
     ensemble of ``members`` bootstrap models per kind for intervals (0: none), calibrated on
-    the tables' whole networks."""
+    the tables' whole networks; ``progress("fit", kinds_done, kinds)`` after each kind.
+    ``params`` and ``prior`` override the recipe (see
+    :func:`~estimators.latency.fit_kind_selected`; for ablations)."""
     rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
     models, errors, ensemble = {}, {}, {}
-    for kind in BLOCK_KINDS:
+    for done, kind in enumerate(BLOCK_KINDS):
+        if progress:
+            progress("fit", done, len(BLOCK_KINDS))
         sel = [r for r in rows if r["kind"] == kind]
         if not sel:
             continue
         config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
         y = np.array([float(r["latency_ms"]) for r in sel])
-        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds)
+        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds, params, prior)
         if members:
             ensemble[kind] = fit_members(kind, config, y, p, errors[kind]["prior"], members)
     missing = [k for k in BLOCK_KINDS if k not in models]
@@ -402,11 +500,14 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
     overhead_report: dict[str, Any] = {"networks": 0, "used": False}
     if net_rows:
-        sums = np.array([estimator.predict(Architecture.from_string(r["arch"]),
-                                           int(r["num_classes"]), int(r["in_channels"]))
-                         for r in net_rows])
+        archs = [Architecture.from_string(r["arch"]) for r in net_rows]
+        sums = np.array([estimator.predict(a, int(r["num_classes"]), int(r["in_channels"]))
+                         for a, r in zip(archs, net_rows)])
+        n_blocks = np.array([len(decompose(a, int(r["num_classes"]), int(r["in_channels"])))
+                             for a, r in zip(archs, net_rows)])
         measured = np.array([float(r["latency_ms"]) for r in net_rows])
-        estimator.overhead, overhead_report = fit_overhead(sums, measured)
+        estimator.overhead, estimator.per_block_ms, overhead_report = fit_overhead(
+            sums, measured, n_blocks)
         estimator._stages.clear()
     interval_report = None
     if members:
@@ -414,6 +515,8 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
                  int(r["in_channels"])) for r in net_rows]
         interval_report = calibrate_on_networks(
             estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
+    if progress:
+        progress("fit", len(BLOCK_KINDS), len(BLOCK_KINDS))
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},

@@ -79,7 +79,8 @@ def member_views(est: LatencyEstimator) -> list[LatencyEstimator]:
         count = len(next(iter(est.members.values())))
         est._member_views = [
             LatencyEstimator(est.space, est.parallelism_factor, est.backend, est.profile,
-                             {kind: models[i] for kind, models in est.members.items()})
+                             {kind: models[i] for kind, models in est.members.items()},
+                             per_block_ms=est.per_block_ms)
             for i in range(count)]
     return est._member_views
 

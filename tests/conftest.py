@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def strict_loads(text: str) -> object:
+    """``json.loads`` that rejects NaN and Infinity, as strict JSON parsers (jq, JavaScript)
+    do: every ``--json`` output and manifest must pass it."""
+    def reject(name: str) -> None:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=reject)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -141,11 +141,38 @@ def test_load_checks_the_manifest(roofline_dir: Path, tmp_path: Path) -> None:
 
 def test_fit_overhead_only_when_it_helps() -> None:
     x = np.linspace(1, 10, 12)
-    (a, b), report = fit_overhead(x, 1.3 * x + 0.7)
-    assert report["used"] and a == pytest.approx(1.3) and b == pytest.approx(0.7)
-    (a, b), report = fit_overhead(x, x * (1 + 0.01 * np.sin(np.arange(12))))
-    assert (a, b) == (1.0, 0.0) and not report["used"]
-    assert fit_overhead(x[:3], x[:3])[1]["used"] is False
+    n = np.random.default_rng(0).permutation(np.arange(20, 32))  # blocks per network
+    (a, b), c, report = fit_overhead(x, 1.3 * x + 0.7, n)
+    assert report["form"] == "scale_offset" and c == 0.0
+    assert a == pytest.approx(1.3) and b == pytest.approx(0.7)
+    (a, b), c, report = fit_overhead(x, x - 0.01 * n, n)  # each block alone pays 0.01 ms more
+    assert report["form"] == "per_block" and (a, b) == (1.0, 0.0) and c == pytest.approx(0.01)
+    (a, b), c, report = fit_overhead(x, x * (1 + 0.01 * np.sin(np.arange(12))), n)
+    assert (a, b, c) == (1.0, 0.0, 0.0) and not report["used"] and report["form"] == "sum"
+    assert fit_overhead(x[:3], x[:3], n[:3])[2]["used"] is False
+
+
+def test_per_block_cost_is_in_the_blocks_and_format_1_still_reads(roofline_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    import shutil
+
+    arch = mobilenetv2()
+    est = LatencyEstimator.load(roofline_dir)
+    plain, blocks = est.predict(arch), est.predict_blocks(decompose(arch))
+    c0, (scale, _) = est.per_block_ms, est.overhead
+    est.per_block_ms = c0 + 0.002
+    est._stages.clear()
+    assert est.predict(arch) == pytest.approx(plain - scale * 0.002 * len(blocks), rel=1e-12)
+    np.testing.assert_allclose(est.predict_blocks(decompose(arch)), blocks - 0.002)
+    old = tmp_path / "v1"
+    shutil.copytree(roofline_dir, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["format_version"] = 1
+    del manifest["overhead"]["per_block_ms"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    v1 = LatencyEstimator.load(old)
+    assert v1.per_block_ms == 0.0
+    assert v1.predict(arch) == pytest.approx(plain + scale * c0 * len(blocks), rel=1e-12)
 
 
 def test_accuracy_metrics_by_hand() -> None:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from estimators.build import BLOCK_TABLE, NETWORK_TABLE, fit_from_tables, load_rows
-from estimators.latency import SHIPPED_DIR, LatencyEstimator, list_shipped
+from conftest import strict_loads
+from estimators.build import BLOCK_TABLE, NETWORK_TABLE, fit_estimator, load_rows
+from estimators.latency import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SHIPPED_DIR,
+    LatencyEstimator,
+    list_shipped,
+)
 from estimators.profiles import load_profile
 from searchspaces.baselines import mobilenetv2
 from searchspaces.spaces import get_space
@@ -18,6 +26,7 @@ SHIPPED = list_shipped()
 
 def test_the_demo_estimator_is_shipped() -> None:
     assert "npu32-mbv2" in SHIPPED
+    assert {"h200-fp16-mbv2", "h200-fp16-b32-mbv2"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -40,14 +49,21 @@ def test_shipped_estimator_predicts(name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_estimator_is_reproducible_from_its_tables(name: str) -> None:
-    """Refitting on the shipped measurement tables gives the shipped models (LightGBM is
-    deterministic here), so the shipped files are what `hwnas estimator build` made."""
+def test_shipped_estimator_is_reproducible_from_its_tables(name: str, tmp_path: Path) -> None:
+    """``hwnas estimator fit`` on the shipped folder's own tables gives the shipped models
+    (LightGBM is deterministic here), so the shipped files are what its tables make."""
     folder = SHIPPED_DIR / name
     shipped = LatencyEstimator.load(folder)
-    refit, report = fit_from_tables(folder, shipped.space, load_profile(shipped.profile))
+    refit, report = fit_estimator(folder, shipped.profile, shipped.space, tmp_path / name)
     assert report["block_rows"] == len(load_rows(folder)["blocks"])
-    space = get_space(shipped.space, shipped.parallelism_factor, curated=False)
-    archs = [space.sample(np.random.default_rng(100 + s)) for s in range(20)]
+    archs = [get_space(shipped.space, shipped.parallelism_factor, curated=s % 2 == 0).sample(
+        np.random.default_rng(100 + s)) for s in range(300)]
     np.testing.assert_allclose(refit.predict_many(archs), shipped.predict_many(archs),
                                rtol=1e-9)
+
+
+def test_shipped_manifests_are_strict_json() -> None:
+    """Every shipped manifest parses with a parser that rejects NaN and Infinity."""
+    for name in SHIPPED:
+        manifest = strict_loads((SHIPPED_DIR / name / MANIFEST).read_text())
+        assert manifest["format_version"] == FORMAT_VERSION

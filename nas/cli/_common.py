@@ -11,8 +11,6 @@ only a ``ValueError`` raised there becomes a :class:`UsageError`. Anything else 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from estimators import strict_json
 from searchspaces.baselines import BASELINES, resolve_arch
 from searchspaces.genome import Architecture
 from searchspaces.spaces import SearchSpace, get_space
@@ -53,20 +52,9 @@ def user_input() -> Iterator[None]:
         raise UsageError(str(message)) from exc
 
 
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN/Infinity)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def emit_json(obj: Any) -> None:
     """Print ``obj`` as one strict JSON document on stdout: non-finite floats become ``null``."""
-    sys.stdout.write(json.dumps(_finite(obj), allow_nan=False) + "\n")
+    sys.stdout.write(strict_json.dumps(obj) + "\n")
 
 
 def si(n: int) -> str:

@@ -1,5 +1,6 @@
-"""``hwnas estimator`` (build one from measurements on a back end, evaluate it on whole
-networks, list the shipped ones) and ``hwnas latency`` (predict with one)."""
+"""``hwnas estimator`` (build one from measurements on a back end, refit one from tables on
+disk, evaluate it on whole networks, list the shipped ones) and ``hwnas latency`` (predict
+with one)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from nas.cli._common import (
 from searchspaces.spaces import SPACES
 
 app = typer.Typer(help="Latency estimators: build one from measurements on a back end, "
-                       "evaluate it on whole networks, list the shipped ones.",
+                       "refit one from tables on disk, evaluate it on whole networks, list the "
+                       "shipped ones.",
                   no_args_is_help=True)
 
 
@@ -77,25 +79,41 @@ def estimator_build(
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, progress=report,
                                    network_passes=passes, active=active)
+    _print_fit_report(out_dir, est, rep, as_json)
+
+
+def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: bool) -> None:
+    """What ``estimator build`` and ``estimator fit`` print: cross-validated error per kind
+    (``-`` where a kind has too few rows to cross-validate), the network composition, the
+    noise floor."""
     summary = {"out": str(out_dir), "space": est.space, "profile": est.profile,
                "backend": est.backend, "parallelism_factor": est.parallelism_factor, **rep}
     if as_json:
         emit_json(summary)
         return
+
+    def num(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
     table = Table("kind", "rows", "work prior", "cv MAPE %", "cv within 5%", "cv within 10%",
                   box=box.SIMPLE, title=f"estimator {out_dir} ({est.profile}, {est.space}; "
                   "5-fold cross-validation on blocks)")
     for kind, e in rep["cv_error"].items():
-        table.add_row(kind, str(e["rows"]), "yes" if e["prior"] else "no", f"{e['mape']:.2f}",
-                      f"{e['within_5pct']:.3f}", f"{e['within_10pct']:.3f}")
+        table.add_row(kind, str(e["rows"]), "yes" if e["prior"] else "no", num(e["mape"], 2),
+                      num(e["within_5pct"], 3), num(e["within_10pct"], 3))
     out.print(table)
     ov = rep["overhead"]
     if "mape_sum_of_blocks" not in ov:
-        out.print(f"per-network overhead: not fitted ({ov.get('reason', 'no networks')})")
+        out.print(f"network composition: sum of blocks ({ov.get('reason', 'no networks')})")
     else:
-        out.print(f"per-network overhead: {'used' if ov['used'] else 'not used'} "
-                  f"(MAPE sum of blocks {ov.get('mape_sum_of_blocks', float('nan')) * 100:.2f}%, "
-                  f"with overhead {ov.get('mape_loo_with_overhead', float('nan')) * 100:.2f}%)")
+        chosen = {"sum": "sum of blocks", "scale_offset":
+                  f"{ov['scale']:.4f} * sum of blocks + {ov['offset_ms']:.4f} ms",
+                  "per_block": f"sum of blocks {'-' if ov['per_block_ms'] >= 0 else '+'} "
+                               f"{1000 * abs(ov['per_block_ms']):.2f} us per block"}
+        out.print(f"network composition: {chosen[ov['form']]} (leave-one-out MAPE on "
+                  f"{ov['networks']} networks: sum {100 * ov['mape_sum_of_blocks']:.2f}%, "
+                  f"a*sum+b {100 * ov['mape_loo_with_overhead']:.2f}%, per-block cost "
+                  f"{100 * ov['mape_loo_per_block']:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
     iv = rep.get("interval")
     if iv and iv.get("calibrated"):
@@ -103,6 +121,32 @@ def estimator_build(
                   f"latency; {iv['coverage']:.0%} of the {iv['networks']} build networks inside")
     elif iv:
         out.print("80% interval: ensemble spread only (too few networks to calibrate)")
+
+
+@app.command("fit")
+def estimator_fit(
+    tables: Annotated[Path, typer.Option(help="Folder with measurements.csv (and networks.csv), "
+                                             "as 'estimator build' writes them.")],
+    profile: Annotated[str, typer.Option(help="Hardware profile the tables were measured with "
+                                              "(checked against their rows).")],
+    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables, models, manifest.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the LightGBM estimator from measurement tables already on disk (no back end needed).
+
+    The tables are copied into OUT, and the manifest records where they came from.
+    """
+    from estimators.build import fit_estimator
+
+    # Everything a fit reads is the user's: a ValueError (a table of another profile, too few
+    # rows of a kind, a non-positive latency) is bad input, not a bug.
+    with user_input(), progress_bar("fit") as bar:
+        task = bar.add_task("fitting block kinds", total=None)
+        est, rep = fit_estimator(
+            tables, profile, space, out_dir,
+            progress=lambda _stage, done, total: bar.update(task, completed=done, total=total))
+    _print_fit_report(out_dir, est, rep, as_json)
 
 
 @app.command("eval")
