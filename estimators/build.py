@@ -34,6 +34,7 @@ from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, decompose
 from searchspaces.spaces import get_space
 
+from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
 from .features import CONFIG_FIELDS, block_key
 from .latency import (
@@ -45,6 +46,7 @@ from .latency import (
     fit_overhead,
 )
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
+from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks, fit_members
 
 BLOCK_TABLE = "measurements.csv"
 NETWORK_TABLE = "networks.csv"
@@ -284,9 +286,12 @@ def build_profile(profile: str | HardwareProfile, space: str, backend: str | Non
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
-                    network_passes: int = NETWORK_PASSES
+                    network_passes: int = NETWORK_PASSES, active: int = 0
                     ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report.
+
+    ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
+    (:mod:`estimators.active`) instead of one random sample.
 
     The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
     pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
@@ -297,34 +302,24 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
         raise ValueError(f"workers must be >= 1, got {workers}")
     if networks < 0:
         raise ValueError(f"networks must be >= 0, got {networks}")
+    if active:
+        round_targets(samples, active)  # too few blocks a round -> ValueError before any work
     passes = timing_passes(prof, network_passes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
-    blocks = sample_blocks(space, p, samples, np.random.default_rng([seed, 0]))
     nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
     cache = out / "cache"
     env = _env_row(create_backend(prof).environment())
 
-    # blocks: resume from the table
-    block_path = out / BLOCK_TABLE
-    done = {_row_key(r) for r in _read_rows(block_path, BLOCK_COLUMNS)}
-    todo = [b for b in blocks if block_key(b) not in done]
-    writer = _Appender(block_path, BLOCK_COLUMNS + ENV_COLUMNS)
-    try:
-        # groups of blocks: a back end may measure a group together (torch-cpu interleaves
-        # them so each block runs after others, as in a network)
-        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
-        done_count = len(blocks) - len(todo)
-        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
-            for block, m in zip(group, ms):
-                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
-                              f"{m.spread_ms:.6g}", *env])
-            done_count += len(group)
-            if progress:
-                progress("blocks", done_count, len(blocks))
-    finally:
-        writer.close()
+    def measure(blocks: list[BlockSpec]) -> list[float]:
+        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress)
+
+    if active:
+        active_blocks(space, p, samples, active, seed, measure,
+                      progress=(lambda r, n: progress("rounds", r, n)) if progress else None)
+    else:
+        measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
 
     net_path = out / NETWORK_TABLE
     done_nets = {(r["arch"], r["num_classes"], r["in_channels"])
@@ -350,7 +345,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
 
     return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
                                             "samples": samples, "seed": seed,
-                                            "network_passes": passes}, progress)
+                                            "network_passes": passes, "active_rounds": active},
+                         progress)
 
 
 def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str, Any],
@@ -362,6 +358,31 @@ def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str,
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)
     return estimator, report
+
+
+def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, workers: int,
+                    cache: Path, env: list[str], progress: Progress | None) -> list[float]:
+    """Measure the blocks not yet in the table at ``path`` (appending each), and return the
+    latency of every block from the table: resuming measures only what is missing."""
+    done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
+    todo = [b for b in blocks if block_key(b) not in done]
+    writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
+    try:
+        # groups of blocks: a back end may measure a group together (torch-cpu interleaves
+        # them so each block runs after others, as in a network)
+        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
+        done_count = len(blocks) - len(todo)
+        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
+            for block, m in zip(group, ms):
+                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
+                              f"{m.spread_ms:.6g}", *env])
+            done_count += len(group)
+            if progress:
+                progress("blocks", done_count, len(blocks))
+    finally:
+        writer.close()
+    latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
+    return [latency[block_key(b)] for b in blocks]
 
 
 def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str,
@@ -447,15 +468,18 @@ def _row_key(row: dict[str, str]) -> tuple:
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
                     progress: Progress | None = None, params: dict[str, Any] | None = None,
-                    prior: bool | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
-    """Fit the per-kind models on ``folder``'s tables, with k-fold training error;
-    ``progress("fit", kinds_done, kinds)`` after each kind. ``params`` and ``prior`` override
-    the recipe (see :func:`~estimators.latency.fit_kind_selected`; for ablations)."""
+                    prior: bool | None = None, members: int = DEFAULT_MEMBERS
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+    """Fit the per-kind models on ``folder``'s tables, with k-fold training error, and an
+    ensemble of ``members`` bootstrap models per kind for intervals (0: none), calibrated on
+    the tables' whole networks; ``progress("fit", kinds_done, kinds)`` after each kind.
+    ``params`` and ``prior`` override the recipe (see
+    :func:`~estimators.latency.fit_kind_selected`; for ablations)."""
     rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
-    models, errors = {}, {}
+    models, errors, ensemble = {}, {}, {}
     for done, kind in enumerate(BLOCK_KINDS):
         if progress:
             progress("fit", done, len(BLOCK_KINDS))
@@ -465,12 +489,14 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
         y = np.array([float(r["latency_ms"]) for r in sel])
         models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds, params, prior)
+        if members:
+            ensemble[kind] = fit_members(kind, config, y, p, errors[kind]["prior"], members)
     missing = [k for k in BLOCK_KINDS if k not in models]
     if missing:
         raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
                          f"use more --samples")
     estimator = LatencyEstimator(space=space, parallelism_factor=p, backend=profile.backend,
-                                 profile=profile.name, models=models)
+                                 profile=profile.name, models=models, members=ensemble)
     net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
     overhead_report: dict[str, Any] = {"networks": 0, "used": False}
     if net_rows:
@@ -483,6 +509,12 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         estimator.overhead, estimator.per_block_ms, overhead_report = fit_overhead(
             sums, measured, n_blocks)
         estimator._stages.clear()
+    interval_report = None
+    if members:
+        nets = [(Architecture.from_string(r["arch"]), int(r["num_classes"]),
+                 int(r["in_channels"])) for r in net_rows]
+        interval_report = calibrate_on_networks(
+            estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
     if progress:
         progress("fit", len(BLOCK_KINDS), len(BLOCK_KINDS))
     report = {
@@ -490,6 +522,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},
         "cv_error": errors,
         "overhead": overhead_report,
+        "interval": interval_report,
         "noise_floor": _noise(rows),
     }
     return estimator, report

@@ -17,8 +17,9 @@ resolution, the width multiplier and the channel divisor), so a curated space, w
 set of distinct stages, soon needs no model call at all.
 
 On disk an estimator is a folder: ``manifest.json`` (space, back end, profile, feature schema,
-versions, training error, file checksums) and one LightGBM *text* model per kind, gzip-compressed.
-Never pickled.
+versions, training error, file checksums) and one LightGBM *text* model per kind, gzip-compressed,
+plus, optionally, the bootstrap ensemble members of each kind that give prediction intervals
+(:mod:`estimators.uncertainty`; an estimator saved without them has no interval). Never pickled.
 """
 
 from __future__ import annotations
@@ -195,8 +196,13 @@ class LatencyEstimator:
     """Fixed cost of a block timed on its own that it does not pay inside a network; subtracted
     from every block prediction, so a network's blocks still sum to its latency."""
     meta: dict[str, Any] = field(default_factory=dict)
+    members: dict[str, tuple[KindModel, ...]] = field(default_factory=dict)
+    """Bootstrap ensemble per kind (same count for every kind), or empty: no interval."""
+    interval_floor: float = 0.0
+    """Log-latency error the ensemble cannot see, added to its spread (:mod:`.uncertainty`)."""
     _blocks: dict[tuple, float] = field(default_factory=dict, repr=False)
     _stages: dict[tuple, float] = field(default_factory=dict, repr=False)
+    _member_views: list[LatencyEstimator] = field(default_factory=list, repr=False)
 
     # -- prediction --------------------------------------------------------------------------
     def predict_blocks(self, blocks: Sequence[BlockSpec]) -> np.ndarray:
@@ -294,6 +300,18 @@ class LatencyEstimator:
                 in_channels: int = 3) -> float:
         return float(self.predict_many([arch], num_classes, in_channels)[0])
 
+    @property
+    def has_interval(self) -> bool:
+        return bool(self.members)
+
+    def predict_interval(self, archs: Iterable[Architecture | str], num_classes: int = 1000,
+                         in_channels: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(p10, p50, p90)`` latency in ms of each architecture, ``p50`` the point prediction
+        (batched and cached like :meth:`predict_many`); ``ValueError`` without members."""
+        from .uncertainty import predict_interval
+
+        return predict_interval(self, archs, num_classes, in_channels)
+
     def breakdown(self, arch: Architecture, num_classes: int = 1000, in_channels: int = 3
                   ) -> list[tuple[BlockSpec, float]]:
         """Per-block predictions (before the per-network overhead correction)."""
@@ -307,15 +325,13 @@ class LatencyEstimator:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for kind, model in self.models.items():
-            name = f"model_{kind}.txt.gz"
-            text = model.booster.model_to_string().encode()
-            atomic_write(folder / name, gzip.compress(text, mtime=0))
-            files[kind] = {"file": name, "sha256": file_sha256(folder / name),
-                           "train_rows": model.train_rows,
-                           "prior_weights": (None if model.weights is None
-                                             else dict(zip(BASIS, model.weights)))}
+        files = {kind: _save_model(folder, f"model_{kind}.txt.gz", model)
+                 for kind, model in self.models.items()}
+        members = {kind: [_save_model(folder, f"member_{kind}_{i}.txt.gz", m)
+                          for i, m in enumerate(models)]
+                   for kind, models in self.members.items()}
+        interval = ({"members": members, "floor_log_sd": self.interval_floor} if members
+                    else None)
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": "hwnas-latency-estimator",
@@ -329,13 +345,14 @@ class LatencyEstimator:
             "models": files,
             "overhead": {"scale": self.overhead[0], "offset_ms": self.overhead[1],
                          "per_block_ms": self.per_block_ms},
+            "interval": interval,
             "lightgbm_params": LGBM_PARAMS,
             "versions": {"lightgbm": lgb.__version__, "numpy": np.__version__},
             **self.meta,
             **(extra or {}),
         }
         atomic_write(folder / MANIFEST, (strict_json.dumps(manifest, indent=2) + "\n").encode())
-        self.meta = {k: v for k, v in manifest.items() if k not in _CORE_KEYS}
+        self.meta = _meta(manifest)
         return folder
 
     @classmethod
@@ -344,8 +361,6 @@ class LatencyEstimator:
              profile: str | None = None) -> LatencyEstimator:
         """Load and check an estimator folder; one-line ``ValueError`` for a missing or damaged
         manifest, a damaged model file, or an estimator built for another space / back end."""
-        import lightgbm as lgb
-
         folder = Path(folder)
         manifest = read_manifest(folder)
         checks = (("space", "space", space),
@@ -357,17 +372,15 @@ class LatencyEstimator:
                     f"estimator {folder} was built for {label} "
                     f"{manifest[key]!r}, not {wanted!r} (space {manifest['space']}, "
                     f"P={manifest['parallelism_factor']}, profile {manifest['profile']})")
-        models = {}
-        for kind, entry in manifest["models"].items():
-            file = folder / entry["file"]
-            if not file.is_file():
-                raise ValueError(f"estimator {folder} lacks its model file {entry['file']}")
-            if file_sha256(file) != entry["sha256"]:
-                raise ValueError(f"estimator model file {file} is damaged (checksum mismatch)")
-            booster = lgb.Booster(model_str=gzip.decompress(file.read_bytes()).decode())
-            raw = entry.get("prior_weights")
-            weights = None if raw is None else tuple(float(raw[b]) for b in BASIS)
-            models[kind] = KindModel(kind, weights, booster, entry.get("train_rows", 0))
+        models = {kind: _load_model(folder, kind, entry)
+                  for kind, entry in manifest["models"].items()}
+        interval = manifest.get("interval") or {"members": {}, "floor_log_sd": 0.0}
+        members = {kind: tuple(_load_model(folder, kind, e) for e in entries)
+                   for kind, entries in interval["members"].items()}
+        if members and (set(members) != set(models)
+                        or len({len(m) for m in members.values()}) != 1):
+            raise ValueError(f"damaged estimator manifest {folder / MANIFEST}: the ensemble "
+                             "needs the same number of members for every kind")
         overhead = manifest["overhead"]
         return cls(
             space=manifest["space"],
@@ -377,8 +390,34 @@ class LatencyEstimator:
             models=models,
             overhead=(float(overhead["scale"]), float(overhead["offset_ms"])),
             per_block_ms=float(overhead.get("per_block_ms", 0.0)),
-            meta={k: v for k, v in manifest.items() if k not in _CORE_KEYS},
+            meta=_meta(manifest),
+            members=members,
+            interval_floor=float(interval["floor_log_sd"]),
         )
+
+
+def _save_model(folder: Path, name: str, model: KindModel) -> dict[str, Any]:
+    """Write one model as gzipped LightGBM text; its manifest entry."""
+    text = model.booster.model_to_string().encode()
+    atomic_write(folder / name, gzip.compress(text, mtime=0))
+    return {"file": name, "sha256": file_sha256(folder / name), "train_rows": model.train_rows,
+            "prior_weights": (None if model.weights is None
+                              else dict(zip(BASIS, model.weights)))}
+
+
+def _load_model(folder: Path, kind: str, entry: dict[str, Any]) -> KindModel:
+    """One model of a manifest entry, its checksum checked."""
+    import lightgbm as lgb
+
+    file = folder / entry["file"]
+    if not file.is_file():
+        raise ValueError(f"estimator {folder} lacks its model file {entry['file']}")
+    if file_sha256(file) != entry["sha256"]:
+        raise ValueError(f"estimator model file {file} is damaged (checksum mismatch)")
+    booster = lgb.Booster(model_str=gzip.decompress(file.read_bytes()).decode())
+    raw = entry.get("prior_weights")
+    weights = None if raw is None else tuple(float(raw[b]) for b in BASIS)
+    return KindModel(kind, weights, booster, entry.get("train_rows", 0))
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -403,6 +442,11 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     if manifest["features"] != list(FEATURES):
         raise ValueError(f"estimator {folder} uses another feature schema; rebuild it")
     return manifest
+
+
+def _meta(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a manifest holds besides the estimator itself (kept and rewritten by ``save``)."""
+    return {k: v for k, v in manifest.items() if k not in _CORE_KEYS and k != "interval"}
 
 
 _CORE_KEYS = ("format_version", "kind", "space", "parallelism_factor", "backend", "profile",

@@ -49,6 +49,10 @@ def estimator_build(
     passes: Annotated[int, typer.Option(
         min=1, help="Timing passes over the whole networks (each keeps its fastest pass; "
         "1 on a simulator).")] = 2,
+    active: Annotated[int, typer.Option(
+        min=0, help="Spend --samples in this many rounds of active profiling: after a random "
+        "first round, each round measures the blocks the ensemble is most uncertain about "
+        "(0: one random sample).")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled blocks of a space on a back end and fit the LightGBM estimator.
@@ -56,10 +60,13 @@ def estimator_build(
     Resumable: run the same command again after an interruption and it measures only what is
     missing from OUT/measurements.csv and OUT/networks.csv.
     """
+    from estimators.active import round_targets
     from estimators.build import build_estimator, build_profile
 
     with user_input():
         prof = build_profile(profile, space, backend)
+        if active:
+            round_targets(samples, active)
     with progress_bar("build") as bar:
         tasks: dict[str, Any] = {}
 
@@ -71,7 +78,7 @@ def estimator_build(
 
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, progress=report,
-                                   network_passes=passes)
+                                   network_passes=passes, active=active)
     _print_fit_report(out_dir, est, rep, as_json)
 
 
@@ -108,6 +115,12 @@ def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: boo
                   f"a*sum+b {100 * ov['mape_loo_with_overhead']:.2f}%, per-block cost "
                   f"{100 * ov['mape_loo_per_block']:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
+    iv = rep.get("interval")
+    if iv and iv.get("calibrated"):
+        out.print(f"80% interval: ensemble spread plus a floor of {iv['floor_log_sd']:.3f} in log "
+                  f"latency; {iv['coverage']:.0%} of the {iv['networks']} build networks inside")
+    elif iv:
+        out.print("80% interval: ensemble spread only (too few networks to calibrate)")
 
 
 @app.command("fit")
@@ -233,8 +246,12 @@ def latency(
     a = user_arch(arch)
     est, label = user_estimator(estimator)
     ms = est.predict(a, num_classes, in_channels)
+    p10 = p90 = None  # an estimator without ensemble members has no interval
+    if est.has_interval:
+        p10, _, p90 = (float(v[0]) for v in est.predict_interval([a], num_classes, in_channels))
     note_outside(a, est.space, est.parallelism_factor)
-    info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "estimator": label,
+    info: dict[str, Any] = {"arch": a.to_string(), "latency_ms": ms, "latency_ms_p10": p10,
+                            "latency_ms_p90": p90, "estimator": label,
                             "space": est.space, "profile": est.profile, "backend": est.backend}
     blocks = est.breakdown(a, num_classes, in_channels) if per_layer else []
     if per_layer:
@@ -249,5 +266,6 @@ def latency(
             table.add_row(b.name, b.kind, f"{b.cin}->{b.cout}", str(b.in_res), f"{v:.4f}",
                           f"{v / total:.1%}")
         out.print(table)
-    out.print(f"{ms:.4f} ms on {est.profile} ({est.backend}) — {a.to_string()}",
+    interval = f" (80% interval {p10:.4f}-{p90:.4f})" if p10 is not None else ""
+    out.print(f"{ms:.4f} ms{interval} on {est.profile} ({est.backend}) — {a.to_string()}",
               highlight=False)
