@@ -531,12 +531,13 @@ def resolve_estimator(ref: str | Path) -> Path:
 
 def load_estimator(ref: LatencyEstimator | str | Path) -> tuple[LatencyEstimator, str]:
     """The estimator ``ref`` names and a label for reports: ``ref`` is a loaded estimator
-    (labelled ``profile-space``, as the shipped ones are named), a folder or a shipped
-    estimator's name (labelled by the folder it resolves to)."""
+    (labelled ``profile-space``, as the shipped ones are named), a shipped estimator's name
+    (labelled by that name) or a folder (labelled by its path)."""
     if isinstance(ref, LatencyEstimator):
         return ref, f"{ref.profile}-{ref.space}"
     if not isinstance(ref, (str, Path)):
         raise ValueError(f"estimator must be a LatencyEstimator or a folder/shipped name, got "
                          f"{type(ref).__name__}")
     folder = resolve_estimator(ref)
-    return LatencyEstimator.load(folder), str(folder)
+    shipped = folder.resolve().parent == SHIPPED_DIR
+    return LatencyEstimator.load(folder), folder.name if shipped else str(folder)

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from nas.cli import arch, compare, estimator, expert, search, space
+from nas.cli import arch, compare, estimator, expert, latency, search, space
 from nas.cli._common import UsageError, one_line
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ app = typer.Typer(
 app.add_typer(space.app, name="space")
 app.add_typer(arch.app, name="arch")
 app.add_typer(estimator.app, name="estimator")
-app.command("latency")(estimator.latency)
+app.command("latency")(latency.latency)
 app.command("search")(search.search)
 app.command("compare")(compare.compare)
 app.command("ablation")(compare.ablation)
