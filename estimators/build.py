@@ -18,7 +18,6 @@ measured elsewhere, shipped, or built before a change of the recipe.
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing as mp
 import os
 import shutil
@@ -39,11 +38,11 @@ from .backends import Backend, Measurement, backend_class, create_backend
 from .features import CONFIG_FIELDS, block_key
 from .latency import (
     BLOCK_KINDS,
-    MANIFEST,
     LatencyEstimator,
     file_sha256,
     fit_kind_selected,
     fit_overhead,
+    read_manifest,
 )
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
 from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks, fit_members
@@ -456,10 +455,9 @@ def _previous_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of ``folder`` when it is an estimator folder (a refit keeps the sample
     size, seed and network timing passes its tables were built with), else empty."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return read_manifest(folder)
+    except ValueError:  # a plain tables folder, or one hwnas cannot read
         return {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def _row_key(row: dict[str, str]) -> tuple:

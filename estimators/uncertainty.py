@@ -67,9 +67,9 @@ def fit_members(kind: str, config: np.ndarray, latency_ms: np.ndarray, paralleli
 
 
 def member_views(est: LatencyEstimator) -> list[LatencyEstimator]:
-    """One estimator per ensemble member (no overhead; :func:`member_network_ms` applies it),
-    each with its own block and stage caches, so members are batched and cached exactly as the
-    point prediction is."""
+    """One estimator per ensemble member, with the estimator's composition (per-block cost and
+    per-network overhead) and its own block and stage caches, so members are batched, cached and
+    composed exactly as the point prediction is."""
     from .latency import LatencyEstimator
 
     if not est.members:
@@ -80,17 +80,15 @@ def member_views(est: LatencyEstimator) -> list[LatencyEstimator]:
         est._member_views = [
             LatencyEstimator(est.space, est.parallelism_factor, est.backend, est.profile,
                              {kind: models[i] for kind, models in est.members.items()},
-                             per_block_ms=est.per_block_ms)
+                             overhead=est.overhead, per_block_ms=est.per_block_ms)
             for i in range(count)]
     return est._member_views
 
 
 def member_network_ms(est: LatencyEstimator, archs: Sequence[Architecture],
                       num_classes: int = 1000, in_channels: int = 3) -> np.ndarray:
-    """``(members, len(archs))`` network latencies in ms, one row per member, with the
-    estimator's per-network overhead applied to each member's sum of blocks."""
-    scale, offset = est.overhead
-    return np.stack([view.predict_many(archs, num_classes, in_channels) * scale + offset
+    """``(members, len(archs))`` network latencies in ms, one row per member."""
+    return np.stack([view.predict_many(archs, num_classes, in_channels)
                      for view in member_views(est)])
 
 

@@ -3,7 +3,6 @@ run of the whole pipeline on the roofline model (the GPU run itself needs a GPU 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, strict_loads
 
 if str(ROOT) not in sys.path:  # benchmarks/ sits beside the installed packages, not in them
     sys.path.insert(0, str(ROOT))
@@ -29,10 +28,6 @@ def _run(*args: str, out: Path | None = None) -> subprocess.CompletedProcess[str
         env["OUT"] = str(out)
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=300)
-
-
-def _reject(token: str) -> None:
-    raise ValueError(f"not strict JSON: {token}")
 
 
 @pytest.mark.slow
@@ -68,7 +63,7 @@ def test_dry_run_prints_and_writes_the_figures(tmp_path: Path) -> None:
     proc = _run("--dry-run", out=tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("{"))
-    report = json.loads(line, parse_constant=_reject)
+    report = strict_loads(line)
     assert report["profile"] == "roofline-npu32" and report["goals"] is None
     assert report["metrics"]["within_10pct"] >= 0.5 and report["metrics"]["repeat_passes"] == 1
     assert {"setup", "imports", "build_blocks", "build_networks", "build_fit",
@@ -77,8 +72,7 @@ def test_dry_run_prints_and_writes_the_figures(tmp_path: Path) -> None:
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert written == {"gpu_estimator_check.json", "eval_rows.csv", "measurements.csv",
                        "networks.csv", "manifest.json"}
-    saved = json.loads((tmp_path / "out" / "gpu_estimator_check.json").read_text(),
-                       parse_constant=_reject)
+    saved = strict_loads((tmp_path / "out" / "gpu_estimator_check.json").read_text())
     assert saved == report
 
 

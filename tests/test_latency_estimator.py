@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, strict_loads
 from estimators.backends import Measurement, create_backend
 from estimators.build import (
     BLOCK_TABLE,
@@ -274,15 +274,11 @@ def test_latency_and_eval_cli(roofline_dir: Path) -> None:
         est.predict_many([r["arch"] for r in sampled]).tolist())
     proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "6", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert tuple(json.loads(proc.stdout, parse_constant=_reject)) == METRIC_KEYS
+    assert tuple(strict_loads(proc.stdout)) == METRIC_KEYS
     proc = run_cli("estimator", "eval", "-e", str(roofline_dir), "--archs", "3")
     assert proc.returncode == 0, proc.stderr
     assert "repeat_within_10pct" in proc.stdout
     assert "repeatability ceiling: 1 by definition (deterministic back end" in proc.stdout
-
-
-def _reject(token: str) -> None:
-    raise ValueError(f"not strict JSON: {token}")
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import estimators.build as build_module
-from conftest import run_cli
+from conftest import run_cli, strict_loads
 from estimators.active import pick, round_targets
 from estimators.build import BLOCK_TABLE, build_estimator
 from estimators.latency import MANIFEST, LatencyEstimator
@@ -19,13 +19,6 @@ from estimators.uncertainty import calibrate, half_width
 from searchspaces.baselines import mobilenetv2
 from searchspaces.layers import BlockSpec
 from searchspaces.spaces import get_space
-
-
-def _strict(text: str) -> dict:
-    def reject(name: str) -> None:
-        raise ValueError(f"non-standard JSON constant {name}")
-
-    return json.loads(text, parse_constant=reject)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def _archs(n: int) -> list:
 
 
 def test_interval_round_trips_and_brackets_the_point(ensemble_dir: Path) -> None:
-    manifest = json.loads((ensemble_dir / MANIFEST).read_text())  # cv NaN: est-fit fixes
+    manifest = json.loads((ensemble_dir / MANIFEST).read_text())
     members = manifest["interval"]["members"]
     assert set(members) == set(manifest["models"])
     assert {len(m) for m in members.values()} == {8}
@@ -88,7 +81,7 @@ def test_estimator_without_members_has_no_interval(ensemble_dir: Path, tmp_path:
         est.predict_interval([mobilenetv2()])
     proc = run_cli("latency", "mobilenetv2", "-e", str(old), "--json")
     assert proc.returncode == 0, proc.stderr
-    info = _strict(proc.stdout)
+    info = strict_loads(proc.stdout)
     assert info["latency_ms_p10"] is None and info["latency_ms_p90"] is None
 
 
@@ -96,7 +89,7 @@ def test_estimator_without_members_has_no_interval(ensemble_dir: Path, tmp_path:
 def test_latency_cli_reports_the_interval(ensemble_dir: Path) -> None:
     proc = run_cli("latency", "mobilenetv2", "-e", str(ensemble_dir), "--json")
     assert proc.returncode == 0, proc.stderr
-    info = _strict(proc.stdout)
+    info = strict_loads(proc.stdout)
     assert info["latency_ms_p10"] < info["latency_ms"] < info["latency_ms_p90"]
     p10, _, p90 = LatencyEstimator.load(ensemble_dir).predict_interval([mobilenetv2()])
     assert info["latency_ms_p10"] == pytest.approx(p10[0], rel=1e-12)
