@@ -1,20 +1,27 @@
 """Compare search strategies on NAS-Bench-201: real 12-epoch accuracy x real-device latency.
 
-Each strategy searches the 15,625-architecture cell space through Ray Tune (local Ray), with a
-trial that looks the architecture up in ``data/nb201_benchmark.csv.gz`` — nothing is trained.
-After each budget (25/50/100/200/300/500 completed evaluations, up to ``--budget``) it computes
-the hypervolume of the (accuracy up, latency down) points found so far, relative to the true
-Pareto front's hypervolume. Objectives are normalised to [0, 1] over the whole table and the
-reference point is the worst accuracy and the worst latency (a missing latency counts as the
-worst). Printed per strategy: median [quartiles] over seeds.
+Every strategy searches the 15,625-architecture cell space; an evaluation looks the architecture
+up in ``data/nb201_benchmark.csv.gz`` (nothing is trained). After each budget (25/50/100/200/
+300/500 evaluations, up to ``--budget``) it computes the hypervolume of the (accuracy up,
+latency down) points found so far, relative to the true Pareto front's hypervolume. Objectives
+are normalised to [0, 1] over the whole table and the reference point is the worst accuracy and
+the worst latency (a missing latency counts as the worst).
 
-    python benchmarks/nb201_strategies.py --accuracy-column cifar10_val_12ep \\
-        --latency-column lat_ms_pixel3 --budget 200 --seeds 5 --strategies evolution,random
+By default it runs every accuracy x latency pair: the three datasets' validation accuracies
+(what a search sees) x every latency column of the table (HELP's devices and LatBench's CPUs,
+GPUs, DSPs, Edge TPU and Jetson), driving each strategy's ask/tell directly, one evaluation at a
+time: ``evolution`` and ``random`` are hwnas strategies, ``optuna-tpe`` / ``optuna-nsga2`` are
+Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/``study.tell``.
+Benchmark-only variants: ``evolution-plain`` (no model: plain aging evolution, the ablation) and
+``evolution-latency`` (told each candidate's table latency before asking, as a search with a
+latency estimator can be). Printed per pair: the median over seeds at each budget of
+``evolution`` and of the best other strategy, and whether evolution is >= it and >= 0.99 at the
+largest budget; ``--json`` gives every strategy's median and quartiles.
 
-``--direct`` drives a strategy's own ask/tell instead, one evaluation at a time and without Ray
-(``evolution`` and ``random`` only; seconds instead of minutes). With the command above it gives
-the figure the unit tests once asserted (evolution above 0.98 at 200 evaluations, and above
-random); tests/test_strategies.py now checks only that evolution improves on its start.
+    python benchmarks/nb201_strategies.py --seeds 5 --jobs 2 --json > nb201.json
+
+``--ray`` runs through Ray Tune instead (one pair at a time; minutes per strategy and seed), to
+check that the Tune adapters behave as the direct drive does.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -38,39 +47,43 @@ from nas.pareto import hypervolume_2d, normalize  # noqa: E402
 
 BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
+ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
+STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
+VARIANTS = ("evolution-plain", "evolution-latency")
+GOAL = 0.99
+
+
+def latency_columns() -> list[str]:
+    return [c for c in load_nb201().columns if c.startswith("lat_ms_")]
+
+
+def objectives_of(accuracy_column: str, latency_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and latency per row; a missing latency is the column's worst."""
+    table = load_nb201()
+    latency = table.column(latency_column)
+    return (table.column(accuracy_column),
+            np.where(np.isfinite(latency), latency, np.nanmax(latency)))
 
 
 def nb201_trial(config: dict[str, Any], accuracy_column: str, latency_column: str) -> None:
     """A Tune trial: report the table's accuracy and latency of the architecture."""
     from ray import tune
 
-    table = load_nb201()
-    row = table.row(format_arch(config))
-    latency = table.column(latency_column)
-    value = latency[row] if np.isfinite(latency[row]) else np.nanmax(latency)
-    tune.report({"accuracy": float(table.column(accuracy_column)[row]),
-                 "latency_ms": float(value), "row": row})
+    row = load_nb201().row(format_arch(config))
+    accuracy, latency = objectives_of(accuracy_column, latency_column)
+    tune.report({"accuracy": float(accuracy[row]), "latency_ms": float(latency[row]), "row": row})
 
 
-def normalised_points(accuracy_column: str, latency_column: str) -> np.ndarray:
-    table = load_nb201()
-    acc = table.column(accuracy_column)
-    lat = table.column(latency_column).copy()
-    lat[~np.isfinite(lat)] = np.nanmax(lat)
-    pts = np.column_stack([acc, lat])
-    return normalize(pts, pts.min(axis=0), pts.max(axis=0))
-
-
-def run_once(strategy: str, seed: int, budget: int, args: argparse.Namespace,
-             storage: str) -> list[int]:
-    """Rows of the table in the order the strategy evaluated them."""
+def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
+            storage: str) -> list[int]:
+    """Rows of the table in the order Tune finished them."""
     from ray import tune
 
     from nas.strategies.tune_adapter import create_searcher
 
     searcher = create_searcher(strategy, nb201_dimensions(), OBJECTIVES, seed=seed)
-    trainable = tune.with_parameters(nb201_trial, accuracy_column=args.accuracy_column,
-                                     latency_column=args.latency_column)
+    trainable = tune.with_parameters(nb201_trial, accuracy_column=pair[0],
+                                     latency_column=pair[1])
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget,
@@ -82,81 +95,208 @@ def run_once(strategy: str, seed: int, budget: int, args: argparse.Namespace,
     return [int(r) for r in frame.sort_values("timestamp")["row"]]
 
 
-def run_direct(strategy: str, seed: int, budget: int, args: argparse.Namespace) -> list[int]:
-    """Rows of the table in the order the strategy asked for them, told one at a time."""
+def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, Callable]:
+    """``ask() -> config`` and ``tell(config, accuracy, latency)`` of a strategy by name."""
+    dims = nb201_dimensions()
+    if strategy.startswith("optuna-"):
+        import optuna
+        from optuna.distributions import CategoricalDistribution
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = (optuna.samplers.TPESampler(seed=seed) if strategy == "optuna-tpe"
+                   else optuna.samplers.NSGAIISampler(seed=seed))
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        space = {k: CategoricalDistribution(list(v)) for k, v in dims.items()}
+        trials: dict[str, Any] = {}
+
+        def ask_optuna() -> dict[str, Any]:
+            trial = study.ask(space)
+            trials[format_arch(trial.params)] = trial
+            return dict(trial.params)
+
+        def tell_optuna(config: dict[str, Any], acc: float, lat: float) -> None:
+            study.tell(trials.pop(format_arch(config)), [acc, lat])
+
+        return ask_optuna, tell_optuna
     from nas.strategies import create_strategy
 
+    kwargs: dict[str, Any] = {}
+    if strategy == "evolution-plain":
+        kwargs["surrogate"] = "none"
+    elif strategy == "evolution-latency":
+        table = load_nb201()
+        kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+    name = "evolution" if strategy in VARIANTS else strategy
+    search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
+
+    def tell(config: dict[str, Any], acc: float, lat: float) -> None:
+        search.tell(config, {"accuracy": acc, "latency_ms": lat})
+
+    return search.ask, tell
+
+
+def run_direct(strategy: str, seed: int, budget: int, pair: tuple[str, str]) -> list[int]:
+    """Rows of the table in the order the strategy asked for them, told one at a time."""
     table = load_nb201()
-    accuracy = table.column(args.accuracy_column)
-    latency = table.column(args.latency_column)
-    latency = np.where(np.isfinite(latency), latency, np.nanmax(latency))
-    search = create_strategy(strategy, nb201_dimensions(), seed=seed, objectives=OBJECTIVES)
+    accuracy, latency = objectives_of(*pair)
+    ask, tell = ask_tell(strategy, seed, latency)
     rows = []
     for _ in range(budget):
-        config = search.ask()
+        config = ask()
         row = table.row(format_arch(config))
-        search.tell(config, {"accuracy": float(accuracy[row]), "latency_ms": float(latency[row])})
+        tell(config, float(accuracy[row]), float(latency[row]))
         rows.append(row)
     return rows
 
 
+def hypervolume_ratios(rows: list[int], pair: tuple[str, str],
+                       budgets: list[int]) -> list[float]:
+    """Hypervolume of the first ``b`` evaluations over the true front's, per budget."""
+    points = np.column_stack(objectives_of(*pair))
+    norm = normalize(points, points.min(axis=0), points.max(axis=0))
+    reference, maximize = (0.0, 1.0), (True, False)
+    true = hypervolume_2d(norm, reference, maximize)
+    return [hypervolume_2d(norm[rows[:b]], reference, maximize) / true for b in budgets]
+
+
+def task(job: tuple[str, str, str, int, list[int]]) -> tuple[str, str, str, int, list[float],
+                                                               float]:
+    accuracy_column, latency_column, strategy, seed, budgets = job
+    pair = (accuracy_column, latency_column)
+    start = time.process_time()
+    rows = run_direct(strategy, seed, max(budgets), pair)
+    return (accuracy_column, latency_column, strategy, seed,
+            hypervolume_ratios(rows, pair, budgets), time.process_time() - start)
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"median": float(np.median(values)), "q1": float(np.percentile(values, 25)),
+            "q3": float(np.percentile(values, 75))}
+
+
+def verdict(per: dict[str, dict[str, dict[str, float]]], budgets: list[int]) -> dict[str, Any]:
+    """Evolution against the best other strategy of :data:`STRATEGIES`, by median."""
+    out: dict[str, Any] = {"best_other": {}, "evolution_ge_best": {}}
+    for b in map(str, budgets):
+        others = {s: v[b]["median"] for s, v in per.items() if s in STRATEGIES[1:]}
+        if "evolution" not in per or not others:
+            continue
+        best = max(others, key=others.__getitem__)
+        out["best_other"][b] = {"strategy": best, "median": others[best]}
+        out["evolution_ge_best"][b] = per["evolution"][b]["median"] >= others[best]
+    if "evolution" in per:
+        out["evolution_reaches_goal"] = per["evolution"][str(max(budgets))]["median"] >= GOAL
+    return out
+
+
+def print_table(report: dict[str, Any], budgets: list[int]) -> None:
+    print(f"hypervolume / true front's, median of {report['seeds']} seeds: evolution vs the best "
+          f"other of {', '.join(STRATEGIES[1:])} (* evolution below it; ! below {GOAL} at "
+          f"{max(budgets)})")
+    print(f"{'accuracy':<10}{'latency':<46}" + "".join(f"{b:>16}" for b in budgets))
+    for pair in report["pairs"]:
+        per, v = pair["hypervolume_ratio"], pair["verdict"]
+        cells = []
+        for b in map(str, budgets):
+            evo = per.get("evolution", {}).get(b, {}).get("median", float("nan"))
+            best = v["best_other"].get(b, {}).get("median", float("nan"))
+            mark = "" if v["evolution_ge_best"].get(b, True) else "*"
+            if b == str(max(budgets)) and not v.get("evolution_reaches_goal", True):
+                mark += "!"
+            cells.append(f"{evo:.3f}/{best:.3f}{mark}".rjust(16))
+        name = pair["latency_column"].removeprefix("lat_ms_")
+        print(f"{pair['accuracy_column'].split('_')[0]:<10}{name[:45]:<46}" + "".join(cells))
+    for b in map(str, budgets):
+        wins = sum(p["verdict"]["evolution_ge_best"].get(b, False) for p in report["pairs"])
+        print(f"evolution >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
+    goal = sum(p["verdict"].get("evolution_reaches_goal", False) for p in report["pairs"])
+    print(f"evolution >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
+    print(f"CPU time per strategy (s): {report['cpu_seconds']}; wall {report['wall_seconds']} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accuracy-column", default="cifar10_val_12ep")
-    parser.add_argument("--latency-column", default="lat_ms_pixel3")
+    parser.add_argument("--accuracy-columns", default=",".join(ACCURACIES))
+    parser.add_argument("--latency-columns", default="all",
+                        help="comma-separated, or 'all' (every lat_ms_ column)")
     parser.add_argument("--budget", type=int, default=200)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--strategies", default="evolution,random,optuna-nsga2,optuna-tpe")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"of {', '.join(STRATEGIES + VARIANTS)}")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (direct drive)")
+    parser.add_argument("--ray", action="store_true", help="through Ray Tune, not directly")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--direct", action="store_true",
-                        help="drive ask/tell without Ray (evolution and random only)")
     args = parser.parse_args()
 
     table = load_nb201()
-    table.column(args.accuracy_column), table.column(args.latency_column)  # validate names
-    norm = normalised_points(args.accuracy_column, args.latency_column)
-    reference, maximize = (0.0, 1.0), (True, False)
-    true = hypervolume_2d(norm, reference, maximize)
+    accuracies = args.accuracy_columns.split(",")
+    latencies = (latency_columns() if args.latency_columns == "all"
+                 else args.latency_columns.split(","))
+    for column in accuracies + latencies:
+        table.column(column)  # a ValueError naming the known columns
+    strategies = args.strategies.split(",")
+    unknown = [s for s in strategies if s not in STRATEGIES + VARIANTS]
+    if unknown or args.ray and set(strategies) & set(VARIANTS):
+        parser.error(f"strategies must be among {', '.join(STRATEGIES + VARIANTS)} "
+                     f"(variants not with --ray), got {', '.join(unknown or strategies)}")
+    if args.jobs < 1 or args.seeds < 1 or args.budget < 1:
+        parser.error("--jobs, --seeds and --budget must be >= 1")
     budgets = [b for b in BUDGETS if b <= args.budget] or [args.budget]
+    jobs = [(a, lat, s, seed, budgets) for a in accuracies for lat in latencies
+            for s in strategies for seed in range(args.seeds)]
+    wall = time.perf_counter()
+    if args.ray:
+        results = run_all_ray(jobs, budgets)
+    elif args.jobs == 1:
+        results = [task(j) for j in jobs]
+    else:
+        with Pool(args.jobs) as pool:
+            results = pool.map(task, jobs, chunksize=1)
+    wall = time.perf_counter() - wall
+
+    ratios: dict[tuple[str, str, str], list[list[float]]] = {}
+    cpu: dict[str, float] = {s: 0.0 for s in strategies}
+    for a, lat, s, _, hv, seconds in results:
+        ratios.setdefault((a, lat, s), []).append(hv)
+        cpu[s] += seconds
+    pairs = []
+    for a in accuracies:
+        for lat in latencies:
+            per = {s: {str(b): summarise([r[i] for r in ratios[(a, lat, s)]])
+                       for i, b in enumerate(budgets)} for s in strategies}
+            pairs.append({"accuracy_column": a, "latency_column": lat,
+                          "hypervolume_ratio": per, "verdict": verdict(per, budgets)})
+    report = {"seeds": args.seeds, "budgets": budgets, "pairs": pairs,
+              "cpu_seconds": {s: round(v, 1) for s, v in cpu.items()},
+              "wall_seconds": round(wall, 1), "jobs": args.jobs}
+    if args.json:
+        print(json.dumps(report, allow_nan=False))
+    else:
+        print_table(report, budgets)
+
+
+def run_all_ray(jobs: list[tuple[str, str, str, int, list[int]]],
+                budgets: list[int]) -> list[tuple[str, str, str, int, list[float], float]]:
+    """Every job through local Ray Tune, one after the other (Tune runs 2 trials at a time)."""
+    import ray
+
     # address="local": always a fresh private instance, never a cluster some other process
     # started on this machine (whose CPUs and code path would not be ours).
-    if not args.direct:
-        import ray
-
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
-    results: dict[str, dict[int, list[float]]] = {}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    results = []
     try:
         with tempfile.TemporaryDirectory() as storage:
-            for strategy in args.strategies.split(","):
-                results[strategy] = {b: [] for b in budgets}
-                for seed in range(args.seeds):
-                    t = time.perf_counter()
-                    rows = (run_direct(strategy, seed, max(budgets), args) if args.direct
-                            else run_once(strategy, seed, max(budgets), args, storage))
-                    for b in budgets:
-                        hv = hypervolume_2d(norm[rows[:b]], reference, maximize)
-                        results[strategy][b].append(hv / true)
-                    print(f"{strategy} seed {seed}: {len(rows)} evaluations in "
-                          f"{time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+            for a, lat, s, seed, _ in jobs:
+                start = time.perf_counter()
+                rows = run_ray(s, seed, max(budgets), (a, lat), storage)
+                results.append((a, lat, s, seed, hypervolume_ratios(rows, (a, lat), budgets),
+                                time.perf_counter() - start))
+                print(f"{a} x {lat} {s} seed {seed}: {len(rows)} evaluations in "
+                      f"{results[-1][-1]:.0f} s", file=sys.stderr, flush=True)
     finally:
-        if not args.direct:
-            ray.shutdown()
-    summary = {s: {str(b): {"median": float(np.median(v)), "q1": float(np.percentile(v, 25)),
-                            "q3": float(np.percentile(v, 75))} for b, v in per.items()}
-               for s, per in results.items()}
-    if args.json:
-        print(json.dumps({"accuracy_column": args.accuracy_column,
-                          "latency_column": args.latency_column, "seeds": args.seeds,
-                          "hypervolume_ratio": summary}))
-        return
-    print(f"hypervolume / true Pareto hypervolume, {args.accuracy_column} x "
-          f"{args.latency_column}, median [q1-q3] over {args.seeds} seeds")
-    print(f"{'strategy':<14}" + "".join(f"{b:>20}" for b in budgets))
-    for s, per in summary.items():
-        cells = "".join(f"{per[str(b)]['median']:.3f} [{per[str(b)]['q1']:.3f}-"
-                        f"{per[str(b)]['q3']:.3f}]".rjust(20) for b in budgets)
-        print(f"{s:<14}{cells}")
+        ray.shutdown()
+    return results
 
 
 if __name__ == "__main__":

@@ -98,12 +98,13 @@ def test_factory_and_bad_arguments() -> None:
         Evolution(DICT_SPACE, objectives=(("accuracy", "up"),))
 
 
-def test_evolution_children_are_one_mutation_from_the_population() -> None:
+def test_plain_evolution_children_are_one_mutation_from_the_population() -> None:
     space = get_space("mbv2", 32)
-    evo = Evolution(space, OBJECTIVES, population_size=5, sample_size=2, seed=4)
+    evo = Evolution(space, OBJECTIVES, population_size=5, sample_size=2, seed=4,
+                    surrogate="none")
     drive(evo, 5)
     for _ in range(10):
-        members = [c for c, _ in evo.population]
+        members = [c for c, _ in (*evo.population, *evo.archive)]
         child = evo.ask()
         diffs = [sum(child[k] != m[k] for k in child) for m in members]
         assert 1 <= min(diffs) <= 2  # a block change to/from conv also resets the expansion

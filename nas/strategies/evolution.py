@@ -1,25 +1,37 @@
-"""Multi-objective regularized (aging) evolution.
+"""Multi-objective regularized (aging) evolution, model-assisted by default.
 
 Regularized evolution (Real et al., "Regularized Evolution for Image Classifier Architecture
 Search", AAAI 2019) keeps a FIFO population: each new candidate is a mutation of a tournament
 winner, and the *oldest* member leaves, which favours architectures that stay good under
 retraining. Here the tournament is multi-objective, NSGA-II style (Deb et al., 2002): the winner
-of a random sample of the population has the lowest non-dominated rank, ties broken by the
-largest crowding distance.
+of a random sample has the lowest non-dominated rank, ties broken by the largest crowding
+distance. Parents come from the population *and* an archive of every non-dominated point found
+so far, so a front point found early is not lost when it ages out.
 
-It searches either a hwnas :class:`~searchspaces.spaces.SearchSpace` (genome-aware mutation:
-one stage's block, kernel, expansion or repeats, one channel step, the width multiplier or the
-resolution, through ``space.mutate``) or a plain categorical space ``{name: choices}`` (one
-dimension changed to another value), so the same searcher runs on tabular benchmarks.
+Model-assisted (``surrogate="lightgbm"``, the default): after ``initial`` random trials each ask
+breeds a pool of ``candidates`` children (mutations, uniform crossovers of two parents and a few
+random configs), a LightGBM model fitted to every finished trial predicts their objectives, and
+the child that adds the most predicted hypervolume to the front is asked
+(:mod:`nas.strategies.surrogate`); with probability ``exploration`` a random pool member is
+asked instead, so a wrong model cannot trap the search. An objective named in ``known`` (e.g.
+latency from an estimator, known before training) is computed instead of predicted. Children
+asked but not yet told count in the front at their predicted values ("kriging believer"), so
+concurrent asks spread out. ``surrogate="none"`` is plain aging evolution, one mutation per ask
+(kept for ablation).
+
+It searches either a hwnas :class:`~searchspaces.spaces.SearchSpace` (genome-aware mutation
+through ``space.mutate``; crossover swaps whole choices and keeps only valid children) or a
+plain categorical space ``{name: choices}``, so the same searcher runs on tabular benchmarks.
 
 Ask/tell, no Ray: an adapter turns it into a Ray Tune ``Searcher``. Its whole state is
-JSON-serializable (:meth:`state_dict`), so a resumed search keeps its population.
+JSON-serializable (:meth:`state_dict`); the model is refitted from the trial history, never
+saved, so a resumed search continues exactly.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +39,17 @@ import numpy as np
 from nas.pareto import crowding_distance, nondominated_ranks
 from searchspaces.spaces import SearchSpace
 
-from .base import AskTellStrategy
+from .base import AskTellStrategy, config_key
+from .surrogate import acquisition, encode, fit_predict
 
 Objectives = Sequence[tuple[str, str]]
+Member = tuple[dict[str, Any], list[float]]
+SURROGATES = ("lightgbm", "none")
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """``a`` no worse than ``b`` everywhere and better somewhere (values already minimised)."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
 
 
 class Evolution(AskTellStrategy):
@@ -38,7 +58,9 @@ class Evolution(AskTellStrategy):
     def __init__(self, space: SearchSpace | Mapping[str, Sequence[Any]],
                  objectives: Objectives = (("accuracy", "max"), ("latency_ms", "min")),
                  population_size: int = 20, sample_size: int = 8, seed: int = 0,
-                 max_retries: int = 50) -> None:
+                 max_retries: int = 50, surrogate: str = "lightgbm", candidates: int = 32,
+                 initial: int = 10, exploration: float = 0.1,
+                 known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
@@ -46,32 +68,103 @@ class Evolution(AskTellStrategy):
         for name, mode in objectives:
             if mode not in ("min", "max"):
                 raise ValueError(f"objective {name!r}: mode must be 'min' or 'max', got {mode!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
+        if candidates < 1 or initial < 1 or not 0.0 <= exploration <= 1.0:
+            raise ValueError(f"need candidates >= 1, initial >= 1 and exploration in [0, 1], got "
+                             f"{candidates}, {initial}, {exploration}")
+        unknown = sorted(set(known or ()) - {n for n, _ in objectives})
+        if unknown:
+            raise ValueError(f"known objectives {', '.join(unknown)} are not among the objectives")
         super().__init__(space, seed, max_retries)
         self.objectives = [(n, m) for n, m in objectives]
+        self.signs = np.array([-1.0 if m == "max" else 1.0 for _, m in self.objectives])
         self.population_size, self.sample_size = population_size, sample_size
-        self.population: deque[tuple[dict[str, Any], list[float]]] = deque(
-            maxlen=population_size)
+        self.surrogate, self.candidates = surrogate, candidates
+        self.initial, self.exploration = initial, exploration
+        self.known = dict(known or {})
+        self.population: deque[Member] = deque(maxlen=population_size)
+        self.history: list[Member] = []
+        self.archive: list[Member] = []
+        self.pending: dict[str, list[float]] = {}
 
     # -- ask / tell ---------------------------------------------------------------------------
     def propose(self) -> dict[str, Any]:
-        if len(self.population) < self.population_size:
+        if self.surrogate == "none":
+            if len(self.population) < self.population_size:
+                return self.random_config()
+            return self._child()
+        if len(self.history) < self.initial:
             return self.random_config()
-        return self._mutate(self._tournament())
+        pool = self._pool()
+        if not pool:
+            return self.random_config()
+        predicted = self._predict(pool)
+        if self.rng.random() < self.exploration:
+            pick = int(self.rng.integers(len(pool)))
+        else:
+            pick = int(np.argmax(self._scores(predicted)))
+        self.pending[config_key(pool[pick])] = [float(v) for v in predicted[pick]]
+        return pool[pick]
 
     def tell(self, config: Mapping[str, Any], result: Mapping[str, float] | None) -> None:
         """Record a finished candidate; ``None`` or a missing/NaN objective leaves it out of
-        the population (it still counts as seen)."""
+        the population, archive and model (it still counts as seen)."""
         super().tell(config, result)
+        self.pending.pop(config_key(config), None)
         if result is None:
             return
         values = [result.get(name) for name, _ in self.objectives]
         if any(v is None or not np.isfinite(v) for v in values):
             return
-        self.population.append((dict(config), [float(v) for v in values]))
+        member = (dict(config), [float(v) for v in values])
+        self.population.append(member)
+        self.history.append(member)
+        self._archive(member)
+
+    def _archive(self, member: Member) -> None:
+        """Keep exactly the non-dominated trials (equal points all stay)."""
+        new = self._minimised(member[1])
+        if any(dominates(self._minimised(v), new) for _, v in self.archive):
+            return
+        self.archive = [m for m in self.archive if not dominates(new, self._minimised(m[1]))]
+        self.archive.append(member)
+
+    def _minimised(self, values: Sequence[float]) -> list[float]:
+        return [float(v) for v in np.asarray(values) * self.signs]
+
+    # -- model ----------------------------------------------------------------------------------
+    def _predict(self, pool: list[dict[str, Any]]) -> np.ndarray:
+        """Each pool child's objectives: computed when known, else the model's prediction."""
+        configs = [c for c, _ in self.history]
+        x_train, x_pool = (encode(part, self.dimensions) for part in (configs, pool))
+        y = np.array([v for _, v in self.history])
+        columns = []
+        for j, (name, _) in enumerate(self.objectives):
+            if name in self.known:
+                columns.append(np.array([float(self.known[name](dict(c))) for c in pool]))
+            else:
+                columns.append(fit_predict(x_train, y[:, j], x_pool))
+        return np.column_stack(columns)
+
+    def _scores(self, predicted: np.ndarray) -> np.ndarray:
+        """Acquisition of each predicted point against the archive plus pending asks, all
+        minimised and scaled by the range of the trials so far."""
+        front = [v for _, v in self.archive] + list(self.pending.values())
+        told = np.array([v for _, v in self.history]) * self.signs
+        lo, span = told.min(axis=0), np.ptp(told, axis=0)
+        span = np.where(span > 0, span, 1.0)
+        scale = lambda v: (np.asarray(v, dtype=np.float64) * self.signs - lo) / span  # noqa: E731
+        return acquisition(scale(front), scale(predicted))
 
     # -- operators ----------------------------------------------------------------------------
-    def _tournament(self) -> dict[str, Any]:
-        members = list(self.population)
+    def _parents(self) -> list[Member]:
+        """Population and archive, each trial once."""
+        members = {config_key(c): (c, v) for c, v in (*self.population, *self.archive)}
+        return list(members.values())
+
+    def _fitness(self, members: list[Member]) -> tuple[np.ndarray, np.ndarray]:
+        """Non-dominated rank and crowding distance of each member (within its rank)."""
         values = np.array([v for _, v in members])
         maximize = [mode == "max" for _, mode in self.objectives]
         ranks = nondominated_ranks(values, maximize)
@@ -79,9 +172,54 @@ class Evolution(AskTellStrategy):
         for r in np.unique(ranks):
             idx = np.flatnonzero(ranks == r)
             crowd[idx] = crowding_distance(values[idx])
-        sample = self.rng.choice(len(members), size=self.sample_size, replace=False)
+        return ranks, crowd
+
+    def _tournament(self, members: list[Member], fitness: tuple[np.ndarray, np.ndarray]
+                    ) -> dict[str, Any]:
+        ranks, crowd = fitness
+        size = min(self.sample_size, len(members))
+        sample = self.rng.choice(len(members), size=size, replace=False)
         best = min(sample, key=lambda i: (ranks[i], -crowd[i], i))
         return members[int(best)][0]
+
+    def _child(self) -> dict[str, Any]:
+        members = self._parents()
+        return self._mutate(self._tournament(members, self._fitness(members)))
+
+    def _pool(self) -> list[dict[str, Any]]:
+        """Up to ``candidates`` distinct unseen children: 1 in 8 random, the rest mutations of a
+        tournament winner, a quarter of them crossed with a second winner first. (A pool of 128
+        with a quarter random and half the children mutated twice measured no better on 10
+        NAS-Bench-201 pairs: mean hypervolume ratio at 200 evaluations 0.974 against 0.979.)"""
+        members = self._parents()
+        fitness = self._fitness(members)
+        pool: dict[str, dict[str, Any]] = {}
+        for _ in range(4 * self.candidates):
+            if len(pool) >= self.candidates:
+                break
+            draw = self.rng.random()
+            if draw < 0.125:
+                child = self.random_config()
+            else:
+                parent = self._tournament(members, fitness)
+                if draw < 0.125 + 0.875 / 4:
+                    parent = self._crossover(parent, self._tournament(members, fitness))
+                child = self._mutate(parent)
+            key = config_key(child)
+            if key not in self.seen and key not in pool:
+                pool[key] = child
+        return list(pool.values())
+
+    def _crossover(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        """Each choice from ``a`` or ``b`` with equal odds; ``a`` when the mix is not a valid
+        architecture of the space."""
+        child = {k: (a[k] if self.rng.random() < 0.5 else b[k]) for k in a}
+        if self.space is None:
+            return child
+        try:
+            return self.space.to_choices(self.space.from_choices(child))
+        except ValueError:
+            return dict(a)
 
     def _mutate(self, parent: Mapping[str, Any]) -> dict[str, Any]:
         if self.space is not None:
@@ -99,11 +237,21 @@ class Evolution(AskTellStrategy):
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this left off (JSON-serializable)."""
-        return {**super().state_dict(), "population": [[c, v] for c, v in self.population]}
+        def rows(members: Sequence[Member]) -> list[list[Any]]:
+            return [[c, v] for c, v in members]
+
+        return {**super().state_dict(), "population": rows(self.population),
+                "history": rows(self.history), "archive": rows(self.archive),
+                "pending": self.pending}
 
     def load_state_dict(self, state: Mapping[str, Any], extra: Any = None) -> None:
-        def population(st: Mapping[str, Any]) -> None:
-            self.population = deque(((dict(c), list(v)) for c, v in st["population"]),
-                                    maxlen=self.population_size)
+        def members(rows: Sequence[Sequence[Any]]) -> list[Member]:
+            return [(dict(c), [float(x) for x in v]) for c, v in rows]
 
-        super().load_state_dict(state, population)
+        def restore(st: Mapping[str, Any]) -> None:
+            self.population = deque(members(st["population"]), maxlen=self.population_size)
+            self.history = members(st["history"])
+            self.archive = members(st["archive"])
+            self.pending = {str(k): [float(x) for x in v] for k, v in st["pending"].items()}
+
+        super().load_state_dict(state, restore)
