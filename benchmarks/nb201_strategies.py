@@ -190,28 +190,33 @@ def verdict(per: dict[str, dict[str, dict[str, float]]], budgets: list[int]) -> 
 
 
 def print_table(report: dict[str, Any], budgets: list[int]) -> None:
-    print(f"hypervolume / true front's, median of {report['seeds']} seeds: evolution vs the best "
-          f"other of {', '.join(STRATEGIES[1:])} (* evolution below it; ! below {GOAL} at "
-          f"{max(budgets)})")
-    print(f"{'accuracy':<10}{'latency':<46}" + "".join(f"{b:>16}" for b in budgets))
+    """A Markdown table: per pair and budget, evolution's median / the best other's, marked
+    ``*`` where evolution is below it and ``!`` where it is below the goal at the last budget."""
+    print(f"Hypervolume / true front's, median of {report['seeds']} seeds: evolution / best of "
+          f"{', '.join(STRATEGIES[1:])} (`*` evolution below it; `!` below {GOAL} at "
+          f"{max(budgets)})\n")
+    print("| accuracy | latency | " + " | ".join(map(str, budgets)) + " |")
+    print("|---|---|" + "---|" * len(budgets))
     for pair in report["pairs"]:
         per, v = pair["hypervolume_ratio"], pair["verdict"]
         cells = []
         for b in map(str, budgets):
             evo = per.get("evolution", {}).get(b, {}).get("median", float("nan"))
             best = v["best_other"].get(b, {}).get("median", float("nan"))
-            mark = "" if v["evolution_ge_best"].get(b, True) else "*"
+            mark = "" if v["evolution_ge_best"].get(b, True) else "\\*"
             if b == str(max(budgets)) and not v.get("evolution_reaches_goal", True):
                 mark += "!"
-            cells.append(f"{evo:.3f}/{best:.3f}{mark}".rjust(16))
+            cells.append(f"{evo:.3f} / {best:.3f}{mark}")
         name = pair["latency_column"].removeprefix("lat_ms_")
-        print(f"{pair['accuracy_column'].split('_')[0]:<10}{name[:45]:<46}" + "".join(cells))
+        print(f"| {pair['accuracy_column'].split('_')[0]} | {name} | " + " | ".join(cells) + " |")
+    print()
     for b in map(str, budgets):
         wins = sum(p["verdict"]["evolution_ge_best"].get(b, False) for p in report["pairs"])
-        print(f"evolution >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
+        print(f"- evolution >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
     goal = sum(p["verdict"].get("evolution_reaches_goal", False) for p in report["pairs"])
-    print(f"evolution >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
-    print(f"CPU time per strategy (s): {report['cpu_seconds']}; wall {report['wall_seconds']} s")
+    print(f"- evolution >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
+    print(f"- CPU seconds per strategy: {report['cpu_seconds']}; wall {report['wall_seconds']} s "
+          f"with {report['jobs']} jobs")
 
 
 def main() -> None:
@@ -226,7 +231,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (direct drive)")
     parser.add_argument("--ray", action="store_true", help="through Ray Tune, not directly")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--table", nargs="+", metavar="JSON",
+                        help="print the table of saved --json reports (one run split in parts)")
     args = parser.parse_args()
+    if args.table:
+        reports = [json.loads(Path(p).read_text()) for p in args.table]
+        merged = {**reports[0], "pairs": [p for r in reports for p in r["pairs"]],
+                  "wall_seconds": round(sum(r["wall_seconds"] for r in reports), 1),
+                  "cpu_seconds": {s: round(sum(r["cpu_seconds"][s] for r in reports), 1)
+                                  for s in reports[0]["cpu_seconds"]}}
+        print_table(merged, merged["budgets"])
+        return
 
     table = load_nb201()
     accuracies = args.accuracy_columns.split(",")

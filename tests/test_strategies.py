@@ -4,6 +4,7 @@ own behaviour on the NAS-Bench-201 table (its benchmark figures: benchmarks/nb20
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,15 @@ def space(request: pytest.FixtureRequest) -> Any:
     return DICT_SPACE if request.param == "dict" else get_space("mbv2-small", 16)
 
 
-def drive(strategy: Any, n: int) -> list[dict[str, Any]]:
+def drive(strategy: Any, n: int,
+          result: Callable[[dict[str, Any]], dict[str, float]] = fake_result
+          ) -> list[dict[str, Any]]:
+    """Ask ``n`` configs one at a time, telling each its ``result``."""
     asked = []
     for _ in range(n):
         config = strategy.ask()
         asked.append(config)
-        strategy.tell(config, fake_result(config))
+        strategy.tell(config, result(config))
     return asked
 
 
