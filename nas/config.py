@@ -26,6 +26,11 @@ from nas.strategies import SEARCHERS
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
 """The datasets :mod:`nas.data` reads; named here so that loading a config imports no torch."""
+DATA_PATHS: tuple[str, ...] = ("auto", "memory", "stream")
+AUGMENTATIONS: tuple[str, ...] = ("auto", "none", "crop", "crop_flip")
+"""``training.augment`` values (:func:`nas.fastdata.augment`); ``auto`` is ``crop_flip`` where a
+mirror image is the same class (CIFAR-10, ImageFolder photos) and ``crop`` where it is not (a
+mirrored digit is another glyph)."""
 
 
 class _Section(BaseModel):
@@ -97,6 +102,37 @@ class TrainingConfig(_Section):
     reduction_factor: float = Field(3.0, gt=1)
     surrogate: bool = Field(False, description="score candidates with the training-free NASWOT "
                             "proxy (nas/surrogate.py) instead of training them")
+    # The in-memory fast path (nas/fasttrain.py, docs/search.md "Fast training path").
+    data_path: str = Field("auto", description="auto: hold the dataset on the trial's device "
+                           "(uint8) when it fits memory_cap_mib, else stream it; memory; stream")
+    memory_cap_mib: float = Field(1024.0, gt=0, description="largest dataset (uint8 images at "
+                                  "the trial's resolution, train + val) auto holds on a device")
+    memory_batch_size: int | None = Field(
+        None, ge=1, description="batch on the in-memory path (default batch_size); lr is scaled "
+        "linearly: lr * memory_batch_size / batch_size")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="in-memory path only")
+    augment: str = Field("none", description="in-memory path: none, crop, crop_flip or auto "
+                         "(crop_flip, but crop alone on digits); off by default: it slows "
+                         "learning in a brief trial (benchmarks/fastpath_accuracy.py)")
+    mixed_precision: bool | None = Field(
+        None, description="in-memory path autocast: bf16 (fp16 with loss scaling on GPUs "
+        "without bf16); default on for CUDA, off on CPU")
+
+    @field_validator("data_path")
+    @classmethod
+    def _known_data_path(cls, value: str) -> str:
+        if value not in DATA_PATHS:
+            raise ValueError(f"unknown data_path {value!r}; choose auto (hold the dataset on "
+                             "the device when it fits memory_cap_mib), memory or stream")
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augment(cls, value: str) -> str:
+        if value not in AUGMENTATIONS:
+            raise ValueError(f"unknown augment {value!r}; choose one of "
+                             f"{', '.join(AUGMENTATIONS)}")
+        return value
 
 
 class ResourcesConfig(_Section):

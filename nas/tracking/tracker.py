@@ -48,8 +48,10 @@ from nas.tracking.text import search_note, trial_label, trial_run_name
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
 RESULT_METRICS = ("accuracy", "latency_ms", "params", "peak_activation_bytes", "macs", "epochs",
-                  "train_seconds", "rejected", "train_loss", "val_loss", "surrogate")
-EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds")
+                  "train_seconds", "rejected", "train_loss", "val_loss", "surrogate",
+                  "images_per_second")
+EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds", "epoch_seconds",
+                 "images_per_second")
 CONFIG_ARTIFACT = "search_config.yaml"
 
 
