@@ -6,7 +6,8 @@ triangle), each inside the image and apart from the others by at least one pixel
 ignore border, so boxes never overlap and neither do masks. The shapes listed in ``shapes`` are
 the classes, in label order; ``distractors`` are drawn but not annotated (background in the
 masks), which makes presence detection a real task: :data:`PRESENCE` annotates triangles as
-``person`` among circles and squares, and about a third of its images have no person.
+``person`` among circles and squares, and 62% of its images have no person
+(a quarter have no shape at all).
 
 Scene ``i`` of seed ``s`` is drawn from ``numpy.random.default_rng((s, i))`` alone, so the same
 seed gives byte-identical files, a larger ``num_images`` extends a smaller set, and
