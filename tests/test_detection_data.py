@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import file_tree
 from nas.data import IMAGENET_MEAN, IMAGENET_STD
 from nas.datasets import detection_collate, make_detection_datasets, synthetic
 from nas.datasets.detection import _stratum, read_coco
@@ -18,11 +19,6 @@ from nas.datasets.synthetic import PRESENCE, SceneSpec, scenes, write_detection_
 
 SPEC = SceneSpec(image_size=48, num_images=24)
 
-
-def _tree(root: Path) -> list[tuple[str, int, int]]:
-    """Every file and folder under ``root`` with its size and mtime: 'nothing was written'."""
-    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in root.rglob("*"))
 
 
 def _items(dataset: torch.utils.data.Dataset) -> list:
@@ -94,6 +90,11 @@ def test_generator_refuses_an_existing_folder_and_leaves_nothing_on_failure(
     with pytest.raises(OSError, match="disk full"):
         write_detection_dataset(tmp_path / "new", SPEC)
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no set, no temporary folder
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        write_detection_dataset(tmp_path / "sub" / "new", SPEC, seed=-1)
+    with pytest.raises(ValueError, match="each shape once"):
+        SceneSpec(shapes=("circle", "square"), distractors=("circle",))
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
 # --------------------------------------------------------------------------- loader
@@ -131,13 +132,12 @@ def _names(dataset: torch.utils.data.Dataset) -> list[str]:
 
 
 def test_split_is_seeded_stratified_and_capped(coco: Path) -> None:
-    names = _names
     a = make_detection_datasets(32, data_dir=coco, seed=1)
     b = make_detection_datasets(32, data_dir=coco, seed=1)
     c = make_detection_datasets(32, data_dir=coco, seed=2)
-    assert names(a.train) == names(b.train) and names(a.val) == names(b.val)
-    assert names(a.val) != names(c.val)
-    assert not set(names(a.train)) & set(names(a.val))
+    assert _names(a.train) == _names(b.train) and _names(a.val) == _names(b.val)
+    assert _names(a.val) != _names(c.val)
+    assert not set(_names(a.train)) & set(_names(a.val))
     # Strata are each image's most frequent label, or 3 (no boxes); 20% of each goes to val.
     strata = [Counter(_stratum(s, 3) for s in d.samples) for d in (a.train, a.val)]
     for key, n_val in strata[1].items():
@@ -145,8 +145,8 @@ def test_split_is_seeded_stratified_and_capped(coco: Path) -> None:
                             strata[0][key] + n_val - 1)
     assert set(strata[1]) == {0, 1, 2, 3}
     capped = make_detection_datasets(32, data_dir=coco, seed=1, max_train=7, max_val=2)
-    assert len(capped.train) == 7 and set(names(capped.train)) <= set(names(a.train))
-    assert len(capped.val) == 2 and set(names(capped.val)) <= set(names(a.val))
+    assert len(capped.train) == 7 and set(_names(capped.train)) <= set(_names(a.train))
+    assert len(capped.val) == 2 and set(_names(capped.val)) <= set(_names(a.val))
 
 
 def test_a_train_and_val_layout_is_its_own_split(tmp_path: Path) -> None:
@@ -219,12 +219,12 @@ def test_bad_annotations_are_one_line_naming_file_and_entry(broken: Path, case: 
     doc = json.loads(ann_file.read_text())
     text = _edit(doc, case)
     ann_file.write_text(text if text is not None else json.dumps(doc))
-    before = _tree(broken.parent)
+    before = file_tree(broken.parent)
     with pytest.raises(ValueError, match=message) as info:
         make_detection_datasets(32, data_dir=broken)
     text = str(info.value)
     assert "\n" not in text and text.startswith(str(ann_file))
-    assert _tree(broken.parent) == before
+    assert file_tree(broken.parent) == before
 
 
 def test_crowd_boxes_are_checked_then_dropped(broken: Path) -> None:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from conftest import file_tree
 from nas.datasets import make_detection_datasets, make_segmentation_datasets
 from nas.datasets.synthetic import (
     PRESENCE,
@@ -22,10 +23,6 @@ from nas.datasets.synthetic import (
 
 SPEC = SceneSpec(image_size=48, num_images=24, ignore_border=1)
 
-
-def _tree(root: Path) -> list[tuple[str, int, int]]:
-    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in root.rglob("*"))
 
 
 def _by_name(dataset: torch.utils.data.Dataset, attr: str) -> dict[str, tuple]:
@@ -163,11 +160,11 @@ def _damage(root: Path, case: str) -> None:
 def test_bad_masks_are_one_line_naming_file_and_entry(broken: Path, case: str,
                                                       message: str) -> None:
     _damage(broken, case)
-    before = _tree(broken.parent)
+    before = file_tree(broken.parent)
     with pytest.raises(ValueError, match=message) as info:
         make_segmentation_datasets(32, data_dir=broken)
     assert "\n" not in str(info.value)
-    assert _tree(broken.parent) == before
+    assert file_tree(broken.parent) == before
 
 
 def test_num_classes_stands_in_for_classes_txt(broken: Path) -> None:

@@ -74,8 +74,9 @@ class SceneSpec:
             raise ValueError(f"need image_size >= 16 and num_images >= 1, got "
                              f"{self.image_size} and {self.num_images}")
         unknown = [s for s in (*self.shapes, *self.distractors) if s not in SHAPES]
-        if not self.shapes or unknown or set(self.shapes) & set(self.distractors):
-            raise ValueError(f"shapes (non-empty) and distractors (disjoint from shapes) are "
+        kinds = (*self.shapes, *self.distractors)
+        if not self.shapes or unknown or len(set(kinds)) != len(kinds):
+            raise ValueError(f"shapes (non-empty) and distractors (each shape once) are "
                              f"drawn from {', '.join(SHAPES)}; got {self.shapes} and "
                              f"{self.distractors}")
         if self.class_names is not None and len(self.class_names) != len(self.shapes):
@@ -172,11 +173,12 @@ def render_scene(spec: SceneSpec, rng: np.random.Generator) -> Scene:
 
 
 def scenes(spec: SceneSpec, seed: int) -> Iterator[Scene]:
-    """The ``spec.num_images`` scenes of ``seed``; scene ``i`` from ``default_rng((seed, i))``."""
+    """The ``spec.num_images`` scenes of ``seed``, drawn lazily; scene ``i`` from
+    ``default_rng((seed, i))``. The seed is checked now, before anything is drawn."""
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    for i in range(spec.num_images):
-        yield render_scene(spec, np.random.default_rng((int(seed), i)))
+    return (render_scene(spec, np.random.default_rng((int(seed), i)))
+            for i in range(spec.num_images))
 
 
 @contextlib.contextmanager
@@ -225,9 +227,10 @@ def write_detection_dataset(root: str | Path, spec: SceneSpec = SceneSpec(),
     (COCO ids from 1, category ``k + 1`` for class ``k``); returns ``root``."""
     root = Path(root).expanduser()
     images, annotations = [], []
+    drawn = scenes(spec, seed)
     with _new_folder(root) as tmp:
         (tmp / detection.IMAGES).mkdir()
-        for i, scene in enumerate(scenes(spec, seed)):
+        for i, scene in enumerate(drawn):
             name = f"{i:06d}.png"
             _save_png(scene.image, tmp / detection.IMAGES / name)
             images.append({"id": i + 1, "file_name": name, "width": spec.image_size,
@@ -249,11 +252,11 @@ def write_segmentation_dataset(root: str | Path, spec: SceneSpec = SceneSpec(),
     suffix), ``root/SegmentationClass/*.png`` (VOC palette) and ``root/classes.txt``
     (``background`` first); returns ``root``."""
     root = Path(root).expanduser()
-    palette = voc_palette()
+    palette, drawn = voc_palette(), scenes(spec, seed)
     with _new_folder(root) as tmp:
         (tmp / segmentation.IMAGES).mkdir()
         (tmp / segmentation.MASKS).mkdir()
-        for i, scene in enumerate(scenes(spec, seed)):
+        for i, scene in enumerate(drawn):
             _save_png(scene.image, tmp / segmentation.IMAGES / f"{i:06d}.png")
             _save_png(scene.mask, tmp / segmentation.MASKS / f"{i:06d}.png", palette)
         (tmp / segmentation.CLASSES).write_text("\n".join(("background", *spec.classes)) + "\n")
