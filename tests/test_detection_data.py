@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from conftest import file_tree
 from nas.data import IMAGENET_MEAN, IMAGENET_STD
-from nas.datasets import detection_collate, make_detection_datasets, synthetic
+from nas.datasets import _common, detection_collate, make_detection_datasets, synthetic
 from nas.datasets.detection import _stratum, read_coco
 from nas.datasets.synthetic import PRESENCE, SceneSpec, scenes, write_detection_dataset
 
@@ -125,6 +125,17 @@ def test_images_are_the_written_pixels_normalised(coco: Path) -> None:
     pixels = torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     torch.testing.assert_close(image, (pixels - mean) / std)
+
+
+def test_preloaded_and_per_item_decoding_give_the_same_items(
+        coco: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    preloaded = make_detection_datasets(20, data_dir=coco, seed=0)
+    assert preloaded.train.images.stacked is not None
+    monkeypatch.setattr(_common, "PRELOAD_BYTES", 0)
+    per_item = make_detection_datasets(20, data_dir=coco, seed=0)
+    assert per_item.train.images.stacked is None
+    for (a, ta), (b, tb) in zip(_items(preloaded.train), _items(per_item.train)):
+        assert torch.equal(a, b) and torch.equal(ta["boxes"], tb["boxes"])
 
 
 def _names(dataset: torch.utils.data.Dataset) -> list[str]:

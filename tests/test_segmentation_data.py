@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import file_tree
-from nas.datasets import make_detection_datasets, make_segmentation_datasets
+from nas.datasets import TASK_DATASETS, _common, make_detection_datasets, make_segmentation_datasets
 from nas.datasets.synthetic import (
     PRESENCE,
     SceneSpec,
@@ -69,6 +69,17 @@ def test_nearest_resize_keeps_class_ids(voc: Path, resolution: int) -> None:
     for _, mask in (split.train[i] for i in range(6)):
         assert mask.shape == (resolution, resolution)
         assert set(mask.unique().tolist()) <= {0, 1, 2, 3, 255}
+
+
+def test_preloaded_and_per_item_decoding_give_the_same_items(
+        voc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    preloaded = make_segmentation_datasets(30, data_dir=voc, seed=0)
+    assert preloaded.val.masks.stacked is not None
+    monkeypatch.setattr(_common, "PRELOAD_BYTES", 0)
+    per_item = make_segmentation_datasets(30, data_dir=voc, seed=0)
+    assert per_item.val.masks.stacked is None and per_item.val.images.stacked is None
+    for i in range(len(per_item.val)):
+        assert all(torch.equal(a, b) for a, b in zip(preloaded.val[i], per_item.val[i]))
 
 
 @pytest.mark.parametrize("resolution", [48, 80])
@@ -165,6 +176,15 @@ def test_bad_masks_are_one_line_naming_file_and_entry(broken: Path, case: str,
         make_segmentation_datasets(32, data_dir=broken)
     assert "\n" not in str(info.value)
     assert file_tree(broken.parent) == before
+
+
+def test_task_datasets_name_both_loaders(voc: Path) -> None:
+    split = TASK_DATASETS["voc-segmentation"](32, data_dir=voc, val_fraction=0.25, seed=1,
+                                              max_train=10)
+    direct = make_segmentation_datasets(32, data_dir=voc, val_fraction=0.25, seed=1)
+    assert len(split.train) == 10 and len(direct.train) == 24 - len(direct.val)
+    assert split.val.samples == direct.val.samples
+    assert TASK_DATASETS["coco-detection"] is make_detection_datasets
 
 
 def test_num_classes_stands_in_for_classes_txt(broken: Path) -> None:

@@ -1,11 +1,18 @@
 """What the detection and segmentation loaders share: reading an image file safely, turning it
 into the model's normalised square input, and the seeded stratified split of ``nas.data``
-applied to one stratification key per image."""
+applied to one stratification key per image.
+
+Trials load data in the training process (no loader workers), so decoding a PNG on every item
+of every epoch would cost more than training a small candidate on it. A set whose images, at the
+model's resolution, fit in :data:`PRELOAD_BYTES` as uint8 (the synthetic sets, VOC at small
+resolutions) is therefore decoded once into one tensor, as ``nas.data`` holds CIFAR-10; a
+larger one is decoded per item. Both paths quantise the resized image to uint8, so an item is
+the same either way."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,7 @@ from nas.data import IMAGENET_MEAN, IMAGENET_STD, _cap, _resize, stratified_spli
 
 _MEAN = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(-1, 1, 1)
 _STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(-1, 1, 1)
+PRELOAD_BYTES = 256 * 2**20
 
 
 def open_image(path: Path, mode: str | None = None) -> Any:
@@ -47,13 +55,33 @@ def image_size(path: Path) -> tuple[int, int]:
         raise ValueError(f"cannot read image {path}: {exc}") from exc
 
 
-def model_input(path: Path, resolution: int) -> torch.Tensor:
-    """The RGB image at ``path`` as a float32 ``(3, resolution, resolution)`` tensor, resized
-    bilinearly (aspect ratio not kept, as for ``imagefolder``) and standardised with the
-    ImageNet statistics."""
-    image = pil_to_tensor(open_image(path, "RGB")).to(torch.float32).div_(255.0)
-    image = _resize(image.unsqueeze(0), resolution).squeeze(0)
-    return (image - _MEAN) / _STD
+def image_at(path: Path, resolution: int) -> torch.Tensor:
+    """The RGB image at ``path`` as uint8 ``(3, resolution, resolution)``, resized bilinearly
+    (antialiased when shrinking; aspect ratio not kept, as for ``imagefolder``)."""
+    image = pil_to_tensor(open_image(path, "RGB"))
+    if image.shape[-2:] == (resolution, resolution):
+        return image
+    resized = _resize(image.unsqueeze(0).to(torch.float32), resolution).squeeze(0)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def normalise(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 image as float32 standardised with the ImageNet statistics."""
+    return (image.to(torch.float32).div_(255.0) - _MEAN) / _STD
+
+
+class Preloaded:
+    """Per-item arrays of a dataset, ``load(path)`` for each path: stacked once when their total
+    size fits in :data:`PRELOAD_BYTES`, otherwise loaded again on each access."""
+
+    def __init__(self, paths: Sequence[Path], load: Callable[[Path], torch.Tensor],
+                 item_bytes: int) -> None:
+        self.paths, self.load = list(paths), load
+        fits = 0 < len(self.paths) and len(self.paths) * item_bytes <= PRELOAD_BYTES
+        self.stacked = torch.stack([load(p) for p in self.paths]) if fits else None
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.stacked[index] if self.stacked is not None else self.load(self.paths[index])
 
 
 def read_json(path: Path) -> Any:

@@ -23,6 +23,7 @@ further out, or with a width or height that is not positive, is refused.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from torch.utils.data import Dataset
 from torchvision.ops import box_convert, clip_boxes_to_image
 
 from nas.data import DataSplit, _cap_one, _is_int, check_split_args
-from nas.datasets._common import image_size, model_input, read_json, split
+from nas.datasets._common import Preloaded, image_at, image_size, normalise, read_json, split
 
 ANNOTATIONS = "annotations.json"
 IMAGES = "images"
@@ -159,11 +160,15 @@ def read_coco(ann_file: Path, image_dir: Path) -> tuple[tuple[str, ...], list[De
 class DetectionDataset(Dataset):
     """Items ``(image, target)``: ``image`` a normalised float32 ``(3, R, R)`` tensor, ``target``
     ``{"boxes": float32 (N, 4) xyxy in resized pixels, "labels": int64 (N,)}`` (torchvision's
-    detection convention; ``N`` may be 0). Images are decoded lazily, one per item."""
+    detection convention; ``N`` may be 0). Images are decoded once up front when they fit in
+    ``PRELOAD_BYTES`` at this resolution, else per item."""
 
     def __init__(self, samples: list[DetectionSample], resolution: int) -> None:
         self.samples = samples
         self.resolution = resolution
+        self.images = Preloaded([s.path for s in samples],
+                                functools.partial(image_at, resolution=resolution),
+                                3 * resolution ** 2)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -172,7 +177,8 @@ class DetectionDataset(Dataset):
         s, r = self.samples[index], self.resolution
         scale = torch.tensor([r / s.width, r / s.height] * 2, dtype=torch.float32)
         boxes = clip_boxes_to_image(torch.from_numpy(s.boxes) * scale, (r, r))
-        return model_input(s.path, r), {"boxes": boxes, "labels": torch.from_numpy(s.labels)}
+        return normalise(self.images[index]), {"boxes": boxes,
+                                               "labels": torch.from_numpy(s.labels)}
 
 
 def detection_collate(batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]

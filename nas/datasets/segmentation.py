@@ -20,6 +20,7 @@ same geometry as the bilinear image resize), so no new class ids appear.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from nas.data import _IMG_EXTENSIONS, DataSplit, _cap_one, _is_int, check_split_args
-from nas.datasets._common import image_size, model_input, open_image, split
+from nas.datasets._common import Preloaded, image_at, image_size, normalise, open_image, split
 
 IMAGES = "JPEGImages"
 MASKS = "SegmentationClass"
@@ -77,21 +78,32 @@ def check_mask(sample: SegmentationSample, num_classes: int) -> int:
 class SegmentationDataset(Dataset):
     """Items ``(image, mask)``: ``image`` a normalised float32 ``(3, R, R)`` tensor, ``mask`` an
     int64 ``(R, R)`` tensor of class ids with 255 for "ignore" (``cross_entropy``'s
-    ``ignore_index=255``). Files are decoded lazily, one item at a time."""
+    ``ignore_index=255``). Files are decoded once up front when they fit in ``PRELOAD_BYTES``
+    at this resolution, else per item."""
 
     def __init__(self, samples: list[SegmentationSample], resolution: int) -> None:
         self.samples = samples
         self.resolution = resolution
+        self.images = Preloaded([s.image for s in samples],
+                                functools.partial(image_at, resolution=resolution),
+                                3 * resolution ** 2)
+        self.masks = Preloaded([s.mask for s in samples],
+                               functools.partial(mask_at, resolution=resolution), resolution ** 2)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        s, r = self.samples[index], self.resolution
-        mask = torch.from_numpy(read_mask(s.mask))[None, None]
-        if mask.shape[-2:] != (r, r):
-            mask = F.interpolate(mask, size=(r, r), mode="nearest-exact")
-        return model_input(s.image, r), mask[0, 0].to(torch.int64)
+        return normalise(self.images[index]), self.masks[index].to(torch.int64)
+
+
+def mask_at(path: Path, resolution: int) -> torch.Tensor:
+    """The mask at ``path`` as uint8 ``(resolution, resolution)`` class ids, resized by
+    nearest neighbour."""
+    mask = torch.from_numpy(read_mask(path))[None, None]
+    if mask.shape[-2:] != (resolution, resolution):
+        mask = F.interpolate(mask, size=(resolution, resolution), mode="nearest-exact")
+    return mask[0, 0]
 
 
 def _classes(root: Path, num_classes: int | None) -> tuple[str, ...]:
