@@ -169,16 +169,17 @@ class DetectionDataset(Dataset):
         self.images = Preloaded([s.path for s in samples],
                                 functools.partial(image_at, resolution=resolution),
                                 3 * resolution ** 2)
+        r = resolution
+        self.boxes = [clip_boxes_to_image(torch.from_numpy(s.boxes) * torch.tensor(
+            [r / s.width, r / s.height] * 2, dtype=torch.float32), (r, r)) for s in samples]
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        s, r = self.samples[index], self.resolution
-        scale = torch.tensor([r / s.width, r / s.height] * 2, dtype=torch.float32)
-        boxes = clip_boxes_to_image(torch.from_numpy(s.boxes) * scale, (r, r))
-        return normalise(self.images[index]), {"boxes": boxes,
-                                               "labels": torch.from_numpy(s.labels)}
+        target = {"boxes": self.boxes[index].clone(),
+                  "labels": torch.from_numpy(self.samples[index].labels.copy())}
+        return normalise(self.images[index]), target
 
 
 def detection_collate(batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]
