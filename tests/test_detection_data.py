@@ -15,7 +15,13 @@ from conftest import file_tree
 from nas.data import IMAGENET_MEAN, IMAGENET_STD
 from nas.datasets import _common, detection_collate, make_detection_datasets, synthetic
 from nas.datasets.detection import _stratum, read_coco
-from nas.datasets.synthetic import PRESENCE, SceneSpec, scenes, write_detection_dataset
+from nas.datasets.synthetic import (
+    PRESENCE,
+    SceneSpec,
+    ensure_synthetic_dataset,
+    scenes,
+    write_detection_dataset,
+)
 
 SPEC = SceneSpec(image_size=48, num_images=24)
 
@@ -45,7 +51,7 @@ def test_generator_is_deterministic_per_seed_and_extends(tmp_path: Path) -> None
     b = write_detection_dataset(tmp_path / "b", spec, seed=5)
     c = write_detection_dataset(tmp_path / "c", spec, seed=6)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 7
+    assert len(files) == 8  # 6 images, annotations.json, synthetic.json
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert (a / "annotations.json").read_bytes() != (c / "annotations.json").read_bytes()
     # Scene i depends on (seed, i) only: a longer set starts with the shorter one.
@@ -95,6 +101,35 @@ def test_generator_refuses_an_existing_folder_and_leaves_nothing_on_failure(
     with pytest.raises(ValueError, match="each shape once"):
         SceneSpec(shapes=("circle", "square"), distractors=("circle",))
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_ensure_writes_once_checks_the_manifest_and_survives_a_race(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SceneSpec(image_size=32, num_images=4)
+    root = ensure_synthetic_dataset(tmp_path / "s", "detection", spec, seed=2)
+    before = file_tree(root)
+    assert ensure_synthetic_dataset(root, "detection", spec, seed=2) == root
+    assert file_tree(root) == before
+    with pytest.raises(ValueError, match="not the synthetic detection set of this spec and seed 3"):
+        ensure_synthetic_dataset(root, "detection", spec, seed=3)
+    with pytest.raises(ValueError, match="not the synthetic segmentation set"):
+        ensure_synthetic_dataset(root, "segmentation", spec, seed=2)
+    with pytest.raises(ValueError, match="unknown synthetic set 'depth'"):
+        ensure_synthetic_dataset(tmp_path / "d", "depth", spec)
+
+    # Another trial finishes writing the same set while this one is half-way through.
+    original = synthetic._save_png
+
+    def racing(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(synthetic, "_save_png", original)
+        write_detection_dataset(tmp_path / "r", spec, seed=2)
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "_save_png", racing)
+    assert ensure_synthetic_dataset(tmp_path / "r", "detection", spec, seed=2) == tmp_path / "r"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r", "s"]  # the loser's copy is gone
+    # The winner's set, the same files as the set written above with this spec and seed.
+    assert [f[:2] for f in file_tree(tmp_path / "r")] == [f[:2] for f in before]
 
 
 # --------------------------------------------------------------------------- loader

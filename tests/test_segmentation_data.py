@@ -47,7 +47,7 @@ def test_masks_are_paletted_pngs_and_deterministic(voc: Path, tmp_path: Path) ->
                                                          "triangle"]
     again = write_segmentation_dataset(tmp_path / "again", SPEC, seed=3)
     files = sorted(p.relative_to(voc) for p in voc.rglob("*") if p.is_file())
-    assert len(files) == 2 * 24 + 1
+    assert len(files) == 2 * 24 + 2  # images, masks, classes.txt, synthetic.json
     assert all((voc / f).read_bytes() == (again / f).read_bytes() for f in files)
 
 

@@ -18,7 +18,9 @@ A box is the shape's exact extent ``[x, y, s, s]``; pixels belong to a shape whe
 is inside it, so every labelled pixel lies inside its box and each box's centre pixel is labelled
 with the box's class (a triangle's box centre is halfway down, where the triangle is half its
 base wide). Writers fill a hidden temporary folder beside ``root`` and rename it into place:
-a failed or killed run leaves no partial dataset, and an existing ``root`` is refused.
+a failed or killed run leaves no partial dataset, and an existing ``root`` is refused. Each set
+carries a ``synthetic.json`` (kind, seed, spec), which :func:`ensure_synthetic_dataset` checks
+so that a config can name a synthetic set and have it written on first use.
 
 ``python -m nas.datasets.synthetic OUT [--presence] [--images N] [--size S] [--seed K]`` writes
 ``OUT/detection`` and ``OUT/segmentation``.
@@ -33,7 +35,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,7 @@ from nas.data import _is_int
 from nas.datasets import detection, segmentation
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+MANIFEST = "synthetic.json"
 _PLACEMENT_TRIES = 20
 _MIN_CONTRAST = 120  # summed |RGB difference| between a shape and every background colour
 
@@ -243,6 +246,7 @@ def write_detection_dataset(root: str | Path, spec: SceneSpec = SceneSpec(),
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(spec.classes)]
         doc = {"images": images, "annotations": annotations, "categories": categories}
         (tmp / detection.ANNOTATIONS).write_text(json.dumps(doc, indent=1) + "\n")
+        (tmp / MANIFEST).write_text(_manifest("detection", spec, seed))
     return root
 
 
@@ -260,6 +264,50 @@ def write_segmentation_dataset(root: str | Path, spec: SceneSpec = SceneSpec(),
             _save_png(scene.image, tmp / segmentation.IMAGES / f"{i:06d}.png")
             _save_png(scene.mask, tmp / segmentation.MASKS / f"{i:06d}.png", palette)
         (tmp / segmentation.CLASSES).write_text("\n".join(("background", *spec.classes)) + "\n")
+        (tmp / MANIFEST).write_text(_manifest("segmentation", spec, seed))
+    return root
+
+
+WRITERS: dict[str, Callable[[str | Path, SceneSpec, int], Path]] = {
+    "detection": write_detection_dataset,
+    "segmentation": write_segmentation_dataset,
+}
+
+
+def _manifest(kind: str, spec: SceneSpec, seed: int) -> str:
+    """What a synthetic set was written from; the loaders ignore the file."""
+    return json.dumps({"kind": kind, "seed": int(seed), "spec": dataclasses.asdict(spec)},
+                      indent=1, sort_keys=True) + "\n"
+
+
+def ensure_synthetic_dataset(root: str | Path, kind: str, spec: SceneSpec = SceneSpec(),
+                             seed: int = 0) -> Path:
+    """``root``, holding the synthetic ``kind`` set of ``spec`` and ``seed``: written now if
+    absent, else checked against its ``synthetic.json``. Trials that all call this at start-up
+    write the set once; when two race, the loser's rename fails and its copy is dropped (the
+    sets are identical, being deterministic).
+
+    Raises:
+        ValueError: on an unknown ``kind``, or a ``root`` that holds anything else (another
+            spec or seed, or no synthetic set at all).
+    """
+    if kind not in WRITERS:
+        raise ValueError(f"unknown synthetic set {kind!r}; choose one of {', '.join(WRITERS)}")
+    root = Path(root).expanduser()
+    if not root.exists():
+        try:
+            WRITERS[kind](root, spec, seed)
+        except (OSError, ValueError):
+            if not root.exists():
+                raise
+    wanted = _manifest(kind, spec, seed)
+    try:
+        found = (root / MANIFEST).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        found = None
+    if found != wanted:
+        raise ValueError(f"{root} exists but is not the synthetic {kind} set of this spec and "
+                         f"seed {seed} (see its {MANIFEST}); pick another folder or remove it")
     return root
 
 
