@@ -11,7 +11,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from conftest import file_tree
-from nas.datasets import TASK_DATASETS, _common, make_detection_datasets, make_segmentation_datasets
+from nas.datasets import (
+    TASK_DATASETS,
+    _common,
+    make_detection_datasets,
+    make_segmentation_datasets,
+    synthetic,
+)
 from nas.datasets.synthetic import (
     PRESENCE,
     SceneSpec,
@@ -193,3 +199,17 @@ def test_num_classes_stands_in_for_classes_txt(broken: Path) -> None:
     assert split.classes == ("0", "1", "2", "3")
     with pytest.raises(ValueError, match="value 3 at .* neither a class id \\(0\\.\\.2\\)"):
         make_segmentation_datasets(32, data_dir=broken, num_classes=3)
+
+
+def test_module_entry_point_writes_both_sets(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert synthetic.main([str(tmp_path / "out"), "--presence", "--images", "5", "--size",
+                           "32", "--seed", "4"]) == 0
+    assert "wrote 5 scenes of 32x32" in capsys.readouterr().out
+    seg = make_segmentation_datasets(32, data_dir=tmp_path / "out" / "segmentation")
+    det = make_detection_datasets(32, data_dir=tmp_path / "out" / "detection")
+    assert seg.classes == ("background", "person") and det.classes == ("person",)
+    with pytest.raises(SystemExit) as info:
+        synthetic.main([str(tmp_path / "out")])
+    assert info.value.code == 2
+    assert "detection exists" in capsys.readouterr().err
