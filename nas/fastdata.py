@@ -23,6 +23,12 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from nas.data import DataSplit
 
 
+def holdable(data: DataSplit) -> bool:
+    """Whether ``data`` says how its images are standardised, which :func:`materialise` needs
+    to turn them back into pixels (the classification datasets of :mod:`nas.data` do)."""
+    return len(data.mean) == len(data.std) == data.in_channels
+
+
 def held_bytes(data: DataSplit, resolution: int) -> int:
     """Bytes :func:`materialise` would hold for ``data`` at ``resolution`` (uint8 images plus
     int64 labels), known without loading an image."""
@@ -78,7 +84,7 @@ def materialise(data: DataSplit, device: torch.device, mirrorable: bool) -> Devi
 
     ``mirrorable``: a horizontally flipped image is still of its class.
     """
-    if len(data.mean) != data.in_channels or len(data.std) != data.in_channels:
+    if not holdable(data):
         raise ValueError(f"the dataset does not say how its {data.in_channels}-channel images "
                          f"are standardised (mean {data.mean}, std {data.std}); use "
                          "training.data_path: stream")

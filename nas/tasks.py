@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig, TrainingConfig
 from nas.data import DataSplit, make_datasets
-from nas.fastdata import DeviceData, materialise
+from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
@@ -124,7 +124,8 @@ def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
     ``training.data_path``); any other streams through a ``DataLoader`` in the main process.
     """
     data = task.data(arch.resolution)
-    if choose_path(training, data, arch.resolution, hasattr(task, "device_data")) == "memory":
+    can_hold = hasattr(task, "device_data") and holdable(data)
+    if choose_path(training, data, arch.resolution, can_hold) == "memory":
         train_in_memory(task, arch, data, training, seed, device, report)
         return
     generator = torch.Generator().manual_seed(seed)

@@ -3,13 +3,15 @@ the path choice, the learning-rate rule, and that it learns."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from nas.config import TaskConfig, TrainingConfig, validate_config
 from nas.data import CIFAR10_MEAN, CIFAR10_STD, make_datasets, write_cifar10
-from nas.fastdata import augment, held_bytes, materialise
+from nas.fastdata import augment, held_bytes, holdable, materialise
 from nas.fasttrain import autocast_dtype, choose_path, scaled_lr
 from nas.tasks import make_task, train
 from searchspaces.genome import Architecture
@@ -156,6 +158,7 @@ def test_auto_streams_a_dataset_over_the_memory_cap() -> None:
                        16, True) == "memory"  # asked for: held even over the cap
     assert choose_path(TrainingConfig(data_path="stream"), split, 16, True) == "stream"
     assert choose_path(TrainingConfig(), split, 16, False) == "stream"
+    assert holdable(split) and not holdable(dataclasses.replace(split, mean=(), std=()))
     with pytest.raises(ValueError, match="data_path: memory needs a task"):
         choose_path(TrainingConfig(data_path="memory"), split, 16, False)
 
