@@ -22,6 +22,7 @@ path's metrics, so benchmarks and MLflow see throughput.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -140,7 +141,7 @@ def train_in_memory(task: Any, arch: Architecture, data: DataSplit, training: Tr
             total += loss.detach() * len(idx)
         train_loss = float(total) / (steps * batch)  # waits for the device: the epoch is done
         epoch_seconds = time.perf_counter() - start
-        if not torch.isfinite(torch.tensor(train_loss)):
+        if not math.isfinite(train_loss):
             raise FloatingPointError("training loss is not finite")
         metrics = {"train_loss": train_loss, **evaluate(model, held, dtype, channels_last)}
         seconds += time.perf_counter() - start

@@ -72,6 +72,24 @@ def test_cifar10_pixels_are_exact_at_32_and_resized_below(tmp_path) -> None:
     assert torch.equal(held.std.flatten(), torch.tensor(CIFAR10_STD))
 
 
+def test_an_image_folder_is_read_once_into_uint8(tmp_path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        for i in range(4):
+            pixels = rng.integers(0, 256, size=(12, 10, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+    split = make_datasets("imagefolder", 8, data_dir=tmp_path, val_fraction=0.25, seed=0)
+    held = materialise(split, CPU, mirrorable=True)
+    assert held.train_images.shape == (6, 3, 8, 8) and held.val_images.shape == (2, 3, 8, 8)
+    stream = torch.stack([split.train[i][0] for i in range(len(split.train))])
+    step = 1 / 255 / min(split.std)
+    assert (held.normalise(held.train_images) - stream).abs().max() <= step / 2 + 1e-5
+    assert held.train_labels.tolist() == [split.train[i][1] for i in range(len(split.train))]
+
+
 def test_the_task_holds_each_resolution_once() -> None:
     task = make_task(TaskConfig(dataset="digits", max_train=100, max_val=20), 0)
     first = task.device_data(16, CPU)
