@@ -11,9 +11,10 @@ The output folder holds everything a restart needs:
 
 - ``final.json``: what is being trained (arch, epochs, config) and the MLflow run it logs to;
 - ``checkpoint.pt``: after every epoch, the model, optimizer and scheduler state, the RNG
-  states (the global torch one: dropout; the data loader's: shuffling), the per-epoch history
-  and the best metric, written atomically (:func:`~searchspaces.files.atomic_write`), so a
-  kill at any moment leaves the previous epoch's checkpoint intact;
+  states (torch's global one and, on a GPU, CUDA's: dropout; the data loader's: shuffling), the
+  per-epoch history and the best metric, written atomically
+  (:func:`~searchspaces.files.atomic_write`): a kill at any moment leaves the previous epoch's
+  checkpoint intact;
 - at the end ``weights.pt`` (the model's weights and what rebuilds it: no optimizer) and
   ``model.onnx``.
 
@@ -345,8 +346,9 @@ def plan_final(source: Source, epochs: int, out: str | Path) -> FinalPlan:
     check_tracking_uri(source.config.tracking.uri)
     folder = Path(out).expanduser().resolve()
     if (folder / MANIFEST).is_file():
-        _check_same(folder, json.loads((folder / MANIFEST).read_text()),
-                    _manifest(source, epochs))
+        saved = json.loads((folder / MANIFEST).read_text())
+        _check_same(folder, saved, _manifest(source, epochs))
+        get_run(_client(source.config.tracking.uri), saved["run_id"])  # deleted since?
     elif folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {folder} is a file, not a folder")
     task = make_task(source.config.task, source.config.seed)  # the search's split
@@ -390,6 +392,8 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         generator.set_state(state["generator"])
         history, best_epoch, best = state["history"], state["best_epoch"], state["best"]
         _backfill(client, run_id, history)
@@ -414,6 +418,8 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
                     **meta, "epoch": epoch, "epochs": epochs, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                     "rng": torch.get_rng_state(), "generator": generator.get_state(),
+                    "cuda_rng": (torch.cuda.get_rng_state(device) if device.type == "cuda"
+                                 else None),
                     "history": history, "best_epoch": best_epoch, "best": best})
                 log_values(client, run_id, row, epoch)
                 if on_epoch is not None:

@@ -117,6 +117,11 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               f"{summary.tracking_uri}). {ui_hint(summary.tracking_uri, summary.experiment_id)}",
               highlight=False, soft_wrap=True)
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
+    if summary.pareto:
+        best = max(summary.pareto, key=lambda p: p["accuracy"])
+        out.print(f"Train the most accurate one fully and export it: hwnas train --run "
+                  f"{best['run_id']} --epochs 30 --tracking-uri {summary.tracking_uri}",
+                  highlight=False, soft_wrap=True)
 
 
 def rejection_hint(trials: int, rejected: int) -> str | None:
