@@ -233,6 +233,8 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     assert hv[-1].value == pytest.approx(summary["hypervolume"])
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.json", "pareto_front.png", "pareto_front.html"} <= files
+    # each front entry names its trial's run (what `hwnas train --run` takes)
+    assert {p["run_id"] for p in summary["pareto"]} <= {r.info.run_id for r in trained}
 
 
 @pytest.mark.slow
