@@ -295,7 +295,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
     from nas.tracking.callback import TrackingCallback, register_live
-    from nas.trial import TrialContext, WithinBudgets, run_trial
+    from nas.trial import BudgetViolations, TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
     state = None
@@ -352,6 +352,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 tags["mlflow.parentRunId"] = nest_under
             searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
                                        seed=config.seed,
+                                       constraints=BudgetViolations(config.budgets),
                                        **config.strategy.params)
             samples = config.trials
             if not config.count_rejected:
