@@ -21,6 +21,9 @@ from nas.cli._common import (
 
 
 def train(
+    epochs: Annotated[int, typer.Option(
+        help="Epochs of training (cosine learning-rate decay over all of them).",
+        show_default=False)],
     arch: Annotated[str | None, typer.Argument(
         help="The architecture string to train (or a baseline name); or give --run.",
         show_default=False)] = None,
@@ -31,9 +34,6 @@ def train(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Search config (YAML) whose task (dataset), batch size, lr and "
         "weight decay the training uses; with an ARCH, default the built-in one.")] = None,
-    epochs: Annotated[int, typer.Option(
-        help="Epochs of training (cosine learning-rate decay over all of them).",
-        show_default=False)] = 0,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Output folder: checkpoint every epoch, weights.pt, model.onnx. The same "
         "folder again resumes after its last checkpoint. Default final/RUN_ID, or "
@@ -47,17 +47,12 @@ def train(
         min=1, help="CPU threads for torch (default: torch's own choice).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train one candidate fully (the normal schedule, not the search's brief one) and export
-    it.
-
-    The task, data and training settings come from the config; the input resolution from the
-    architecture. The model, optimizer, scheduler and RNG states are checkpointed atomically
-    after every epoch under --out: run the same command again after a kill and it continues
-    from the last checkpoint in the same MLflow run. The run (tag hwnas.role=final) is linked
-    to the search and trial it came from, has the metrics of every epoch, the model (logged
-    with mlflow.pytorch) and the ONNX export. 'hwnas arch export --weights' or '--run'
-    re-exports the trained model.
-    """
+    """Train one candidate fully (cosine LR over all epochs, not the search's brief budget) with
+    the config's task and data, checkpointing every epoch under --out: the same command again
+    after a kill resumes from the last checkpoint in the same MLflow run. The run (tag
+    hwnas.role=final, linked to its search and trial) gets every epoch's metrics, the model
+    (mlflow.pytorch) and the ONNX export; 'hwnas export --weights' or '--run' exports it
+    again."""
     import torch
 
     from nas.config import load_config
@@ -91,7 +86,9 @@ def train(
         emit_json(summary)
         return
     final = summary["final"]
-    resumed = (f" (resumed after epoch {result.start_epoch})" if result.start_epoch else "")
+    resumed = (" (already trained: nothing to do)" if result.start_epoch == result.epochs
+               else f" (resumed after epoch {result.start_epoch})" if result.start_epoch
+               else "")
     out.print(f"trained {result.arch} for {result.epochs} epochs{resumed}: "
               f"{result.metric} {final.get(result.metric, float('nan')):.4f} "
               f"(best {result.best_value:.4f} at epoch {result.best_epoch})", highlight=False,
