@@ -1,11 +1,12 @@
 """Turn any ask/tell strategy into a Ray Tune ``Searcher`` (the one place strategies meet Ray).
 
 Like Ray's ``OptunaSearch``, a thin adapter: ``suggest`` asks the strategy for a config,
-``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial or one
-rejected by the budget check, reported with a true ``rejected`` key), and
-``save``/``restore`` persist the strategy's JSON state together with the trials in flight, so
-``Tuner.restore`` resumes with the same population. The file is written to a temporary name and
-renamed into place: a killed process never leaves half a checkpoint.
+``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial, one
+rejected by the budget check, reported with a true ``rejected`` key, or one out of memory at
+every batch size, reported with a true ``failed`` key), and ``save``/``restore`` persist the
+strategy's JSON state together with the trials in flight, so ``Tuner.restore`` resumes with the
+same population. The file is written to a temporary name and renamed into place: a killed
+process never leaves half a checkpoint.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class StrategySearcher(Searcher):
             if config is None:
                 return
             self.suggested += 1
-        if error or result is None or result.get("rejected"):
-            # failed, or rejected by a budget check before training: seen, never bred from
+        if error or result is None or result.get("rejected") or result.get("failed"):
+            # errored, rejected by a budget check before training, or out of memory at every
+            # batch size tried (nas.packing): seen, never bred from
             self.strategy.tell(config, None)
             return
         self.strategy.tell(config, {name: result.get(name) for name, _ in self.objectives})
