@@ -239,3 +239,31 @@ def test_search_retries_candidates_that_run_out_of_memory(tmp_path: Path) -> Non
     parent = client.get_run(summary["parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.params["resources.simulated_memory_mib"] == "12.0"  # the hook is on record
+
+
+# -- the issue-13 benchmarks (figures only from their scripts; here their arithmetic) ----------
+def test_search_cost_figures() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.search_cost import cost_figures
+
+    # 4 candidates in 100 s on 1 GPU, 0.25 each: 25 GPU-s per candidate; each trained 2 epochs in
+    # 40 s (10 GPU-s at its share), so 5 GPU-s per epoch and 15 GPU-s of overhead
+    points = [{"train_seconds": 40.0, "epochs": 2}] * 4
+    fig = cost_figures(100.0, 1, 0.25, points, train_images=9000, full_images=45000)
+    assert fig["per_candidate_s"] == pytest.approx(25.0)
+    assert fig["train_per_candidate_epoch_s"] == pytest.approx(5.0)
+    assert fig["overhead_per_candidate_s"] == pytest.approx(15.0)
+    assert fig["full_epoch_s"] == pytest.approx(25.0)  # 5 x 45000 / 9000
+    assert fig["projected_500x3_s"] == pytest.approx(500 * (3 * 25.0 + 15.0))
+    assert fig["projected_500x3_h"] == pytest.approx(500 * 90.0 / 3600)
+    with pytest.raises(ValueError, match="no candidate"):
+        cost_figures(1.0, 1, 1.0, [], 1, 1)
+
+
+def test_gpu_issue13_script_parses() -> None:
+    script = ROOT / "benchmarks" / "gpu_issue13.sh"
+    proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown argument --bogus" in proc.stderr
