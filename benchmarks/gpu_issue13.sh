@@ -31,17 +31,8 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
-if [[ -n "${PYTHON:-}" ]]; then
-    py="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-    py=.venv/bin/python
-elif command -v python3 >/dev/null && python3 -c "$needs" 2>/dev/null; then
-    py=python3
-else
-    echo "gpu_issue13: no Python with the project's needs; 'make install' (~2 min)" >&2
-    make install >&2
-    py=.venv/bin/python
-fi
+source benchmarks/find_python.sh
+find_python "$needs" gpu_issue13
 if ! "$py" -c "$needs"; then
     echo "gpu_issue13: $py cannot import torch, numpy, yaml, ray and mlflow" >&2
     exit 2
