@@ -178,23 +178,37 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+@dataclass
+class _Signals:
+    """The termination signal a search received (``None``: none)."""
+
+    received: int | None = None
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _sigterm_raises() -> Iterator[_Signals]:
     """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
-    the ``finally`` that closes the MLflow runs still runs."""
+    the ``finally`` that closes the MLflow runs still runs.
+
+    The signal is also recorded: a ``SystemExit`` raised while the driver waits inside Ray can
+    come back as another exception, or be absorbed by Tune, which then ends the experiment as
+    if it had finished. The caller checks ``received`` so such a search still ends KILLED with a
+    non-zero exit status."""
     import signal
     import threading
 
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
 
     def handler(signum: int, frame: Any) -> None:
+        signals.received = signum
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield signals
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -377,15 +391,21 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
                 "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
+        signals = _Signals()
         try:
-            with contextlib.redirect_stdout(tune_output or sys.stderr), _sigterm_raises():
+            with contextlib.redirect_stdout(tune_output or sys.stderr), \
+                    _sigterm_raises() as signals:
                 tuner.fit()
             status = "FINISHED"
         except (KeyboardInterrupt, SystemExit):
             status = "KILLED"
             raise
         finally:
+            if signals.received is not None:
+                status = "KILLED"
             tracker.close(status)  # no run stays RUNNING, whatever happened
+            if signals.received is not None:  # whatever Ray made of the SystemExit
+                raise SystemExit(128 + signals.received)
 
     return SearchSummary(
         parent_run_id=tracker.parent_id, experiment=config.tracking.experiment,
