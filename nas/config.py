@@ -136,9 +136,11 @@ class SearchConfig(_Section):
     seed: int = 0
     trials: int = Field(24, ge=1)
     count_rejected: bool = Field(
-        True, description="whether a candidate rejected before training uses up one of "
-        "`trials`; false: the search goes on until `trials` candidates within the budgets were "
-        "proposed (each is priced in the driver first), rejecting at most 10 x trials")
+        False, description="whether a candidate rejected before training uses up one of "
+        "`trials`. false (default): `trials` is how many candidates within the budgets are "
+        "trained, whatever the budgets reject on the way (each proposal is priced in the driver "
+        "first; at most 10 x trials rejections); true: every proposal counts, so tighter "
+        "budgets train fewer (see docs/results.md)")
     task: TaskConfig = TaskConfig()
     space: SpaceConfig = SpaceConfig()
     hardware: HardwareConfig = HardwareConfig()

@@ -77,7 +77,9 @@ def search(
             "trials": trials, "training.epochs": epochs, "seed": seed, "name": name,
             "tracking.uri": tracking_uri})
         prepared = prepare(cfg)
-    err.print(f"[bold]{cfg.name}[/]: {cfg.trials} trials of {cfg.strategy.name} on "
+    counted = (f"{cfg.trials} trials" if cfg.count_rejected
+               else f"{cfg.trials} trained candidates (rejected ones extra)")
+    err.print(f"[bold]{cfg.name}[/]: {cfg.strategy.name}, {counted}, on "
               f"{cfg.space.name} ({cfg.hardware.profile}, estimator {cfg.hardware.estimator}), "
               f"data {cfg.task.dataset}; MLflow {cfg.tracking.uri} "
               f"(experiment {cfg.tracking.experiment})", highlight=False, soft_wrap=True)
