@@ -136,7 +136,8 @@ class TrainingConfig(_Section):
 
 
 class ResourcesConfig(_Section):
-    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit)."""
+    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit).
+    A fraction of a GPU is also the trial's cap on that GPU's memory (:mod:`nas.packing`)."""
 
     cpus: float = Field(1.0, gt=0)
     gpus: float = Field(0.0, ge=0, description="fractions (0.25) let trials share one GPU")
@@ -144,6 +145,11 @@ class ResourcesConfig(_Section):
                               "that raised (a lost node); a candidate that fails again is "
                               "recorded as failed")
     max_concurrent: int | None = Field(None, ge=1)
+    simulated_memory_mib: float | None = Field(
+        None, gt=0, description="test hook (nas/packing.py): an attempt whose batch size x the "
+        "candidate's peak activation bytes exceeds this raises torch.OutOfMemoryError before "
+        "its first step, so the retry at half the batch runs without a GPU; never set it for a "
+        "real search")
     reuse_actors: bool | None = Field(
         None, description="run the next trial in a finished trial's worker (saves starting "
         "one); default: yes on a Ray the search starts itself, no on a cluster it joins, where "
@@ -166,9 +172,11 @@ class SearchConfig(_Section):
     seed: int = 0
     trials: int = Field(24, ge=1)
     count_rejected: bool = Field(
-        True, description="whether a candidate rejected before training uses up one of "
-        "`trials`; false: the search goes on until `trials` candidates within the budgets were "
-        "proposed (each is priced in the driver first), rejecting at most 10 x trials")
+        False, description="whether a candidate rejected before training uses up one of "
+        "`trials`. false (default): `trials` is how many candidates within the budgets are "
+        "trained, whatever the budgets reject on the way (each proposal is priced in the driver "
+        "first; at most 10 x trials rejections); true: every proposal counts, so tighter "
+        "budgets train fewer (see docs/results.md)")
     task: TaskConfig = TaskConfig()
     space: SpaceConfig = SpaceConfig()
     hardware: HardwareConfig = HardwareConfig()
