@@ -84,6 +84,10 @@ class DataSplit:
     num_classes: int
     in_channels: int
     classes: tuple[str, ...]
+    # The per-channel standardisation the images carry (pixels in [0, 1] -> (x - mean) / std),
+    # so :mod:`nas.fastdata` can turn them back into uint8 pixels held on the device.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
 
 # --------------------------------------------------------------------------- splitting
@@ -159,6 +163,17 @@ class _Uint8ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def pixels(self, chunk: int = 4096) -> torch.Tensor:
+        """All images resized to ``resolution`` as uint8 ``(N, C, H, W)``, ``chunk`` at a time
+        (what the in-memory training path of :mod:`nas.fastdata` holds on the device)."""
+        out = torch.empty((len(self), self.images.shape[1], self.resolution, self.resolution),
+                          dtype=torch.uint8)
+        for start in range(0, len(self), chunk):
+            part = self.images[start:start + chunk].to(torch.float32).div_(255.0)
+            out[start:start + chunk] = _resize(part, self.resolution).mul_(255.0).round_(
+                ).clamp_(0, 255).to(torch.uint8)
+        return out
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index].to(torch.float32).div_(255.0)
         image = _resize(image.unsqueeze(0), self.resolution).squeeze(0)
@@ -217,7 +232,7 @@ def _make_digits(resolution: int, val_fraction: float, seed: int, max_train: int
         x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
         return TensorDataset(_resize(x, resolution).contiguous(), torch.from_numpy(labels[idx]))
 
-    return DataSplit(build(train_idx), build(val_idx), len(classes), 1, classes)
+    return DataSplit(build(train_idx), build(val_idx), len(classes), 1, classes, (mean,), (std,))
 
 
 # --------------------------------------------------------------------------- cifar10
@@ -267,6 +282,35 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, _CIFAR10_SIDE, _CIFAR10_SIDE), labels
 
 
+def write_cifar10(root: str | Path, images: np.ndarray, labels: np.ndarray,
+                  classes: Sequence[str]) -> Path:
+    """Write ``(N, 3, 32, 32)`` uint8 ``images`` with labels in 0..9 as a CIFAR-10 "python
+    version" folder ``root/cifar-10-batches-py`` (five ``data_batch_*`` files and
+    ``batches.meta``, as the official archive has them) that :func:`make_datasets` reads;
+    for tests and benchmarks that need the format without the real data. Returns the folder."""
+    images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    side = _CIFAR10_SIDE
+    if images.dtype != np.uint8 or images.shape[1:] != (3, side, side):
+        raise ValueError(f"images must be uint8 (N, 3, {side}, {side}), got {images.dtype} "
+                         f"{images.shape}")
+    if labels.shape != images.shape[:1] or len(classes) != 10:
+        raise ValueError(f"need one label per image and 10 class names, got {labels.shape} "
+                         f"labels for {len(images)} images and {len(classes)} names")
+    folder = Path(root) / _CIFAR10_DIRNAME
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(np.array_split(np.arange(len(images)), len(_CIFAR10_TRAIN_FILES))):
+        with (folder / _CIFAR10_TRAIN_FILES[i]).open("wb") as f:
+            pickle.dump({b"batch_label": f"training batch {i + 1} of 5".encode(),
+                         b"data": images[part].reshape(len(part), -1),
+                         b"labels": labels[part].tolist(),
+                         b"filenames": [f"{j}.png".encode() for j in part]}, f)
+    with (folder / _CIFAR10_META).open("wb") as f:
+        pickle.dump({b"label_names": [str(c).encode() for c in classes],
+                     b"num_cases_per_batch": -(-len(images) // 5), b"num_vis": 3 * side * side},
+                    f)
+    return folder
+
+
 def _cifar10_files(root: Path) -> list[Path]:
     return [root / _CIFAR10_DIRNAME / name for name in (*_CIFAR10_TRAIN_FILES, _CIFAR10_META)]
 
@@ -312,7 +356,8 @@ def _make_cifar10(data_dir: Path, resolution: int, val_fraction: float, seed: in
         return _Uint8ImageDataset(images[torch.from_numpy(idx)], labels[idx], resolution,
                                   CIFAR10_MEAN, CIFAR10_STD)
 
-    return DataSplit(build(train_idx), build(val_idx), len(classes), 3, classes)
+    return DataSplit(build(train_idx), build(val_idx), len(classes), 3, classes, CIFAR10_MEAN,
+                     CIFAR10_STD)
 
 
 # --------------------------------------------------------------------------- imagefolder
@@ -374,7 +419,7 @@ def _make_imagefolder(data_dir: Path, resolution: int, val_fraction: float, seed
     ])
     train = _ImageFileDataset([train_samples[i] for i in train_idx], transform)
     val = _ImageFileDataset([val_samples[i] for i in val_idx], transform)
-    return DataSplit(train, val, len(classes), 3, classes)
+    return DataSplit(train, val, len(classes), 3, classes, IMAGENET_MEAN, IMAGENET_STD)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -397,6 +442,21 @@ def _cap(labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, seed: i
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_split_args(resolution: object, val_fraction: object, seed: object,
+                     max_train: object, max_val: object) -> None:
+    """Refuse, with one line, the arguments every ``make_*datasets`` entry point shares."""
+    if not _is_int(resolution) or resolution < _MIN_RESOLUTION:
+        raise ValueError(f"resolution must be an int >= {_MIN_RESOLUTION}, got {resolution!r}")
+    if (not isinstance(val_fraction, numbers.Real) or isinstance(val_fraction, bool)
+            or not math.isfinite(val_fraction) or not 0.0 < val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    for arg, value in (("max_train", max_train), ("max_val", max_val)):
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}")
 
 
 def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = None,
@@ -422,16 +482,7 @@ def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = N
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if not _is_int(resolution) or resolution < _MIN_RESOLUTION:
-        raise ValueError(f"resolution must be an int >= {_MIN_RESOLUTION}, got {resolution!r}")
-    if (not isinstance(val_fraction, numbers.Real) or isinstance(val_fraction, bool)
-            or not math.isfinite(val_fraction) or not 0.0 < val_fraction < 1.0):
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    for arg, value in (("max_train", max_train), ("max_val", max_val)):
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}")
+    check_split_args(resolution, val_fraction, seed, max_train, max_val)
     resolution, seed = int(resolution), int(seed)
     val_fraction = float(val_fraction)
     if name == "digits":
