@@ -283,11 +283,13 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_cifar10(root: str | Path, images: np.ndarray, labels: np.ndarray,
-                  classes: Sequence[str]) -> Path:
+                  classes: Sequence[str],
+                  test: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Write ``(N, 3, 32, 32)`` uint8 ``images`` with labels in 0..9 as a CIFAR-10 "python
     version" folder ``root/cifar-10-batches-py`` (five ``data_batch_*`` files and
-    ``batches.meta``, as the official archive has them) that :func:`make_datasets` reads;
-    for tests and benchmarks that need the format without the real data. Returns the folder."""
+    ``batches.meta``, as the official archive has them; ``test``, images and labels, becomes
+    its ``test_batch``) that :func:`make_datasets` reads; for tests and benchmarks that need the
+    format without the real data. Returns the folder."""
     images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
     side = _CIFAR10_SIDE
     if images.dtype != np.uint8 or images.shape[1:] != (3, side, side):
@@ -304,6 +306,14 @@ def write_cifar10(root: str | Path, images: np.ndarray, labels: np.ndarray,
                          b"data": images[part].reshape(len(part), -1),
                          b"labels": labels[part].tolist(),
                          b"filenames": [f"{j}.png".encode() for j in part]}, f)
+    if test is not None:
+        test_images, test_labels = np.asarray(test[0]), np.asarray(test[1], dtype=np.int64)
+        with (folder / "test_batch").open("wb") as f:
+            pickle.dump({b"batch_label": b"testing batch 1 of 1",
+                         b"data": test_images.reshape(len(test_images), -1),
+                         b"labels": test_labels.tolist(),
+                         b"filenames": [f"test_{j}.png".encode() for j in
+                                        range(len(test_images))]}, f)
     with (folder / _CIFAR10_META).open("wb") as f:
         pickle.dump({b"label_names": [str(c).encode() for c in classes],
                      b"num_cases_per_batch": -(-len(images) // 5), b"num_vis": 3 * side * side},

@@ -13,7 +13,6 @@ accuracy. Everything is drawn from the ``numpy.random.Generator`` passed in.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -43,28 +42,13 @@ def write_cifar10(root: str | Path, train_images: int, rng: np.random.Generator,
     if train_images < 5:
         raise ValueError(f"CIFAR-10's format has 5 training batches; need train_images >= 5, "
                          f"got {train_images}")
-    root = Path(root)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
+    from nas.data import write_cifar10 as write_format
+
     labels = rng.permutation(np.arange(train_images) % 10)
-    parts = np.array_split(np.arange(train_images), 5)
-    for i, idx in enumerate(parts, start=1):
-        _dump(folder / f"data_batch_{i}", f"training batch {i} of 5", labels[idx], rng)
-    _dump(folder / "test_batch", "testing batch 1 of 1", rng.permutation(
-        np.arange(test_images) % 10), rng)
-    with (folder / "batches.meta").open("wb") as f:
-        pickle.dump({b"label_names": [n.encode() for n in CIFAR10_CLASSES],
-                     b"num_cases_per_batch": len(parts[0]), b"num_vis": 3072}, f)
-    return root
-
-
-def _dump(path: Path, name: str, labels: np.ndarray, rng: np.random.Generator) -> None:
-    images = class_images(labels, 32, rng).reshape(len(labels), 3072)
-    with path.open("wb") as f:
-        pickle.dump({b"batch_label": name.encode(), b"data": images,
-                     b"labels": [int(y) for y in labels],
-                     b"filenames": [f"synthetic_{j}.png".encode() for j in range(len(labels))]},
-                    f)
+    test_labels = rng.permutation(np.arange(test_images) % 10)
+    write_format(root, class_images(labels, 32, rng), labels, CIFAR10_CLASSES,
+                 test=(class_images(test_labels, 32, rng), test_labels))
+    return Path(root)
 
 
 def write_imagefolder(root: str | Path, classes: tuple[str, ...], per_class: int,
