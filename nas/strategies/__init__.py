@@ -11,9 +11,12 @@ from typing import Any
 from searchspaces.spaces import SearchSpace
 
 from .evolution import Evolution
+from .hybrid import Hybrid
 from .random_search import RandomSearch
+from .zeroshot import ZeroShot
 
-STRATEGIES: dict[str, Callable[..., Any]] = {"evolution": Evolution, "random": RandomSearch}
+STRATEGIES: dict[str, Callable[..., Any]] = {"evolution": Evolution, "random": RandomSearch,
+                                             "zeroshot": ZeroShot, "hybrid": Hybrid}
 SEARCHERS: tuple[str, ...] = (*STRATEGIES, "optuna-nsga2", "optuna-tpe")
 """Every strategy a search config may name: ours, and Optuna's samplers that
 :func:`nas.strategies.tune_adapter.create_searcher` wraps for Ray Tune."""
@@ -35,4 +38,5 @@ def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
     return factory(space, **kwargs)
 
 
-__all__ = ["SEARCHERS", "STRATEGIES", "Evolution", "RandomSearch", "create_strategy"]
+__all__ = ["SEARCHERS", "STRATEGIES", "Evolution", "Hybrid", "RandomSearch", "ZeroShot",
+           "create_strategy"]

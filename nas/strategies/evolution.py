@@ -105,5 +105,7 @@ class Evolution(AskTellStrategy):
         def population(st: Mapping[str, Any]) -> None:
             self.population = deque(((dict(c), list(v)) for c, v in st["population"]),
                                     maxlen=self.population_size)
+            if extra is not None:  # a subclass's own state
+                extra(st)
 
         super().load_state_dict(state, population)

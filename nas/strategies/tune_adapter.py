@@ -16,7 +16,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from . import SEARCHERS, create_strategy
+from . import SEARCHERS, STRATEGIES, create_strategy
 
 
 class StrategySearcher(Searcher):
@@ -101,7 +101,8 @@ def result_config(result: dict | None) -> dict[str, Any] | None:
 
 def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], seed: int = 0,
                     **kwargs: Any) -> Searcher:
-    """A Ray Tune ``Searcher`` by name: ``evolution`` and ``random`` are hwnas strategies behind
+    """A Ray Tune ``Searcher`` by name: ``evolution``, ``random``, ``zeroshot`` and ``hybrid``
+    are hwnas strategies behind
     :class:`StrategySearcher`; ``optuna-nsga2`` / ``optuna-tpe`` are Ray's ``OptunaSearch`` with
     Optuna's multi-objective NSGA-II / TPE sampler over the flat categorical dimensions.
 
@@ -109,7 +110,7 @@ def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], se
     """
     from searchspaces.spaces import SearchSpace
 
-    if name in ("evolution", "random"):
+    if name in STRATEGIES:
         max_trials = kwargs.pop("max_trials", None)
         strategy = create_strategy(name, space, objectives=objectives, seed=seed, **kwargs)
         return StrategySearcher(strategy, objectives, max_trials=max_trials)
