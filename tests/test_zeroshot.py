@@ -91,7 +91,7 @@ QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 def tiny_config(tmp_path: Path, strategy: str, params: dict[str, Any]) -> Path:
     config = yaml.safe_load(QUICKSTART.read_text())
-    config.update(name="zs", trials=3)
+    config.update(name="zs", trials=3)  # (hybrid: 2 screened seeds, then 1 screened child)
     config["strategy"] = {"name": strategy, "params": params}
     config["task"].update(max_train=64, max_val=64)
     config["training"].update(epochs=1, batch_size=32)
@@ -105,13 +105,13 @@ def tiny_config(tmp_path: Path, strategy: str, params: dict[str, Any]) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("strategy", "params"), [
-    ("zeroshot", {"candidates": 12, "proxy": "naswot"}),
-    ("hybrid", {"population_size": 2, "sample_size": 1, "candidates": 6, "children": 3}),
+    ("zeroshot", {"candidates": 6, "proxy": "naswot"}),
+    ("hybrid", {"population_size": 2, "sample_size": 1, "candidates": 4, "children": 2}),
 ])
 def test_search_cli_runs_screened_strategies_and_charges_proxy_time(
         tmp_path: Path, strategy: str, params: dict[str, Any]) -> None:
     path = tiny_config(tmp_path, strategy, params)
-    proc = run_cli("search", "--config", str(path), "--json")
+    proc = run_cli("search", "--config", str(path), "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = strict_loads(proc.stdout)
     assert result["completed"] + result["stopped"] == 3
@@ -137,7 +137,8 @@ def test_compare_plots_hypervolume_against_compute(tmp_path: Path) -> None:
                                             "candidates": 4, "children": 2})
     out = tmp_path / "cmp"
     proc = run_cli("compare", "--config", str(path), "--strategies", "hybrid,random",
-                   "--seeds", "1", "--trials", "2", "--out", str(out), "--json")
+                   "--seeds", "1", "--trials", "2", "--out", str(out), "--json",
+                   timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     folder = out / result["comparison_id"]
@@ -146,3 +147,26 @@ def test_compare_plots_hypervolume_against_compute(tmp_path: Path) -> None:
     assert set(rows) == {"hybrid", "random"}
     assert all(r["compute_seconds"] > 0 for r in rows.values())
     assert "CPU-s" in (folder / "comparison.md").read_text()
+
+
+def test_hypervolume_at_equal_compute(tmp_path: Path) -> None:
+    from nas.analysis.compare import _plots, at_equal_compute, hv_at, summarize
+    from nas.search import SearchSummary
+
+    assert hv_at([0.1, 0.4, 0.5], [10.0, 20.0, 30.0], 25.0) == 0.4
+    assert hv_at([0.1], [10.0], 5.0) == 0.0
+
+    def run(curve: list[float], compute: list[float]) -> SearchSummary:
+        return SearchSummary("r", "e", "1", "sqlite://", len(curve), len(curve), 0, 0, 0,
+                             curve[-1], 1.0, 1.0, curve=curve, compute=compute)
+
+    runs = {"cheap": [run([0.2, 0.3], [10.0, 20.0]), run([0.1, 0.3], [10.0, 22.0])],
+            "dear": [run([0.4, 0.6], [15.0, 60.0]), run([0.5, 0.7], [25.0, 70.0])]}
+    results = [summarize(k, v, 2, 0.7) for k, v in runs.items()]
+    assert [r.compute_seconds for r in results] == [21.0, 65.0]
+    budget, results = at_equal_compute(results, runs)
+    assert budget == 21.0  # the cheapest strategy's median compute per search
+    # at 21 s: cheap has 0.3 and (second seed, still at 0.1 until 22 s) 0.1; dear 0.4 and 0.0
+    assert [r.hv_at_equal_compute for r in results] == [pytest.approx(0.2), pytest.approx(0.2)]
+    pngs = _plots(results, tmp_path, "t")
+    assert (tmp_path / "hypervolume_compute.png") in pngs

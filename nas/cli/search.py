@@ -18,7 +18,8 @@ def search(
         "--config", "-c", help="Search config (YAML); see configs/quickstart.yaml. Without it, "
         "the built-in defaults (the quickstart's space, estimator and data).")] = None,
     strategy: Annotated[str | None, typer.Option(
-        help="Override the strategy: evolution, random, optuna-nsga2, optuna-tpe.")] = None,
+        help="Override the strategy: evolution, random, zeroshot, hybrid, optuna-nsga2, "
+             "optuna-tpe.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Override the number of trials.")
                       ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the training epochs (the "
