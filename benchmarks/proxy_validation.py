@@ -48,6 +48,7 @@ CONFIG = ROOT / "configs" / "quickstart.yaml"
 NB201_SETS = ("cifar10", "cifar100", "ImageNet16-120")
 NB201_PROXIES = ("synflow", "snip", "grad_norm", "jacov", "fisher", "grasp", "epe_nas",
                  "l2_norm", "plain", "flops", "params")
+COUNTS = ("params", "flops")  # size baselines, as NASLib's columns (flops: MACs here)
 CACHE_FIELDS = ("arch", "epochs", "max_train", "accuracy", "train_seconds")
 
 
@@ -134,10 +135,12 @@ def train_missing(archs: list[str], epochs: int, max_train: int,
 
 
 def proxy_scores(archs: list[str], cfg: Any) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every proxy's score of every architecture (``{proxy: scores}``) and its mean seconds
-    per architecture (model build included)."""
+    """Every proxy's score of every architecture (``{proxy: scores}``, with the parameter and
+    MAC counts as the size baselines every proxy should beat) and its mean seconds per
+    architecture (model build included)."""
     import torch
 
+    from estimators.memory import memory_report
     from nas.proxies import score_model
     from nas.proxies.scorer import BATCH, minibatch
     from nas.tasks import make_task
@@ -145,11 +148,14 @@ def proxy_scores(archs: list[str], cfg: Any) -> tuple[dict[str, np.ndarray], dic
 
     task = make_task(cfg.task, cfg.seed)
     torch.set_num_threads(1)
-    scores: dict[str, list[float]] = {p: [] for p in PROXIES}
+    scores: dict[str, list[float]] = {p: [] for p in (*PROXIES, *COUNTS)}
     seconds = dict.fromkeys(PROXIES, 0.0)
     for arch_text in archs:
         arch = Architecture.from_string(arch_text)
         data = task.data(arch.resolution)
+        counts = memory_report(arch, data.num_classes, data.in_channels)
+        scores["params"].append(counts.params)
+        scores["flops"].append(counts.macs)
         images, labels = minibatch(data.train, BATCH, cfg.seed)
         for proxy in PROXIES:
             start = time.perf_counter()
@@ -199,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         ours = f"{mbv2[proxy]:.3f}" if proxy in mbv2 else "-"
         secs = f"{seconds[proxy]:.2f}" if proxy in seconds else "-"
         print(f"| {proxy} | {' | '.join(cells)} | {ours} | {secs} |")
-    best = max(mbv2, key=lambda p: mbv2[p])
+    best = max(PROXIES, key=lambda p: mbv2[p])
     print(f"best on mbv2-small: {best} (tau {mbv2[best]:.3f})")
     if args.json:
         finite = {p: {d: v for d, v in t.items() if math.isfinite(v)} for p, t in nb201.items()}
