@@ -121,9 +121,10 @@ def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
     budget check as a predicted latency. Empty for the other strategies."""
     import inspect
 
-    from nas.strategies import STRATEGIES
+    from nas.strategies.registry import REGISTRY
 
-    factory = STRATEGIES.get(config.strategy.name)
+    spec = REGISTRY.get(config.strategy.name)
+    factory = None if spec is None else spec.ask_tell
     if factory is None or "score" not in inspect.signature(factory).parameters:
         return {}
     from nas.proxies import check_proxy
@@ -206,23 +207,37 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+@dataclass
+class _Signals:
+    """The termination signal a search received (``None``: none)."""
+
+    received: int | None = None
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _sigterm_raises() -> Iterator[_Signals]:
     """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
-    the ``finally`` that closes the MLflow runs still runs."""
+    the ``finally`` that closes the MLflow runs still runs.
+
+    The signal is also recorded: a ``SystemExit`` raised while the driver waits inside Ray can
+    come back as another exception, or be absorbed by Tune, which then ends the experiment as
+    if it had finished. The caller checks ``received`` so such a search still ends KILLED with a
+    non-zero exit status."""
     import signal
     import threading
 
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
 
     def handler(signum: int, frame: Any) -> None:
+        signals.received = signum
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield signals
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -307,7 +322,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
     from nas.tracking.callback import TrackingCallback, register_live
-    from nas.trial import TrialContext, WithinBudgets, run_trial
+    from nas.trial import BudgetViolations, TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
     state = None
@@ -365,7 +380,9 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             inputs = strategy_inputs(config, context)
             scorer = inputs.get("score")
             searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
-                                       seed=config.seed, **config.strategy.params, **inputs)
+                                       seed=config.seed,
+                                       constraints=BudgetViolations(config.budgets),
+                                       **config.strategy.params, **inputs)
             samples = config.trials
             if not config.count_rejected:
                 samples += REJECTED_PER_TRIAL * config.trials
@@ -406,15 +423,21 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
                 "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
+        signals = _Signals()
         try:
-            with contextlib.redirect_stdout(tune_output or sys.stderr), _sigterm_raises():
+            with contextlib.redirect_stdout(tune_output or sys.stderr), \
+                    _sigterm_raises() as signals:
                 tuner.fit()
             status = "FINISHED"
         except (KeyboardInterrupt, SystemExit):
             status = "KILLED"
             raise
         finally:
+            if signals.received is not None:
+                status = "KILLED"
             tracker.close(status)  # no run stays RUNNING, whatever happened
+            if signals.received is not None:  # whatever Ray made of the SystemExit
+                raise SystemExit(128 + signals.received)
 
     return SearchSummary(
         parent_run_id=tracker.parent_id, experiment=config.tracking.experiment,

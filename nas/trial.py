@@ -3,8 +3,9 @@
 The constraint check needs no device: latency comes from the learned estimator, parameters,
 MACs and peak activation memory from the exact memory model. A candidate over a budget is
 reported at once with ``rejected = 1`` (it costs milliseconds), ``epochs = 0`` (so ASHA never
-records it at a rung) and ``accuracy = 0`` (an unusable model); the searcher adapter tells it to
-the strategy as a failure, so it is never bred from. Otherwise the trial trains and reports after
+records it at a rung) and ``accuracy = 0`` (an unusable model); every searcher is told it is
+infeasible, with how far it is over each budget (:mod:`nas.strategies.constraints`), so it is
+never bred from. Otherwise the trial trains and reports after
 every epoch, each report carrying all of ``accuracy``, ``latency_ms``, ``params``,
 ``peak_activation_bytes``, ``macs``, ``epochs``, ``train_seconds`` and ``rejected``: a trial
 that ASHA stops ends with a complete record.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,10 @@ from nas.config import BudgetConfig, SearchConfig
 from searchspaces.genome import Architecture
 
 MIB = 1024 * 1024
+BUDGETED = (("latency_ms", "latency", "ms", ".3f"),
+            ("peak_activation_mib", "peak activations", "MiB", ".2f"),
+            ("params_m", "params", "M", ".2f"))
+"""``(BudgetConfig field, label, unit, format)`` of each budget a candidate is checked against."""
 
 
 @dataclass(frozen=True)
@@ -32,17 +38,28 @@ class Cost:
     peak_activation_bytes: int
     macs: int
 
+    def measured(self) -> dict[str, float]:
+        """The budgeted quantities, named and in the units of :class:`BudgetConfig`."""
+        return {"latency_ms": self.latency_ms,
+                "peak_activation_mib": self.peak_activation_bytes / MIB,
+                "params_m": self.params / 1e6}
+
     def violations(self, budgets: BudgetConfig) -> list[str]:
         """Human-readable reasons this cost breaks ``budgets`` (empty when it fits)."""
-        out = []
-        if budgets.latency_ms is not None and self.latency_ms > budgets.latency_ms:
-            out.append(f"latency {self.latency_ms:.3f} ms > {budgets.latency_ms:g} ms")
-        peak_mib = self.peak_activation_bytes / MIB
-        if budgets.peak_activation_mib is not None and peak_mib > budgets.peak_activation_mib:
-            out.append(f"peak activations {peak_mib:.2f} MiB > {budgets.peak_activation_mib:g} MiB")
-        if budgets.params_m is not None and self.params / 1e6 > budgets.params_m:
-            out.append(f"params {self.params / 1e6:.2f} M > {budgets.params_m:g} M")
+        values, out = self.measured(), []
+        for name, label, unit, fmt in BUDGETED:
+            budget = getattr(budgets, name)
+            if budget is not None and values[name] > budget:
+                out.append(f"{label} {values[name]:{fmt}} {unit} > {budget:g} {unit}")
         return out
+
+    def constraint_values(self, budgets: BudgetConfig) -> dict[str, float]:
+        """``value - budget`` per budget set (ms, MiB, M params): positive means over by that
+        much (Optuna's convention for constraints), exactly where :meth:`violations` names a
+        reason."""
+        values = self.measured()
+        return {name: values[name] - getattr(budgets, name) for name, *_ in BUDGETED
+                if getattr(budgets, name) is not None}
 
 
 def candidate_cost(arch: Architecture, estimator: Any, num_classes: int,
@@ -137,6 +154,20 @@ class PredictedLatency:
     def __call__(self, config: dict[str, Any]) -> float | None:
         _arch, cost, reasons = price(self.context, config)
         return None if reasons else cost.latency_ms
+
+
+@dataclass(frozen=True)
+class BudgetViolations:
+    """A finished trial's constraint values (:meth:`Cost.constraint_values`) from the cost its
+    result reports, for :class:`~nas.strategies.constraints.ConstraintFeedback` (picklable)."""
+
+    budgets: BudgetConfig
+
+    def __call__(self, result: Mapping[str, Any]) -> dict[str, float]:
+        cost = Cost(latency_ms=float(result["latency_ms"]), params=int(result["params"]),
+                    peak_activation_bytes=int(result["peak_activation_bytes"]),
+                    macs=int(result.get("macs", 0)))
+        return cost.constraint_values(self.budgets)
 
 
 def trial_seed(seed: int, arch: str) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.nb201_data import format_arch, load_nb201, nb201_dimensions
 from nas.pareto import hypervolume_2d, normalize
-from nas.strategies import STRATEGIES, Evolution, create_strategy
+from nas.strategies import Evolution, create_strategy, strategy_names
 from searchspaces.spaces import get_space
 
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
@@ -41,7 +41,7 @@ SMALL = {"evolution": {"population_size": 6, "sample_size": 3}, "random": {},
          "hybrid": {"population_size": 6, "sample_size": 3, "children": 4, **SCREENED}}
 
 
-@pytest.fixture(params=sorted(STRATEGIES))
+@pytest.fixture(params=strategy_names(ask_tell=True))
 def name(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -269,9 +269,10 @@ def shares_params(strategy: str, params: dict[str, Any]) -> bool:
     differ only in what tells them apart. Any other strategy runs with its defaults."""
     import inspect
 
-    from nas.strategies import STRATEGIES
+    from nas.strategies.registry import REGISTRY
 
-    factory = STRATEGIES.get(strategy)
+    spec = REGISTRY.get(strategy)
+    factory = None if spec is None else spec.ask_tell
     return bool(params) and factory is not None and set(params) <= set(
         inspect.signature(factory).parameters)
 
@@ -292,13 +293,13 @@ def plan_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int,
     """The comparison's base config, checked before the first search: every problem (unknown
     strategy, config, tracking URI, estimator, data) is a one-line ``ValueError``."""
     from nas.search import prepare
-    from nas.strategies import SEARCHERS
+    from nas.strategies.registry import strategy_names
     from nas.tracking import check_tracking_uri
 
-    unknown = [s for s in strategies if s not in SEARCHERS]
+    unknown = [s for s in strategies if s not in strategy_names()]
     if unknown or not strategies:
         raise ValueError(f"unknown strategies {', '.join(unknown) or '(none given)'}; known: "
-                         f"{', '.join(SEARCHERS)}")
+                         f"{', '.join(strategy_names())}")
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})

@@ -12,14 +12,15 @@ from rich import box
 from rich.table import Table
 
 from nas.cli._common import AddressOpt, JsonOpt, TrackingUriOpt, emit_json, err, out, user_input
+from nas.strategies.registry import strategy_names
 
 
 def compare(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Search config (YAML) shared by every search.")] = None,
     strategies: Annotated[str, typer.Option(
-        help="Comma-separated: evolution, random, zeroshot, hybrid, optuna-nsga2, optuna-tpe.")
-                          ] = "evolution,optuna-nsga2,optuna-tpe,random",
+        help=f"Comma-separated, any of: {', '.join(strategy_names())}.")
+                          ] = ",".join(strategy_names()),
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..K-1 per strategy.")] = 3,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials per search (default: the "
                                                "config's).")] = None,
@@ -62,16 +63,13 @@ def compare(
         emit_json(result.to_json())
         return
     table = Table("strategy", "seeds", "final HV median [IQR]", f"trials to {TARGET:.0%}",
-                  "compute s", f"HV at {result.equal_compute:.0f} s", "s/search",
-                  box=box.SIMPLE, title=f"{result.comparison_id} "
+                  "s/search", box=box.SIMPLE, title=f"{result.comparison_id} "
                   f"(best HV {result.best_hv:.4f})")
     for r in result.results:
         reach = (f"{r.trials_to_target:.0f} ({r.reached}/{r.seeds})"
                  if r.trials_to_target is not None else "never")
-        equal = "-" if r.hv_at_equal_compute is None else f"{r.hv_at_equal_compute:.4f}"
         table.add_row(r.strategy, str(r.seeds), f"{r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
-                      f"{r.final_hv[2]:.4f}]", reach, f"{r.compute_seconds:.0f}", equal,
-                      f"{r.seconds:.0f}")
+                      f"{r.final_hv[2]:.4f}]", reach, f"{r.seconds:.0f}")
     out.print(table)
     for r in result.results:
         if r.reached_uncurated_final is not None:

@@ -11,6 +11,7 @@ from rich import box
 from rich.table import Table
 
 from nas.cli._common import JsonOpt, emit_json, err, mib, out, progress_bar, si, user_input
+from nas.strategies.registry import strategy_names
 
 
 def search(
@@ -18,8 +19,7 @@ def search(
         "--config", "-c", help="Search config (YAML); see configs/quickstart.yaml. Without it, "
         "the built-in defaults (the quickstart's space, estimator and data).")] = None,
     strategy: Annotated[str | None, typer.Option(
-        help="Override the strategy: evolution, random, zeroshot, hybrid, optuna-nsga2, "
-             "optuna-tpe.")] = None,
+        help=f"Override the strategy: {', '.join(strategy_names())}.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Override the number of trials.")
                       ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the training epochs (the "

@@ -32,6 +32,7 @@ The parent's description (tag ``mlflow.note.content``) is the search's summary
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ import numpy as np
 from nas.pareto import hypervolume_2d, pareto_mask
 from nas.tracking.store import NOTE_TAG, all_runs, experiment_id, log_params, log_values
 from nas.tracking.text import search_note, trial_label, trial_run_name
+
+logger = logging.getLogger(__name__)
 
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
@@ -342,14 +345,24 @@ class SearchTracker:
     def close(self, status: str = "FINISHED") -> None:
         """End every child still open (``KILLED``); write the final plots (the HTML one too,
         unless no trial finished since it was written) and the description; end the parent
-        with ``status``."""
+        with ``status``.
+
+        The plots are the one optional part: a search killed while one of them was being drawn
+        (a SIGTERM in the middle of matplotlib's first import leaves it half-imported) still
+        ends its runs with the right status, and says the plots are missing."""
         if self.closed:
             return
         for trial_id in list(self.children):
             self._end(self.children.pop(trial_id), *self.open_trials.pop(trial_id, ("", "")),
                       "killed", "KILLED")
         if not self.finished or self._html_trials != len(self.finished):
-            self.write_artifacts()
+            try:
+                self.write_artifacts()
+            except Exception as err:  # noqa: BLE001 - the runs' status matters more than a plot
+                if status == "FINISHED":
+                    raise
+                logger.warning("search %s ended %s without its final plots: %s: %s",
+                               self.run_name, status, type(err).__name__, err)
         self.client.set_tag(self.parent_id, NOTE_TAG, self.note(status))
         self.client.set_terminated(self.parent_id, status=status)
         self.closed = True
