@@ -71,7 +71,10 @@ def print_table(rows: list[dict[str, Any]], trials: int, seeds: int) -> None:
         # counted search of the same seed trained
         equal = [w["curve"][min(c["trained"], len(w["curve"])) - 1] if c["trained"] else 0.0
                  for c, w in zip(counted, within)]
-        for label, group, extra in (("true", counted, "-"), ("false", within, quartiles(equal))):
+        for label, group, extra in (("true", counted, "-"),
+                                    ("false", within, quartiles(equal) if equal else "-")):
+            if not group:
+                continue
             print(f"| {strategy} | {label} | {quartiles([r['hypervolume'] for r in group])} | "
                   f"{quartiles([r['trained'] for r in group], '.0f')} | "
                   f"{quartiles([r['rejected'] for r in group], '.0f')} | "
@@ -86,15 +89,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--strategies", default=",".join(strategy_names()))
+    parser.add_argument("--settings", default="true,false",
+                        help="the count_rejected values to run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    settings = [{"true": True, "false": False}[v] for v in args.settings.split(",")]
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp, ray_session(None, cpus=2), \
             contextlib.redirect_stdout(sys.stderr):
         for strategy in args.strategies.split(","):
             for seed in range(args.seeds):
-                for counted in (True, False):
+                for counted in settings:
                     rows.append(run(strategy, seed, counted, args, Path(tmp)))
                     r = rows[-1]
                     print(f"{strategy} seed {seed} count_rejected={counted}: hv "

@@ -26,6 +26,11 @@ from nas.strategies.registry import get_spec
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
 """The datasets :mod:`nas.data` reads; named here so that loading a config imports no torch."""
+DATA_PATHS: tuple[str, ...] = ("auto", "memory", "stream")
+AUGMENTATIONS: tuple[str, ...] = ("auto", "none", "crop", "crop_flip")
+"""``training.augment`` values (:func:`nas.fastdata.augment`); ``auto`` is ``crop_flip`` where a
+mirror image is the same class (CIFAR-10, ImageFolder photos) and ``crop`` where it is not (a
+mirrored digit is another glyph)."""
 
 
 class _Section(BaseModel):
@@ -97,10 +102,42 @@ class TrainingConfig(_Section):
     reduction_factor: float = Field(3.0, gt=1)
     surrogate: bool = Field(False, description="score candidates with the training-free NASWOT "
                             "proxy (nas/surrogate.py) instead of training them")
+    # The in-memory fast path (nas/fasttrain.py, docs/search.md "Fast training path").
+    data_path: str = Field("auto", description="auto: hold the dataset on the trial's device "
+                           "(uint8) when it fits memory_cap_mib, else stream it; memory; stream")
+    memory_cap_mib: float = Field(1024.0, gt=0, description="largest dataset (uint8 images at "
+                                  "the trial's resolution, train + val) auto holds on a device")
+    memory_batch_size: int | None = Field(
+        None, ge=1, description="batch on the in-memory path (default batch_size); lr is scaled "
+        "linearly: lr * memory_batch_size / batch_size")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="in-memory path only")
+    augment: str = Field("none", description="in-memory path: none, crop, crop_flip or auto "
+                         "(crop_flip, but crop alone on digits); off by default: it slows "
+                         "learning in a brief trial (benchmarks/fastpath_accuracy.py)")
+    mixed_precision: bool | None = Field(
+        None, description="in-memory path autocast: bf16 (fp16 with loss scaling on GPUs "
+        "without bf16); default on for CUDA, off on CPU")
+
+    @field_validator("data_path")
+    @classmethod
+    def _known_data_path(cls, value: str) -> str:
+        if value not in DATA_PATHS:
+            raise ValueError(f"unknown data_path {value!r}; choose auto (hold the dataset on "
+                             "the device when it fits memory_cap_mib), memory or stream")
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _known_augment(cls, value: str) -> str:
+        if value not in AUGMENTATIONS:
+            raise ValueError(f"unknown augment {value!r}; choose one of "
+                             f"{', '.join(AUGMENTATIONS)}")
+        return value
 
 
 class ResourcesConfig(_Section):
-    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit)."""
+    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit).
+    A fraction of a GPU is also the trial's cap on that GPU's memory (:mod:`nas.packing`)."""
 
     cpus: float = Field(1.0, gt=0)
     gpus: float = Field(0.0, ge=0, description="fractions (0.25) let trials share one GPU")
@@ -108,6 +145,11 @@ class ResourcesConfig(_Section):
                               "that raised (a lost node); a candidate that fails again is "
                               "recorded as failed")
     max_concurrent: int | None = Field(None, ge=1)
+    simulated_memory_mib: float | None = Field(
+        None, gt=0, description="test hook (nas/packing.py): an attempt whose batch size x the "
+        "candidate's peak activation bytes exceeds this raises torch.OutOfMemoryError before "
+        "its first step, so the retry at half the batch runs without a GPU; never set it for a "
+        "real search")
     reuse_actors: bool | None = Field(
         None, description="run the next trial in a finished trial's worker (saves starting "
         "one); default: yes on a Ray the search starts itself, no on a cluster it joins, where "
@@ -130,9 +172,11 @@ class SearchConfig(_Section):
     seed: int = 0
     trials: int = Field(24, ge=1)
     count_rejected: bool = Field(
-        True, description="whether a candidate rejected before training uses up one of "
-        "`trials`; false: the search goes on until `trials` candidates within the budgets were "
-        "proposed (each is priced in the driver first), rejecting at most 10 x trials")
+        False, description="whether a candidate rejected before training uses up one of "
+        "`trials`. false (default): `trials` is how many candidates within the budgets are "
+        "trained, whatever the budgets reject on the way (each proposal is priced in the driver "
+        "first; at most 10 x trials rejections); true: every proposal counts, so tighter "
+        "budgets train fewer (see docs/results.md)")
     task: TaskConfig = TaskConfig()
     space: SpaceConfig = SpaceConfig()
     hardware: HardwareConfig = HardwareConfig()

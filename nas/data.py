@@ -84,6 +84,10 @@ class DataSplit:
     num_classes: int
     in_channels: int
     classes: tuple[str, ...]
+    # The per-channel standardisation the images carry (pixels in [0, 1] -> (x - mean) / std),
+    # so :mod:`nas.fastdata` can turn them back into uint8 pixels held on the device.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
 
 # --------------------------------------------------------------------------- splitting
@@ -159,6 +163,17 @@ class _Uint8ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def pixels(self, chunk: int = 4096) -> torch.Tensor:
+        """All images resized to ``resolution`` as uint8 ``(N, C, H, W)``, ``chunk`` at a time
+        (what the in-memory training path of :mod:`nas.fastdata` holds on the device)."""
+        out = torch.empty((len(self), self.images.shape[1], self.resolution, self.resolution),
+                          dtype=torch.uint8)
+        for start in range(0, len(self), chunk):
+            part = self.images[start:start + chunk].to(torch.float32).div_(255.0)
+            out[start:start + chunk] = _resize(part, self.resolution).mul_(255.0).round_(
+                ).clamp_(0, 255).to(torch.uint8)
+        return out
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index].to(torch.float32).div_(255.0)
         image = _resize(image.unsqueeze(0), self.resolution).squeeze(0)
@@ -217,7 +232,7 @@ def _make_digits(resolution: int, val_fraction: float, seed: int, max_train: int
         x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
         return TensorDataset(_resize(x, resolution).contiguous(), torch.from_numpy(labels[idx]))
 
-    return DataSplit(build(train_idx), build(val_idx), len(classes), 1, classes)
+    return DataSplit(build(train_idx), build(val_idx), len(classes), 1, classes, (mean,), (std,))
 
 
 # --------------------------------------------------------------------------- cifar10
@@ -267,6 +282,45 @@ def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, _CIFAR10_SIDE, _CIFAR10_SIDE), labels
 
 
+def write_cifar10(root: str | Path, images: np.ndarray, labels: np.ndarray,
+                  classes: Sequence[str],
+                  test: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write ``(N, 3, 32, 32)`` uint8 ``images`` with labels in 0..9 as a CIFAR-10 "python
+    version" folder ``root/cifar-10-batches-py`` (five ``data_batch_*`` files and
+    ``batches.meta``, as the official archive has them; ``test``, images and labels, becomes
+    its ``test_batch``) that :func:`make_datasets` reads; for tests and benchmarks that need the
+    format without the real data. Returns the folder."""
+    images, labels = np.asarray(images), np.asarray(labels, dtype=np.int64)
+    side = _CIFAR10_SIDE
+    if images.dtype != np.uint8 or images.shape[1:] != (3, side, side):
+        raise ValueError(f"images must be uint8 (N, 3, {side}, {side}), got {images.dtype} "
+                         f"{images.shape}")
+    if labels.shape != images.shape[:1] or len(classes) != 10:
+        raise ValueError(f"need one label per image and 10 class names, got {labels.shape} "
+                         f"labels for {len(images)} images and {len(classes)} names")
+    folder = Path(root) / _CIFAR10_DIRNAME
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(np.array_split(np.arange(len(images)), len(_CIFAR10_TRAIN_FILES))):
+        with (folder / _CIFAR10_TRAIN_FILES[i]).open("wb") as f:
+            pickle.dump({b"batch_label": f"training batch {i + 1} of 5".encode(),
+                         b"data": images[part].reshape(len(part), -1),
+                         b"labels": labels[part].tolist(),
+                         b"filenames": [f"{j}.png".encode() for j in part]}, f)
+    if test is not None:
+        test_images, test_labels = np.asarray(test[0]), np.asarray(test[1], dtype=np.int64)
+        with (folder / "test_batch").open("wb") as f:
+            pickle.dump({b"batch_label": b"testing batch 1 of 1",
+                         b"data": test_images.reshape(len(test_images), -1),
+                         b"labels": test_labels.tolist(),
+                         b"filenames": [f"test_{j}.png".encode() for j in
+                                        range(len(test_images))]}, f)
+    with (folder / _CIFAR10_META).open("wb") as f:
+        pickle.dump({b"label_names": [str(c).encode() for c in classes],
+                     b"num_cases_per_batch": -(-len(images) // 5), b"num_vis": 3 * side * side},
+                    f)
+    return folder
+
+
 def _cifar10_files(root: Path) -> list[Path]:
     return [root / _CIFAR10_DIRNAME / name for name in (*_CIFAR10_TRAIN_FILES, _CIFAR10_META)]
 
@@ -312,7 +366,8 @@ def _make_cifar10(data_dir: Path, resolution: int, val_fraction: float, seed: in
         return _Uint8ImageDataset(images[torch.from_numpy(idx)], labels[idx], resolution,
                                   CIFAR10_MEAN, CIFAR10_STD)
 
-    return DataSplit(build(train_idx), build(val_idx), len(classes), 3, classes)
+    return DataSplit(build(train_idx), build(val_idx), len(classes), 3, classes, CIFAR10_MEAN,
+                     CIFAR10_STD)
 
 
 # --------------------------------------------------------------------------- imagefolder
@@ -374,7 +429,7 @@ def _make_imagefolder(data_dir: Path, resolution: int, val_fraction: float, seed
     ])
     train = _ImageFileDataset([train_samples[i] for i in train_idx], transform)
     val = _ImageFileDataset([val_samples[i] for i in val_idx], transform)
-    return DataSplit(train, val, len(classes), 3, classes)
+    return DataSplit(train, val, len(classes), 3, classes, IMAGENET_MEAN, IMAGENET_STD)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -71,7 +71,9 @@ class SearchSummary:
                 "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
                 "trials": self.trials, "completed": self.completed, "stopped": self.stopped,
                 "rejected": self.rejected, "failed": self.failed,
-                "pareto": [{k: p[k] for k in FRONT_KEYS} for p in self.pareto],
+                # run_id: the trial's MLflow run, what `hwnas train --run` takes
+                "pareto": [{**{k: p[k] for k in FRONT_KEYS}, "run_id": p.get("run_id")}
+                           for p in self.pareto],
                 "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
                 "seconds": round(self.seconds, 2),
                 "compute_seconds": round(self.compute[-1], 2) if self.compute else 0.0,

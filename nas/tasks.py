@@ -18,6 +18,8 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig, TrainingConfig
 from nas.data import DataSplit, make_datasets
+from nas.fastdata import DeviceData, holdable, materialise
+from nas.fasttrain import choose_path, train_in_memory
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
 
@@ -40,13 +42,15 @@ class Task(Protocol):
 class ClassificationTask:
     """Image classification: cross-entropy training, top-1 ``accuracy`` on the validation split.
 
-    Datasets are cached per resolution, so a Ray actor reused across trials loads them once.
+    Datasets are cached per resolution, and per device once held there as uint8 for the
+    in-memory path (:mod:`nas.fasttrain`), so a Ray actor reused across trials loads them once.
     """
 
     config: TaskConfig
     seed: int = 0
     metric: str = "accuracy"
     _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
+    _held: dict[tuple[int, str], DeviceData] = field(default_factory=dict, repr=False)
 
     def data(self, resolution: int) -> DataSplit:
         if resolution not in self._cache:
@@ -55,6 +59,14 @@ class ClassificationTask:
                 c.dataset, resolution, data_dir=c.data_dir, val_fraction=c.val_fraction,
                 seed=self.seed, max_train=c.max_train, max_val=c.max_val, download=c.download)
         return self._cache[resolution]
+
+    def device_data(self, resolution: int, device: torch.device) -> DeviceData:
+        """The split at ``resolution`` held on ``device`` as uint8 (:mod:`nas.fastdata`)."""
+        key = (resolution, str(device))
+        if key not in self._held:
+            self._held[key] = materialise(self.data(resolution), device,
+                                          mirrorable=self.config.dataset != "digits")
+        return self._held[key]
 
     def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
         return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
@@ -106,8 +118,16 @@ def make_task(config: TaskConfig, seed: int = 0) -> Task:
 def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
           device: torch.device, report: Any) -> None:
     """Train ``arch`` for ``training.epochs`` epochs, calling ``report(epoch, metrics)`` after
-    each (the caller may stop it there: Ray kills a trial that ASHA stops)."""
+    each (the caller may stop it there: Ray kills a trial that ASHA stops).
+
+    A dataset held on ``device`` trains on the in-memory path (:mod:`nas.fasttrain`, chosen by
+    ``training.data_path``); any other streams through a ``DataLoader`` in the main process.
+    """
     data = task.data(arch.resolution)
+    can_hold = hasattr(task, "device_data") and holdable(data)
+    if choose_path(training, data, arch.resolution, can_hold) == "memory":
+        train_in_memory(task, arch, data, training, seed, device, report)
+        return
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = task.model(arch, data).to(device)
@@ -120,11 +140,14 @@ def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
     # a trial that ASHA judges after its first epoch has already learned at full rate
     steps = training.epochs * max(len(train_loader), 1)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    images = len(train_loader) * training.batch_size if train_loader.drop_last else len(data.train)
     seconds = 0.0
     for epoch in range(1, training.epochs + 1):
         start = time.perf_counter()
         metrics = task.train_epoch(model, train_loader, optimizer, device, schedule)
+        epoch_seconds = time.perf_counter() - start
         metrics.update(task.evaluate(model, val_loader, device))
         seconds += time.perf_counter() - start
-        report(epoch, {**metrics, "train_seconds": seconds})
+        report(epoch, {**metrics, "train_seconds": seconds, "epoch_seconds": epoch_seconds,
+                       "images_per_second": images / epoch_seconds})
 

@@ -8,7 +8,12 @@ infeasible, with how far it is over each budget (:mod:`nas.strategies.constraint
 never bred from. Otherwise the trial trains and reports after
 every epoch, each report carrying all of ``accuracy``, ``latency_ms``, ``params``,
 ``peak_activation_bytes``, ``macs``, ``epochs``, ``train_seconds`` and ``rejected``: a trial
-that ASHA stops ends with a complete record.
+that ASHA stops ends with a complete record, and ``batch_size`` and ``oom_batch``.
+
+A trial that runs out of device memory is trained again at half the batch (:mod:`nas.packing`):
+the retry's reports carry ``oom_batch``, the batch size that failed. One that runs out at both
+reports once with ``failed = 1``, ``failure_reason`` (``out of memory at batch 8``) and
+``epochs = 0``; the strategy is told it failed, as for a rejected candidate.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.config import BudgetConfig, SearchConfig
+from nas.packing import check_simulated, limit_memory, train_with_oom_retry
 from searchspaces.genome import Architecture
 
 MIB = 1024 * 1024
@@ -217,18 +223,36 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                      "rejected": 1, "reject_reason": "; ".join(reasons)})
         return
 
-    cpus = max(1, int(search.resources.cpus))
+    resources = search.resources
+    cpus = max(1, int(resources.cpus))
     torch.set_num_threads(cpus)
-    use_gpu = search.resources.gpus > 0 and torch.cuda.is_available()
+    use_gpu = resources.gpus > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
+    limit_memory(resources.gpus, device)  # a packed trial keeps to its share of the GPU
     from nas.tasks import train
 
     task = task_of(context)
+    seed = trial_seed(search.seed, base["arch"])
     if search.training.surrogate:
-        _report_surrogate(task, arch, trial_seed(search.seed, base["arch"]), base)
+        _report_surrogate(task, arch, seed, base)
         return
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        tune.report({**base, **metrics, "epochs": epoch, "rejected": 0, "reject_reason": ""})
+    def attempt(batch_size: int, extra: dict[str, Any]) -> None:
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            tune.report({**base, **metrics, **extra, "batch_size": batch_size, "epochs": epoch,
+                         "rejected": 0, "reject_reason": ""})
 
-    train(task, arch, search.training, trial_seed(search.seed, base["arch"]), device, report)
+        check_simulated(batch_size, cost.peak_activation_bytes, resources.simulated_memory_mib)
+        update: dict[str, Any] = {"batch_size": batch_size}
+        fast_batch = search.training.memory_batch_size
+        if fast_batch is not None:  # a retry halves the in-memory path's batch alike
+            update["memory_batch_size"] = max(1, fast_batch * batch_size
+                                              // search.training.batch_size)
+        training = search.training.model_copy(update=update)
+        train(task, arch, training, seed, device, report)
+
+    oom = train_with_oom_retry(attempt, search.training.batch_size, device)
+    if oom is not None:  # out of memory at the batch size and at half of it: told as a failure
+        tune.report({**base, "accuracy": 0.0, "epochs": 0, "train_seconds": 0.0, "rejected": 0,
+                     "reject_reason": "", "failed": 1, "failure_reason": oom.reason,
+                     "oom_batch": oom.first_batch, "batch_size": oom.batch_size})

@@ -265,3 +265,21 @@ def test_a_real_search_tells_optuna_its_rejections_as_infeasible(
     assert summary.rejected >= 1 and summary.trials == len(seen) == 8
     assert all(state == TrialState.COMPLETE and set(c) == {"latency_ms"} for state, c in seen)
     assert sum(c["latency_ms"] > 0 for _, c in seen) == summary.rejected
+
+
+@pytest.mark.parametrize("name", OPTUNA)
+def test_a_failed_or_errored_trial_is_a_failed_optuna_trial(name: str) -> None:
+    """Out of memory at every batch size (``failed``, accuracy 0), or an error after an epoch
+    was reported: Optuna's trial fails, it is not completed with those values."""
+    from optuna.trial import TrialState
+
+    searcher = create_searcher(name, SPACE, OBJECTIVES, seed=0,
+                               constraints=BudgetViolations(BUDGETS))
+    seen = spy(searcher)
+    within = trial_result({"a": 1, "b": "x", "c": 0.5})
+    searcher.suggest("oom")
+    searcher.suggest("crash")
+    searcher.on_trial_complete("oom", {**within, "accuracy": 0.0, "failed": 1})
+    searcher.on_trial_complete("crash", within, error=True)
+    assert [state for state, _, _ in seen] == [TrialState.FAIL, TrialState.FAIL]
+    assert [t.state for t in searcher.searcher._ot_study.trials] == [TrialState.FAIL] * 2

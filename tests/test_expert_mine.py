@@ -167,7 +167,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     tmp = tmp_path_factory.mktemp("mine")
     config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config.update(name="trained", trials=5, storage_path=str(tmp / "ray"))
+    config.update(name="trained", trials=5, storage_path=str(tmp / "ray"), count_rejected=True)
     config["task"].update(max_train=32, max_val=32)
     config["training"].update(epochs=1)
     config["budgets"] = {"latency_ms": 0.45}  # some candidates are rejected, never trained

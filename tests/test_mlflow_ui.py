@@ -40,7 +40,7 @@ def tags_of(entity: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.slow
 def test_a_search_reads_well_in_the_ui(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    config.update(name="ui", trials=4, storage_path=str(tmp_path / "ray"))
+    config.update(name="ui", trials=4, storage_path=str(tmp_path / "ray"), count_rejected=True)
     config["task"].update(max_train=48, max_val=40)
     config["training"].update(epochs=1)
     config["budgets"] = {"latency_ms": 0.3}

@@ -112,8 +112,10 @@ def plan_ablation(config: SearchConfig, *, trials: int | None = None, surrogate:
     # ASHA off: every candidate trains its full epochs. The answer is read at equal accuracy,
     # and a brief training's first epoch says little about its last (a width-0.5 net at chance
     # after one epoch reached the baseline's accuracy after three).
+    # count_rejected true: an arm's search proposes at most its whole (small) space, each
+    # candidate once, and the ones slower than the baseline, rejected, count toward it.
     base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None,
-                                    "training.asha": False})
+                                    "training.asha": False, "count_rejected": True})
     # the ablation measures latency at equal accuracy: no budget may reject the baseline
     base = SearchConfig.model_validate({**base.model_dump(), "budgets": {}})
     check_tracking_uri(base.tracking.uri)

@@ -77,7 +77,9 @@ def search(
             "trials": trials, "training.epochs": epochs, "seed": seed, "name": name,
             "tracking.uri": tracking_uri})
         prepared = prepare(cfg)
-    err.print(f"[bold]{cfg.name}[/]: {cfg.trials} trials of {cfg.strategy.name} on "
+    counted = (f"{cfg.trials} trials" if cfg.count_rejected
+               else f"{cfg.trials} trained candidates (rejected ones extra)")
+    err.print(f"[bold]{cfg.name}[/]: {cfg.strategy.name}, {counted}, on "
               f"{cfg.space.name} ({cfg.hardware.profile}, estimator {cfg.hardware.estimator}), "
               f"data {cfg.task.dataset}; MLflow {cfg.tracking.uri} "
               f"(experiment {cfg.tracking.experiment})", highlight=False, soft_wrap=True)
@@ -118,6 +120,11 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               f"{summary.tracking_uri}). {ui_hint(summary.tracking_uri, summary.experiment_id)}",
               highlight=False, soft_wrap=True)
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
+    if summary.pareto:
+        best = max(summary.pareto, key=lambda p: p["accuracy"])
+        out.print(f"Train the most accurate one fully and export it: hwnas train --run "
+                  f"{best['run_id']} --epochs 30 --tracking-uri {summary.tracking_uri}",
+                  highlight=False, soft_wrap=True)
 
 
 def rejection_hint(trials: int, rejected: int) -> str | None:

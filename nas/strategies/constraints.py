@@ -88,11 +88,16 @@ class ConstraintFeedback(Searcher):
 class ConstrainedOptunaSearch(OptunaSearch):
     """Ray's ``OptunaSearch``, completing each Optuna trial with the constraint values that
     :class:`ConstraintFeedback` put in its result. A rejected result without them is an error:
-    Optuna would take it for a feasible trial."""
+    Optuna would take it for a feasible trial. A trial that errored, or that reports
+    ``failed`` (out of memory at every batch size, with accuracy 0), is told as a failed
+    Optuna trial: Ray would complete it with the last values it reported."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if result and not error and trial_id not in self._completed_trials:
+        if error or (result and result.get("failed")):
+            super().on_trial_complete(trial_id, result=None, error=True)
+            return
+        if result and trial_id not in self._completed_trials:
             if result.get("rejected") and CONSTRAINTS not in result:
                 raise ValueError(f"trial {trial_id} was rejected, but its result has no "
                                  f"constraint values: wrap the searcher in ConstraintFeedback")

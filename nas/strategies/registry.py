@@ -48,8 +48,7 @@ class AskTell:
         from .tune_adapter import StrategySearcher
 
         max_trials = params.pop("max_trials", None)
-        check_params(name, self.strategy, params,
-                     reserved=("objectives", "seed"))
+        check_params(name, self.strategy, params, reserved=("objectives", "seed"))
         strategy = self.strategy(space, objectives=objectives, seed=seed, **params)
         return StrategySearcher(strategy, list(objectives), max_trials=max_trials)
 

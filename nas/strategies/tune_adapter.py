@@ -1,11 +1,12 @@
 """Turn any ask/tell strategy into a Ray Tune ``Searcher`` (the one place strategies meet Ray).
 
 Like Ray's ``OptunaSearch``, a thin adapter: ``suggest`` asks the strategy for a config,
-``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial or an
-infeasible one: rejected by the budget check, see :mod:`nas.strategies.constraints`), and
-``save``/``restore`` persist the strategy's JSON state together with the trials in flight, so
-``Tuner.restore`` resumes with the same population. The file is written to a temporary name and
-renamed into place: a killed process never leaves half a checkpoint.
+``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial, an
+infeasible one: rejected by the budget check, see :mod:`nas.strategies.constraints`, or one out
+of memory at every batch size, reported with a true ``failed`` key), and ``save``/``restore``
+persist the strategy's JSON state together with the trials in flight, so ``Tuner.restore``
+resumes with the same population. The file is written to a temporary name and renamed into
+place: a killed process never leaves half a checkpoint.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ class StrategySearcher(Searcher):
             if config is None:
                 return
             self.suggested += 1
-        if error or result is None or infeasible(result):
-            # failed, or over a budget (rejected before training): seen, never bred from
+        if error or result is None or infeasible(result) or result.get("failed"):
+            # errored, over a budget (rejected before training), or out of memory at every
+            # batch size tried (nas.packing): seen, never bred from
             self.strategy.tell(config, None)
             return
         self.strategy.tell(config, {name: result.get(name) for name, _ in self.objectives})
