@@ -63,6 +63,8 @@ class SearchSummary:
     curve: list[float] = field(default_factory=list)
     points: list[dict[str, Any]] = field(default_factory=list)  # every trained candidate
     count_rejected: bool = True  # the config's: did rejections use up trials?
+    # compute (train_seconds so far + proxy seconds so far) at each point of `curve`
+    compute: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"parent_run_id": self.parent_run_id, "experiment": self.experiment,
@@ -73,7 +75,9 @@ class SearchSummary:
                 "pareto": [{**{k: p[k] for k in FRONT_KEYS}, "run_id": p.get("run_id")}
                            for p in self.pareto],
                 "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
-                "seconds": round(self.seconds, 2), "tune_path": self.tune_path}
+                "seconds": round(self.seconds, 2),
+                "compute_seconds": round(self.compute[-1], 2) if self.compute else 0.0,
+                "tune_path": self.tune_path}
 
 
 def prepare(config: SearchConfig) -> Prepared:
@@ -82,6 +86,7 @@ def prepare(config: SearchConfig) -> Prepared:
     from estimators.profiles import load_profile
     from nas.data import make_datasets
     from nas.strategies.tune_adapter import create_searcher
+    from nas.trial import TrialContext
     from searchspaces.spaces import get_space
 
     check_tracking_uri(config.tracking.uri)
@@ -100,13 +105,37 @@ def prepare(config: SearchConfig) -> Prepared:
                          max_val=task.max_val, download=task.download)
     search_space, fixed = subspace(space, config.space.free, config.space.choices)
     # Build the searcher once here so a bad strategy parameter fails before Ray starts.
+    context = TrialContext(config.model_dump(), str(folder.resolve()), p, data.num_classes,
+                           data.in_channels, fixed)
     create_searcher(config.strategy.name, search_space, OBJECTIVES, seed=config.seed,
-                    **config.strategy.params)
+                    **config.strategy.params, **strategy_inputs(config, context))
     baseline_ms = estimator.predict(space.baseline(), data.num_classes, data.in_channels)
     reference = (config.tracking.reference_latency_ms or config.budgets.latency_ms
                  or 2.0 * baseline_ms)
     return Prepared(config, space, p, str(folder.resolve()), data.num_classes, data.in_channels,
                     float(reference), float(baseline_ms), search_space, fixed)
+
+
+def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
+    """What a screened strategy (``zeroshot``, ``hybrid``; see
+    :mod:`nas.strategies.screening`) is given besides its config parameters: ``score``, a
+    :class:`~nas.proxies.scorer.ProxyScorer` on the search's task, and ``cost``, the trial's
+    budget check as a predicted latency. Empty for the other strategies."""
+    import inspect
+
+    from nas.strategies.registry import REGISTRY
+
+    spec = REGISTRY.get(config.strategy.name)
+    factory = None if spec is None else spec.ask_tell
+    if factory is None or "score" not in inspect.signature(factory).parameters:
+        return {}
+    from nas.proxies import check_proxy
+    from nas.proxies.scorer import ProxyScorer
+    from nas.trial import PredictedLatency
+
+    if "proxy" in config.strategy.params:
+        check_proxy(config.strategy.params["proxy"])
+    return {"score": ProxyScorer(context), "cost": PredictedLatency(context)}
 
 
 def subspace(space: Any, free: list[str] | None, choices: dict[str, list[Any]]
@@ -350,10 +379,12 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                     **(extra_tags or {})}
             if nest_under:
                 tags["mlflow.parentRunId"] = nest_under
+            inputs = strategy_inputs(config, context)
+            scorer = inputs.get("score")
             searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
                                        seed=config.seed,
                                        constraints=BudgetViolations(config.budgets),
-                                       **config.strategy.params)
+                                       **config.strategy.params, **inputs)
             samples = config.trials
             if not config.count_rejected:
                 samples += REJECTED_PER_TRIAL * config.trials
@@ -369,9 +400,10 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                     reduction_factor=training.reduction_factor)
             else:
                 scheduler = FIFOScheduler()
-            tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
-                                    prep.reference_ms, params=params, tags=tags,
-                                    budget_ms=config.budgets.latency_ms)
+            tracker = SearchTracker(
+                config.tracking.uri, config.tracking.experiment, run_name, prep.reference_ms,
+                params=params, tags=tags, budget_ms=config.budgets.latency_ms,
+                overhead_seconds=None if scorer is None else (lambda: scorer.seconds))
             tracker.log_config(config.model_dump())
             callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
             tuner = tune.Tuner(
@@ -418,5 +450,6 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         reference_ms=prep.reference_ms, seconds=time.perf_counter() - start,
         tune_path=str(folder), pareto=tracker.front(),
         curve=tracker.counted_curve(config.count_rejected),
+        compute=tracker.counted_compute(config.count_rejected),
         points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
         count_rejected=config.count_rejected)

@@ -116,12 +116,23 @@ def _task(task_json: str, seed: int) -> Any:
     return make_task(TaskConfig.model_validate_json(task_json), seed)
 
 
+def task_of(context: TrialContext) -> Any:
+    """The search's task, built once per process."""
+    return _task(context.search.task.model_dump_json(), context.search.seed)
+
+
+def architecture(context: TrialContext, config: dict[str, Any]) -> Architecture:
+    """The candidate ``config`` stands for (the space is loaded once per process)."""
+    search = context.search
+    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
+    return space.from_choices({**context.fixed, **config})
+
+
 def price(context: TrialContext, config: dict[str, Any]) -> tuple[Architecture, Cost, list[str]]:
     """The candidate ``config`` stands for, its cost, and the budgets it breaks (none: it fits).
     The estimator and the space are loaded once per process."""
     search = context.search
-    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
-    arch = space.from_choices({**context.fixed, **config})
+    arch = architecture(context, config)
     cost = candidate_cost(arch, _estimator(context.estimator_dir), context.num_classes,
                           context.in_channels)
     return arch, cost, cost.violations(search.budgets)
@@ -136,6 +147,19 @@ class WithinBudgets:
 
     def __call__(self, config: dict[str, Any]) -> bool:
         return not price(self.context, config)[2]
+
+
+@dataclass(frozen=True)
+class PredictedLatency:
+    """The predicted latency (ms) of a config, ``None`` when it breaks a budget: what the
+    zero-shot strategies know of a candidate's cost before training
+    (:mod:`nas.strategies.screening`)."""
+
+    context: TrialContext
+
+    def __call__(self, config: dict[str, Any]) -> float | None:
+        _arch, cost, reasons = price(self.context, config)
+        return None if reasons else cost.latency_ms
 
 
 @dataclass(frozen=True)
@@ -171,12 +195,12 @@ def _report_surrogate(task: Any, arch: Architecture, seed: int, base: dict[str, 
     import torch
     from ray import tune
 
+    from nas.proxies.scorer import minibatch
     from nas.surrogate import surrogate_accuracy
 
     start = time.perf_counter()
     data = task.data(arch.resolution)
-    picks = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:32]
-    images = torch.stack([data.train[int(i)][0] for i in picks])
+    images, _labels = minibatch(data.train, 32, seed)
     torch.manual_seed(seed)
     accuracy = surrogate_accuracy(task.model(arch, data), images)
     tune.report({**base, "accuracy": accuracy, "epochs": 0, "surrogate": 1,
@@ -207,7 +231,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     limit_memory(resources.gpus, device)  # a packed trial keeps to its share of the GPU
     from nas.tasks import train
 
-    task = _task(search.task.model_dump_json(), search.seed)
+    task = task_of(context)
     seed = trial_seed(search.seed, base["arch"])
     if search.training.surrogate:
         _report_surrogate(task, arch, seed, base)

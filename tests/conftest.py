@@ -26,11 +26,12 @@ def strict_loads(text: str) -> object:
     return json.loads(text, parse_constant=reject)
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hwnas`` entry point as a user would, in a fresh process."""
     return subprocess.run(
         [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())", *args],
-        capture_output=True, text=True, cwd=cwd or ROOT, timeout=300,
+        capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout,
     )
 
 

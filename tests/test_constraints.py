@@ -7,6 +7,7 @@ there as infeasible, never as a completed feasible trial."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,21 @@ def test_a_rejection_within_every_budget_is_an_error() -> None:
         searcher.on_trial_complete("t0", {"accuracy": 0.0, "latency_ms": 1.0, "rejected": 1})
 
 
+def screened_inputs(name: str) -> dict[str, Any]:
+    """The proxy ``score`` and predicted-latency ``cost`` a zero-shot strategy is given by
+    ``hwnas search`` (nas.search.strategy_inputs); here a cost that knows no budgets, so the
+    trial's own check still rejects candidates."""
+    factory = REGISTRY[name].ask_tell
+    if factory is None or "score" not in inspect.signature(factory).parameters:
+        return {}
+    return {"score": lambda config, proxy: float(config["c"] - config["a"]),
+            "cost": lambda config: trial_result(config)["latency_ms"]}
+
+
 @pytest.mark.parametrize("name", strategy_names(ask_tell=True))
 def test_an_ask_tell_strategy_is_told_none_for_a_rejected_candidate(name: str) -> None:
     searcher = create_searcher(name, SPACE, OBJECTIVES, seed=0,
-                               constraints=BudgetViolations(BUDGETS))
+                               constraints=BudgetViolations(BUDGETS), **screened_inputs(name))
     told: list[Any] = []
     strategy = searcher.searcher.strategy
     original = strategy.tell
@@ -198,7 +210,8 @@ def test_the_registry_is_the_only_list_of_names() -> None:
     assert set(strategy_names()) >= {"evolution", "random", "optuna-nsga2", "optuna-tpe"}
     assert all(s.name == n and s.family and s.description for n, s in REGISTRY.items())
     for name in strategy_names():  # every one builds, behind the constraint wrapper
-        assert isinstance(create_searcher(name, SPACE, OBJECTIVES, seed=0), ConstraintFeedback)
+        assert isinstance(create_searcher(name, SPACE, OBJECTIVES, seed=0,
+                                          **screened_inputs(name)), ConstraintFeedback)
     # no module outside the registry spells the names out (docs and recorded commands may)
     for path in [*ROOT.joinpath("nas").rglob("*.py")]:
         if path.name == "registry.py":

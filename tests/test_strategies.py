@@ -17,13 +17,29 @@ from searchspaces.spaces import get_space
 
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
 DICT_SPACE = {"a": (1, 2, 3, 4), "b": ("x", "y", "z"), "c": (0.5, 1.0), "d": (7,)}
-SMALL = {"evolution": {"population_size": 6, "sample_size": 3}, "random": {}}
 
 
 def fake_result(config: dict[str, Any]) -> dict[str, float]:
     """A deterministic two-objective function of any config."""
     h = sum(ord(ch) for ch in json.dumps(config, sort_keys=True))
     return {"accuracy": (h * 7919) % 1000 / 1000, "latency_ms": (h * 104729) % 997 / 10 + 1}
+
+
+def fake_score(config: dict[str, Any], proxy: str) -> float:
+    """A deterministic proxy (what nas.proxies.scorer.ProxyScorer is in a search)."""
+    return fake_result(config)["accuracy"] + (0.5 if proxy == "synflow" else 0.0)
+
+
+def fake_cost(config: dict[str, Any]) -> float | None:
+    """Predicted latency, None (over a budget) for about a third of the configs."""
+    latency = fake_result(config)["latency_ms"]
+    return None if latency > 70 else latency
+
+
+SCREENED = {"score": fake_score, "cost": fake_cost}
+SMALL = {"evolution": {"population_size": 6, "sample_size": 3}, "random": {},
+         "zeroshot": {"candidates": 12, **SCREENED},
+         "hybrid": {"population_size": 6, "sample_size": 3, "children": 4, **SCREENED}}
 
 
 @pytest.fixture(params=strategy_names(ask_tell=True))
@@ -82,7 +98,7 @@ def test_state_round_trip_continues_identically(name: str, space: Any) -> None:
 def test_failed_trials_and_no_repeats(name: str) -> None:
     strategy = create_strategy(name, DICT_SPACE, seed=0,
                                **({"population_size": 4, "sample_size": 2}
-                                  if name == "evolution" else {}))
+                                  if name == "evolution" else SMALL[name]))
     seen = set()
     for i in range(24):  # the space has exactly 24 configurations
         config = strategy.ask()

@@ -6,10 +6,14 @@ searches share the config, so the hypervolume reference point is the same and th
 directly. The comparison run gets:
 
 - ``hypervolume.png``: hypervolume against trials, median and interquartile band per strategy;
+- ``hypervolume_compute.png``: hypervolume against compute (seconds of training plus the
+  zero-shot strategies' proxy scoring: CPU-seconds on a CPU, GPU-seconds on a GPU), same bands,
+  since a trial of a screened strategy costs more than one of the others;
 - ``fronts.png``: each strategy's Pareto front over all its seeds' candidates, overlaid;
 - ``comparison.json`` and ``comparison.md``: per strategy the final hypervolume (median
   [quartiles]), the trials needed to reach 95% of the best final hypervolume of any run (median
-  over seeds; missing when a seed never got there) and the wall time per search;
+  over seeds; missing when a seed never got there), the compute and wall time per search, and the
+  hypervolume at equal compute: at the median compute of the cheapest strategy's searches;
 - ``report.html``: all of it in one page (also written to ``--out``).
 
 With ``curation=True`` every strategy runs on the curated space and on its uncurated twin
@@ -49,6 +53,10 @@ class StrategyResult:
     # uncurated variant's median final hypervolume, and how many seeds got there
     trials_to_uncurated_final: float | None = None
     reached_uncurated_final: int | None = None
+    compute_seconds: float = 0.0  # median compute of one search (train + proxy seconds)
+    computes: list[list[float]] = field(default_factory=list)  # compute at each curve point
+    # median over seeds of the hypervolume once `equal_compute` seconds were spent
+    hv_at_equal_compute: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,17 +68,26 @@ class Comparison:
     best_hv: float
     results: list[StrategyResult]
     report: str
+    equal_compute: float = 0.0  # seconds: the cheapest strategy's median compute per search
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         for r in out["results"]:
             r.pop("curves")
+            r.pop("computes")
         return out
 
 
 def _padded(curve: Sequence[float], length: int) -> np.ndarray:
     values = list(curve)[:length] or [0.0]
     return np.array(values + [values[-1]] * (length - len(values)))
+
+
+def hv_at(curve: Sequence[float], compute: Sequence[float], seconds: float) -> float:
+    """Hypervolume once ``seconds`` of compute were spent: that of the last trial finished by
+    then (0 before the first)."""
+    done = [hv for hv, c in zip(curve, compute) if c <= seconds]
+    return float(done[-1]) if done else 0.0
 
 
 def first_reach(curve: np.ndarray, target: float) -> int | None:
@@ -92,26 +109,45 @@ def summarize(strategy: str, runs: Sequence[SearchSummary], trials: int,
         front = sorted((p for p, keep in zip(points, mask) if keep),
                        key=lambda p: p["latency_ms"])
     q = np.percentile(finals, [25, 50, 75])
+    computes = [list(r.compute) for r in runs]
     return StrategyResult(strategy, len(runs), (float(q[0]), float(q[1]), float(q[2])),
                           float(np.median(got)) if got else None, len(got),
                           float(np.median([r.seconds for r in runs])),
-                          [c.tolist() for c in curves], front)
+                          [c.tolist() for c in curves], front,
+                          compute_seconds=float(np.median([c[-1] if c else 0.0
+                                                           for c in computes])),
+                          computes=computes)
+
+
+def at_equal_compute(results: list[StrategyResult], runs: dict[str, list[SearchSummary]]
+                     ) -> tuple[float, list[StrategyResult]]:
+    """The cheapest strategy's median compute per search, and every strategy's median
+    hypervolume once it had spent that much."""
+    from dataclasses import replace
+
+    budget = min((r.compute_seconds for r in results), default=0.0)
+    return budget, [replace(r, hv_at_equal_compute=float(np.median(
+        [hv_at(s.curve, s.compute, budget) for s in runs[r.strategy]]))) for r in results]
 
 
 def _markdown(cmp_id: str, results: Sequence[StrategyResult], best: float, trials: int,
-              surrogate: bool) -> str:
+              surrogate: bool, equal_compute: float = 0.0) -> str:
     source = "the NASWOT surrogate" if surrogate else "brief training"
     lines = [f"# Strategy comparison {cmp_id}", "",
              f"{trials} trials per search; accuracy from {source}; best final hypervolume of "
-             f"any run {best:.4f}.", "",
+             f"any run {best:.4f}. Compute: training seconds plus proxy seconds (CPU-s on a "
+             f"CPU); equal compute: {equal_compute:.0f} s, the cheapest strategy's median.", "",
              f"| strategy | seeds | final hypervolume, median [quartiles] | trials to "
-             f"{TARGET:.0%} of best (seeds there) | seconds per search |",
-             "|---|---|---|---|---|"]
+             f"{TARGET:.0%} of best (seeds there) | compute per search (CPU-s) | hypervolume at "
+             f"equal compute | seconds per search |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         reach = (f"{r.trials_to_target:.0f} ({r.reached}/{r.seeds})"
                  if r.trials_to_target is not None else f"never (0/{r.seeds})")
+        equal = "-" if r.hv_at_equal_compute is None else f"{r.hv_at_equal_compute:.4f}"
         lines.append(f"| {r.strategy} | {r.seeds} | {r.final_hv[1]:.4f} [{r.final_hv[0]:.4f}-"
-                     f"{r.final_hv[2]:.4f}] | {reach} | {r.seconds:.0f} |")
+                     f"{r.final_hv[2]:.4f}] | {reach} | {r.compute_seconds:.0f} | {equal} | "
+                     f"{r.seconds:.0f} |")
     curated = [r for r in results if r.reached_uncurated_final is not None]
     if curated:
         lines += ["", "| curated variant | trials to reach the uncurated variant's median final "
@@ -140,6 +176,20 @@ def _plots(results: Sequence[StrategyResult], folder: Path, title: str) -> list[
                folder / "hypervolume.png")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    end = max((c[-1] for r in results for c in r.computes if c), default=1.0)
+    grid = np.linspace(0.0, end, 200)
+    for r in results:
+        # each seed's step function (the hypervolume once that much compute was spent)
+        steps = np.array([[hv_at(curve, compute, g) for g in grid]
+                          for curve, compute in zip(r.curves, r.computes)])
+        q25, q50, q75 = np.percentile(steps, [25, 50, 75], axis=0)
+        (line,) = ax.plot(grid, q50, label=f"{r.strategy} ({r.seeds} seeds)")
+        ax.fill_between(grid, q25, q75, color=line.get_color(), alpha=0.2)
+    by_compute = _save(fig, ax, "compute (train + proxy seconds)",
+                       "hypervolume (accuracy x latency)", title,
+                       folder / "hypervolume_compute.png")
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for r in results:
         if r.front:
             xs = [p["latency_ms"] for p in r.front]
@@ -147,7 +197,7 @@ def _plots(results: Sequence[StrategyResult], folder: Path, title: str) -> list[
             ax.step(xs, ys, where="post", marker="o", ms=4, label=r.strategy)
     fronts = _save(fig, ax, "predicted latency (ms)", "accuracy",
                    "Pareto fronts (all seeds of each strategy)", folder / "fronts.png")
-    return [hv, fronts]
+    return [hv, by_compute, fronts]
 
 
 def _save(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
@@ -213,6 +263,20 @@ def _against_uncurated(results: list[StrategyResult], twins: dict[str, str]
     return out
 
 
+def shares_params(strategy: str, params: dict[str, Any]) -> bool:
+    """Whether hwnas strategy ``strategy`` takes every one of the base strategy's ``params``
+    (``hybrid`` takes ``evolution``'s population settings): then it runs with them, so the two
+    differ only in what tells them apart. Any other strategy runs with its defaults."""
+    import inspect
+
+    from nas.strategies.registry import REGISTRY
+
+    spec = REGISTRY.get(strategy)
+    factory = None if spec is None else spec.ask_tell
+    return bool(params) and factory is not None and set(params) <= set(
+        inspect.signature(factory).parameters)
+
+
 @dataclass(frozen=True)
 class ComparisonPlan:
     """A checked comparison request (:func:`plan_comparison`), run by :func:`run_comparison`."""
@@ -274,7 +338,8 @@ def run_comparison(plan: ComparisonPlan, *, out_dir: str | Path = "comparisons",
                 for seed in range(seeds):
                     if on_search is not None:
                         on_search(label, seed, None)
-                    other = strategy != base.strategy.name
+                    other = strategy != base.strategy.name and not shares_params(
+                        strategy, base.strategy.params)
                     tag = "" if curated is None else ("-curated" if curated else "-uncurated")
                     cfg = base.with_overrides(**{
                         "strategy.name": strategy, "strategy.params": {} if other else None,
@@ -287,16 +352,18 @@ def run_comparison(plan: ComparisonPlan, *, out_dir: str | Path = "comparisons",
                         on_search(label, seed, summary)
         best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
         twins = {_label(s, True): _label(s, False) for s, c in variants if c}
-        results = _against_uncurated([summarize(label, rs, base.trials, best)
-                                      for label, rs in runs.items()], twins)
+        equal, results = at_equal_compute(
+            _against_uncurated([summarize(label, rs, base.trials, best)
+                                for label, rs in runs.items()], twins), runs)
         folder = Path(out_dir) / cmp_id
         folder.mkdir(parents=True, exist_ok=True)
-        markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate)
+        markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate,
+                             equal)
         (folder / "comparison.md").write_text(markdown)
         pngs = _plots(results, folder, f"{cmp_id}: median and IQR over {seeds} seeds")
         report = _html(markdown, pngs, folder / "report.html")
         comparison = Comparison(cmp_id, run_id, base.trials, base.training.surrogate, best,
-                                results, str(report.resolve()))
+                                results, str(report.resolve()), equal)
         (folder / "comparison.json").write_text(json.dumps(comparison.to_json(), indent=2))
         for file in sorted(folder.iterdir()):
             client.log_artifact(run_id, str(file))

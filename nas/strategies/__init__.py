@@ -12,8 +12,10 @@ from typing import Any
 from searchspaces.spaces import SearchSpace
 
 from .evolution import Evolution
+from .hybrid import Hybrid
 from .random_search import RandomSearch
 from .registry import REGISTRY, StrategySpec, get_spec, register, strategy_names
+from .zeroshot import ZeroShot
 
 
 def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
@@ -29,5 +31,5 @@ def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
     return factory(space, **kwargs)
 
 
-__all__ = ["REGISTRY", "Evolution", "RandomSearch", "StrategySpec", "create_strategy",
-           "get_spec", "register", "strategy_names"]
+__all__ = ["REGISTRY", "Evolution", "Hybrid", "RandomSearch", "StrategySpec", "ZeroShot",
+           "create_strategy", "get_spec", "register", "strategy_names"]

@@ -253,5 +253,7 @@ class Evolution(AskTellStrategy):
             self.history = members(st["history"])
             self.archive = members(st["archive"])
             self.pending = {str(k): [float(x) for x in v] for k, v in st["pending"].items()}
+            if extra is not None:  # a subclass's own state
+                extra(st)
 
         super().load_state_dict(state, restore)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .evolution import Evolution
+from .hybrid import Hybrid
 from .random_search import RandomSearch
+from .zeroshot import ZeroShot
 
 Objectives = Sequence[tuple[str, str]]
 
@@ -132,3 +134,9 @@ register(StrategySpec(
 register(StrategySpec(
     "optuna-tpe", "multishot", "Optuna's multi-objective TPE sampler (constraint-aware)",
     multi_objective=True, build=OptunaSampler("TPESampler")))
+register(StrategySpec(
+    "zeroshot", "zero-shot", "trains only the top of many candidates ranked untrained by a "
+    "trainability proxy (nas/proxies)", multi_objective=True, build=AskTell(ZeroShot)))
+register(StrategySpec(
+    "hybrid", "hybrid", "evolution seeded and fed by proxy-screened candidates",
+    multi_objective=True, build=AskTell(Hybrid)))

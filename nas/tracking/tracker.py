@@ -39,7 +39,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,9 @@ class SearchTracker:
     tags: Mapping[str, str] = field(default_factory=dict)
     budget_ms: float | None = None
     resume_run_id: str | None = None  # continue this parent run (``hwnas search --resume``)
+    # seconds the search spent outside trials so far (the zero-shot strategies' proxy scoring
+    # on the driver), charged to its compute
+    overhead_seconds: Callable[[], float] | None = None
 
     def __post_init__(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -101,6 +104,10 @@ class SearchTracker:
         self.hypervolume = 0.0
         self.curve: list[float] = []  # hypervolume after each trial finished in this process
         self.curve_rejected: list[bool] = []  # whether that trial was rejected before training
+        # compute spent when each trial finished: train_seconds of the trials finished in this
+        # process plus the overhead so far (CPU- or GPU-seconds, as the trials ran)
+        self.compute: list[float] = []
+        self._train_seconds = 0.0
         self.open_trials: dict[str, tuple[str, str]] = {}  # trial id -> (label, arch), in flight
         self.started = 0  # child runs created (their labels are t001, t002, ...)
         self.settings = {k: str(v) for k, v in self.params.items()}  # for the description
@@ -312,10 +319,14 @@ class SearchTracker:
         self.hypervolume = normalized_hypervolume(values, self.reference_ms)
         self.curve.append(self.hypervolume)
         self.curve_rejected.append(self.finished[-1]["outcome"] == "rejected")
+        self._train_seconds += float(self.finished[-1].get("train_seconds") or 0.0)
+        overhead = self.overhead_seconds() if self.overhead_seconds is not None else 0.0
+        self.compute.append(self._train_seconds + overhead)
         step = len(self.finished)
         front = self.front()
         log_values(self.client, self.parent_id,
-                   {"hypervolume": self.hypervolume, "trials_finished": step,
+                   {"hypervolume": self.hypervolume, "compute_seconds": self.compute[-1],
+                    "trials_finished": step,
                     "trials_rejected": self.count("rejected"), "pareto_size": len(front)}, step)
         self.write_artifacts(html=self._front_key(front) != self._html_front)
 
@@ -328,6 +339,11 @@ class SearchTracker:
         one, or (``count_rejected`` false) the ones not rejected, so curves of searches that
         rejected different numbers of candidates line up trial for trial (``hwnas compare``)."""
         return [hv for hv, rejected in zip(self.curve, self.curve_rejected)
+                if count_rejected or not rejected]
+
+    def counted_compute(self, count_rejected: bool) -> list[float]:
+        """:attr:`compute` at the same trials as :meth:`counted_curve`."""
+        return [c for c, rejected in zip(self.compute, self.curve_rejected)
                 if count_rejected or not rejected]
 
     def count(self, outcome: str) -> int:
