@@ -7,7 +7,7 @@ calls for; in the spirit of Zen-NAS's and "Zero-Cost Proxies" warm-started evolu
 - the initial population: instead of ``population_size`` uniform random candidates, the first
   ``population_size`` of ``candidates`` random ones within the budgets, in
   :func:`~nas.strategies.screening.pareto_order` of (proxy, latency);
-- every child: ``children`` mutations of tournament winners are priced and scored untrained;
+- every child: ``children`` mutations of tournament winners (population and archive) are priced and scored untrained;
   one on their (proxy, latency) non-dominated front, chosen at random, is trained. Children over
   a budget are dropped before training (when all are, one is asked anyway and rejected).
 
@@ -57,7 +57,9 @@ class Hybrid(Evolution):
                 self.next += 1
                 return dict(self.seeds[self.next - 1])
             return self.random_config()
-        kids = [self._mutate(self._tournament()) for _ in range(self.children)]
+        members = self._parents()  # population and archive, as evolution breeds from
+        fitness = self._fitness(members)
+        kids = [self._mutate(self._tournament(members, fitness)) for _ in range(self.children)]
         fresh = [k for k in kids if config_key(k) not in self.seen] or kids
         rated = self.screen.rate(fresh)
         if not rated:
