@@ -7,8 +7,9 @@ calls for; in the spirit of Zen-NAS's and "Zero-Cost Proxies" warm-started evolu
 - the initial population: instead of ``population_size`` uniform random candidates, the first
   ``population_size`` of ``candidates`` random ones within the budgets, in
   :func:`~nas.strategies.screening.pareto_order` of (proxy, latency);
-- every child: ``children`` mutations of tournament winners (population and archive) are priced and scored untrained;
-  one on their (proxy, latency) non-dominated front, chosen at random, is trained. Children over
+- every child: ``children`` mutations of tournament winners (population and archive) are priced
+  and scored untrained; one on their (proxy, latency) non-dominated front, chosen at random, is
+  trained. Children over
   a budget are dropped before training (when all are, one is asked anyway and rejected).
 
 Everything else (aging population, NSGA-II tournament, tell) is Evolution's. Proxy evaluations
