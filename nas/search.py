@@ -87,7 +87,8 @@ def prepare(config: SearchConfig) -> Prepared:
     p = profile.parallelism_factor
     space = get_space(config.space.name, p, config.space.curated)
     folder = resolve_estimator(config.hardware.estimator)
-    estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p)
+    estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p,
+                                      intervals=False)
     if estimator.profile != profile.name:
         raise ValueError(f"estimator {config.hardware.estimator} predicts profile "
                          f"{estimator.profile!r}, but the config targets {profile.name!r}")
@@ -303,9 +304,11 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     def arch_of(choices: dict) -> str:
         return space.from_choices({**prep.fixed, **choices}).to_string()
 
-    # Save Tune's experiment state (trials, searcher) after every event instead of every
-    # 10+ s, so a killed driver loses at most the event in flight (see --resume).
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Save Tune's experiment state (trials, searcher) every second instead of every 10+ s, so
+    # a killed driver loses at most the last second's events (see --resume). Not 0: Tune then
+    # saves on every pass of its event loop, ten times a second even when nothing happened,
+    # which cost the quickstart's driver a sixth of a core (benchmarks/trial_speed.py --search).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     with ray_session(address) as joined:
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
