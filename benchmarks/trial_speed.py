@@ -11,7 +11,9 @@ Two measurements:
   time the user waits into training and per-trial overhead (start and end: interpreter,
   imports, checks, Ray start and stop; inside a trial but not training: pricing the candidate,
   worker imports, data, model build, reports; between trials: worker start or reset, Tune's
-  and MLflow's bookkeeping, idle slots). With ``--before REV`` the same search runs on git
+  and MLflow's bookkeeping, idle slots); with trials one at a time (``--cpus 1``, the default)
+  also the median gap from one trial's end to the next one's start, after a rejected and after
+  a trained trial: what each further trial costs. With ``--before REV`` the same search runs on git
   revision REV's tree too, alternating with this tree ``--repeats`` times, so the overheads
   compare within one run on a noisy machine; it also checks that both trees found the same
   candidates with the same accuracies.
@@ -111,6 +113,7 @@ def one_search(args: argparse.Namespace) -> dict[str, Any]:
             summary = run_search(config, prepared=prep, tune_output=io.StringIO())
             searched = time.perf_counter()
         trials = [_trial_record(p) for p in sorted(Path(summary.tune_path).glob("trial_*"))]
+        gaps = _gaps(Path(summary.tune_path)) if args.cpus == config.resources.cpus else {}
     done = time.perf_counter()
     return {
         "imports_and_config": checked - STARTED, "prepare": prepared - checked,
@@ -120,7 +123,7 @@ def one_search(args: argparse.Namespace) -> dict[str, Any]:
         "in_trial": sum(t["seconds"] for t in trials),
         "train": sum(t["train_seconds"] for t in trials),
         "workers": len({t["pid"] for t in trials}),
-        "hypervolume": summary.hypervolume,
+        "hypervolume": summary.hypervolume, **gaps,
         "points": sorted([p["arch"], p["accuracy"], p["latency_ms"]] for p in summary.points)}
 
 
@@ -135,6 +138,20 @@ def _trial_record(folder: Path) -> dict[str, Any]:
             "train_seconds": float(last.get("train_seconds") or 0.0), "pid": last.get("pid")}
 
 
+def _gaps(folder: Path) -> dict[str, float]:
+    """Trials one at a time: the median seconds from a trial's last report to the next trial's
+    start, after a rejected and after a trained trial (what every further trial costs, unlike
+    the search's start). Read from Tune's experiment state (its ``start_time`` per trial)."""
+    state = json.loads(sorted(folder.glob("experiment_state-*.json"))[-1].read_text())
+    meta = sorted((json.loads(m) for _, m in state["trial_data"]), key=lambda m: m["start_time"])
+    gaps: dict[str, list[float]] = {"gap_after_rejected": [], "gap_after_trained": []}
+    for this, after in zip(meta, meta[1:]):
+        result = this["last_result"]
+        key = "gap_after_rejected" if result.get("rejected") else "gap_after_trained"
+        gaps[key].append(after["start_time"] - this["start_time"] - result["time_total_s"])
+    return {k: statistics.median(v) for k, v in gaps.items() if v}
+
+
 def breakdown(run: dict[str, Any]) -> dict[str, float]:
     """Per-trial seconds of a child's run. With ``slots`` trials at a time, the search holds
     ``slots x wall`` slot-seconds; what training did not use of them is overhead."""
@@ -146,6 +163,7 @@ def breakdown(run: dict[str, Any]) -> dict[str, float]:
              "between_trials": (slots * run["search"] - run["in_trial"]) / n}
     parts["overhead"] = parts["start_and_end"] + parts["in_trial_not_training"] + \
         parts["between_trials"]
+    parts.update({k: run[k] for k in ("gap_after_rejected", "gap_after_trained") if k in run})
     return parts
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -174,6 +175,17 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         ray.shutdown()
 
 
+def _open_tracking_store(uri: str) -> None:
+    """Import MLflow and open (for a new SQLite file: create and migrate) the tracking store,
+    which MLflow caches per URI, so that the search's tracker finds it ready. Run on a thread
+    while Ray starts, which takes seconds of the driver waiting on the processes it launched.
+    An error here is left for the tracker to raise."""
+    with contextlib.suppress(Exception):
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=uri)
+
+
 def _trial_name(trial: Any) -> str:
     """Short trial names and folders (Tune's default spells out the whole config)."""
     return f"trial_{trial.trial_id}"
@@ -309,7 +321,11 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     # saves on every pass of its event loop, ten times a second even when nothing happened,
     # which cost the quickstart's driver a sixth of a core (benchmarks/trial_speed.py --search).
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    opening = threading.Thread(target=_open_tracking_store, args=(config.tracking.uri,),
+                               daemon=True)
+    opening.start()
     with ray_session(address) as joined:
+        opening.join()
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
         # starts its own worker unless the config says otherwise.
