@@ -26,17 +26,8 @@ if [[ -n "${WHEELS:-}" ]]; then
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
-if [[ -n "${PYTHON:-}" ]]; then
-    py="$PYTHON"
-elif [[ -x .venv/bin/python ]]; then
-    py=.venv/bin/python
-elif command -v python3 >/dev/null && python3 -c "$needs" 2>/dev/null; then
-    py=python3
-else
-    echo "gpu_estimator_check: no Python with the project's needs; 'make install' (~2 min)" >&2
-    make install >&2
-    py=.venv/bin/python
-fi
+source benchmarks/find_python.sh
+find_python "$needs" gpu_estimator_check
 if ! "$py" -c "$needs"; then
     echo "gpu_estimator_check: $py cannot import torch, numpy, scipy, yaml and lightgbm;" \
          "set PYTHON, run 'make install', or pass wheels in WHEELS=DIR" >&2

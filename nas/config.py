@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nas.strategies import SEARCHERS
+from nas.strategies.registry import get_spec
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
 """The datasets :mod:`nas.data` reads; named here so that loading a config imports no torch."""
@@ -100,7 +100,8 @@ class TrainingConfig(_Section):
 
 
 class ResourcesConfig(_Section):
-    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit)."""
+    """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit).
+    A fraction of a GPU is also the trial's cap on that GPU's memory (:mod:`nas.packing`)."""
 
     cpus: float = Field(1.0, gt=0)
     gpus: float = Field(0.0, ge=0, description="fractions (0.25) let trials share one GPU")
@@ -108,6 +109,11 @@ class ResourcesConfig(_Section):
                               "that raised (a lost node); a candidate that fails again is "
                               "recorded as failed")
     max_concurrent: int | None = Field(None, ge=1)
+    simulated_memory_mib: float | None = Field(
+        None, gt=0, description="test hook (nas/packing.py): an attempt whose batch size x the "
+        "candidate's peak activation bytes exceeds this raises torch.OutOfMemoryError before "
+        "its first step, so the retry at half the batch runs without a GPU; never set it for a "
+        "real search")
     reuse_actors: bool | None = Field(
         None, description="run the next trial in a finished trial's worker (saves starting "
         "one); default: yes on a Ray the search starts itself, no on a cluster it joins, where "
@@ -165,8 +171,7 @@ class SearchConfig(_Section):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, value: StrategyConfig) -> StrategyConfig:
-        if value.name not in SEARCHERS:
-            raise ValueError(f"unknown strategy {value.name!r}; known: {', '.join(SEARCHERS)}")
+        get_spec(value.name)  # a one-line error listing the registered names
         return value
 
     def with_overrides(self, **overrides: Any) -> SearchConfig:

@@ -399,6 +399,21 @@ def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def check_split_args(resolution: object, val_fraction: object, seed: object,
+                     max_train: object, max_val: object) -> None:
+    """Refuse, with one line, the arguments every ``make_*datasets`` entry point shares."""
+    if not _is_int(resolution) or resolution < _MIN_RESOLUTION:
+        raise ValueError(f"resolution must be an int >= {_MIN_RESOLUTION}, got {resolution!r}")
+    if (not isinstance(val_fraction, numbers.Real) or isinstance(val_fraction, bool)
+            or not math.isfinite(val_fraction) or not 0.0 < val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    for arg, value in (("max_train", max_train), ("max_val", max_val)):
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}")
+
+
 def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = None,
                   val_fraction: float = 0.2, seed: int = 0, max_train: int | None = None,
                   max_val: int | None = None, download: bool = False) -> DataSplit:
@@ -422,16 +437,7 @@ def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = N
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if not _is_int(resolution) or resolution < _MIN_RESOLUTION:
-        raise ValueError(f"resolution must be an int >= {_MIN_RESOLUTION}, got {resolution!r}")
-    if (not isinstance(val_fraction, numbers.Real) or isinstance(val_fraction, bool)
-            or not math.isfinite(val_fraction) or not 0.0 < val_fraction < 1.0):
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    for arg, value in (("max_train", max_train), ("max_val", max_val)):
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ValueError(f"{arg} must be None or an int >= 1, got {value!r}")
+    check_split_args(resolution, val_fraction, seed, max_train, max_val)
     resolution, seed = int(resolution), int(seed)
     val_fraction = float(val_fraction)
     if name == "digits":

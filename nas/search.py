@@ -70,7 +70,9 @@ class SearchSummary:
                 "experiment_id": self.experiment_id, "tracking_uri": self.tracking_uri,
                 "trials": self.trials, "completed": self.completed, "stopped": self.stopped,
                 "rejected": self.rejected, "failed": self.failed,
-                "pareto": [{k: p[k] for k in FRONT_KEYS} for p in self.pareto],
+                # run_id: the trial's MLflow run, what `hwnas train --run` takes
+                "pareto": [{**{k: p[k] for k in FRONT_KEYS}, "run_id": p.get("run_id")}
+                           for p in self.pareto],
                 "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
                 "seconds": round(self.seconds, 2), "tune_path": self.tune_path}
 
@@ -191,23 +193,37 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
+@dataclass
+class _Signals:
+    """The termination signal a search received (``None``: none)."""
+
+    received: int | None = None
+
+
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _sigterm_raises() -> Iterator[_Signals]:
     """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
-    the ``finally`` that closes the MLflow runs still runs."""
+    the ``finally`` that closes the MLflow runs still runs.
+
+    The signal is also recorded: a ``SystemExit`` raised while the driver waits inside Ray can
+    come back as another exception, or be absorbed by Tune, which then ends the experiment as
+    if it had finished. The caller checks ``received`` so such a search still ends KILLED with a
+    non-zero exit status."""
     import signal
     import threading
 
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
 
     def handler(signum: int, frame: Any) -> None:
+        signals.received = signum
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield signals
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -292,7 +308,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     from nas.strategies.quota import WithinBudgetQuota
     from nas.strategies.tune_adapter import create_searcher
     from nas.tracking.callback import TrackingCallback, register_live
-    from nas.trial import TrialContext, WithinBudgets, run_trial
+    from nas.trial import BudgetViolations, TrialContext, WithinBudgets, run_trial
 
     start = time.perf_counter()
     state = None
@@ -355,6 +371,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 tags["mlflow.parentRunId"] = nest_under
             searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
                                        seed=config.seed,
+                                       constraints=BudgetViolations(config.budgets),
                                        **config.strategy.params)
             samples = config.trials
             if not config.count_rejected:
@@ -395,15 +412,21 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
                 "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
+        signals = _Signals()
         try:
-            with contextlib.redirect_stdout(tune_output or sys.stderr), _sigterm_raises():
+            with contextlib.redirect_stdout(tune_output or sys.stderr), \
+                    _sigterm_raises() as signals:
                 tuner.fit()
             status = "FINISHED"
         except (KeyboardInterrupt, SystemExit):
             status = "KILLED"
             raise
         finally:
+            if signals.received is not None:
+                status = "KILLED"
             tracker.close(status)  # no run stays RUNNING, whatever happened
+            if signals.received is not None:  # whatever Ray made of the SystemExit
+                raise SystemExit(128 + signals.received)
 
     return SearchSummary(
         parent_run_id=tracker.parent_id, experiment=config.tracking.experiment,

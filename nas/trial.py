@@ -3,24 +3,36 @@
 The constraint check needs no device: latency comes from the learned estimator, parameters,
 MACs and peak activation memory from the exact memory model. A candidate over a budget is
 reported at once with ``rejected = 1`` (it costs milliseconds), ``epochs = 0`` (so ASHA never
-records it at a rung) and ``accuracy = 0`` (an unusable model); the searcher adapter tells it to
-the strategy as a failure, so it is never bred from. Otherwise the trial trains and reports after
+records it at a rung) and ``accuracy = 0`` (an unusable model); every searcher is told it is
+infeasible, with how far it is over each budget (:mod:`nas.strategies.constraints`), so it is
+never bred from. Otherwise the trial trains and reports after
 every epoch, each report carrying all of ``accuracy``, ``latency_ms``, ``params``,
 ``peak_activation_bytes``, ``macs``, ``epochs``, ``train_seconds`` and ``rejected``: a trial
-that ASHA stops ends with a complete record.
+that ASHA stops ends with a complete record, and ``batch_size`` and ``oom_batch``.
+
+A trial that runs out of device memory is trained again at half the batch (:mod:`nas.packing`):
+the retry's reports carry ``oom_batch``, the batch size that failed. One that runs out at both
+reports once with ``failed = 1``, ``failure_reason`` (``out of memory at batch 8``) and
+``epochs = 0``; the strategy is told it failed, as for a rejected candidate.
 """
 
 from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nas.config import BudgetConfig, SearchConfig
+from nas.packing import check_simulated, limit_memory, train_with_oom_retry
 from searchspaces.genome import Architecture
 
 MIB = 1024 * 1024
+BUDGETED = (("latency_ms", "latency", "ms", ".3f"),
+            ("peak_activation_mib", "peak activations", "MiB", ".2f"),
+            ("params_m", "params", "M", ".2f"))
+"""``(BudgetConfig field, label, unit, format)`` of each budget a candidate is checked against."""
 
 
 @dataclass(frozen=True)
@@ -32,17 +44,28 @@ class Cost:
     peak_activation_bytes: int
     macs: int
 
+    def measured(self) -> dict[str, float]:
+        """The budgeted quantities, named and in the units of :class:`BudgetConfig`."""
+        return {"latency_ms": self.latency_ms,
+                "peak_activation_mib": self.peak_activation_bytes / MIB,
+                "params_m": self.params / 1e6}
+
     def violations(self, budgets: BudgetConfig) -> list[str]:
         """Human-readable reasons this cost breaks ``budgets`` (empty when it fits)."""
-        out = []
-        if budgets.latency_ms is not None and self.latency_ms > budgets.latency_ms:
-            out.append(f"latency {self.latency_ms:.3f} ms > {budgets.latency_ms:g} ms")
-        peak_mib = self.peak_activation_bytes / MIB
-        if budgets.peak_activation_mib is not None and peak_mib > budgets.peak_activation_mib:
-            out.append(f"peak activations {peak_mib:.2f} MiB > {budgets.peak_activation_mib:g} MiB")
-        if budgets.params_m is not None and self.params / 1e6 > budgets.params_m:
-            out.append(f"params {self.params / 1e6:.2f} M > {budgets.params_m:g} M")
+        values, out = self.measured(), []
+        for name, label, unit, fmt in BUDGETED:
+            budget = getattr(budgets, name)
+            if budget is not None and values[name] > budget:
+                out.append(f"{label} {values[name]:{fmt}} {unit} > {budget:g} {unit}")
         return out
+
+    def constraint_values(self, budgets: BudgetConfig) -> dict[str, float]:
+        """``value - budget`` per budget set (ms, MiB, M params): positive means over by that
+        much (Optuna's convention for constraints), exactly where :meth:`violations` names a
+        reason."""
+        values = self.measured()
+        return {name: values[name] - getattr(budgets, name) for name, *_ in BUDGETED
+                if getattr(budgets, name) is not None}
 
 
 def candidate_cost(arch: Architecture, estimator: Any, num_classes: int,
@@ -115,6 +138,20 @@ class WithinBudgets:
         return not price(self.context, config)[2]
 
 
+@dataclass(frozen=True)
+class BudgetViolations:
+    """A finished trial's constraint values (:meth:`Cost.constraint_values`) from the cost its
+    result reports, for :class:`~nas.strategies.constraints.ConstraintFeedback` (picklable)."""
+
+    budgets: BudgetConfig
+
+    def __call__(self, result: Mapping[str, Any]) -> dict[str, float]:
+        cost = Cost(latency_ms=float(result["latency_ms"]), params=int(result["params"]),
+                    peak_activation_bytes=int(result["peak_activation_bytes"]),
+                    macs=int(result.get("macs", 0)))
+        return cost.constraint_values(self.budgets)
+
+
 def trial_seed(seed: int, arch: str) -> int:
     """Weight-init/shuffle seed: the search seed and the architecture (stable across runs)."""
     return (seed * 1_000_003 + zlib.crc32(arch.encode())) % (2**31)
@@ -162,18 +199,31 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                      "rejected": 1, "reject_reason": "; ".join(reasons)})
         return
 
-    cpus = max(1, int(search.resources.cpus))
+    resources = search.resources
+    cpus = max(1, int(resources.cpus))
     torch.set_num_threads(cpus)
-    use_gpu = search.resources.gpus > 0 and torch.cuda.is_available()
+    use_gpu = resources.gpus > 0 and torch.cuda.is_available()
     device = torch.device("cuda" if use_gpu else "cpu")
+    limit_memory(resources.gpus, device)  # a packed trial keeps to its share of the GPU
     from nas.tasks import train
 
     task = _task(search.task.model_dump_json(), search.seed)
+    seed = trial_seed(search.seed, base["arch"])
     if search.training.surrogate:
-        _report_surrogate(task, arch, trial_seed(search.seed, base["arch"]), base)
+        _report_surrogate(task, arch, seed, base)
         return
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        tune.report({**base, **metrics, "epochs": epoch, "rejected": 0, "reject_reason": ""})
+    def attempt(batch_size: int, extra: dict[str, Any]) -> None:
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            tune.report({**base, **metrics, **extra, "batch_size": batch_size, "epochs": epoch,
+                         "rejected": 0, "reject_reason": ""})
 
-    train(task, arch, search.training, trial_seed(search.seed, base["arch"]), device, report)
+        check_simulated(batch_size, cost.peak_activation_bytes, resources.simulated_memory_mib)
+        training = search.training.model_copy(update={"batch_size": batch_size})
+        train(task, arch, training, seed, device, report)
+
+    oom = train_with_oom_retry(attempt, search.training.batch_size, device)
+    if oom is not None:  # out of memory at the batch size and at half of it: told as a failure
+        tune.report({**base, "accuracy": 0.0, "epochs": 0, "train_seconds": 0.0, "rejected": 0,
+                     "reject_reason": "", "failed": 1, "failure_reason": oom.reason,
+                     "oom_batch": oom.first_batch, "batch_size": oom.batch_size})

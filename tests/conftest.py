@@ -62,3 +62,10 @@ def kill_search_after(path: Path, cwd: Path, name: str, completed: int) -> str:
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
         proc.wait(30)
+
+
+def file_tree(root: Path) -> list[tuple[str, int, int]]:
+    """Every path under ``root`` with its size and mtime: equal before and after a call means
+    the call wrote nothing there."""
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*"))

@@ -233,6 +233,8 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     assert hv[-1].value == pytest.approx(summary["hypervolume"])
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.json", "pareto_front.png", "pareto_front.html"} <= files
+    # each front entry names its trial's run (what `hwnas train --run` takes)
+    assert {p["run_id"] for p in summary["pareto"]} <= {r.info.run_id for r in trained}
 
 
 @pytest.mark.slow
@@ -345,3 +347,23 @@ def test_a_search_mostly_rejected_says_so() -> None:
     assert _rejection_hint(24, 11) is None and _rejection_hint(0, 0) is None
     hint = _rejection_hint(24, 16)
     assert hint is not None and "16 of 24 trials" in hint and "raise trials" in hint
+
+
+def test_sigterm_is_recorded_even_when_its_exit_is_swallowed() -> None:
+    """Ray can turn the SystemExit of a SIGTERM into another exception, or Tune can absorb it
+    and end the experiment as finished: the search reads the recorded signal instead."""
+    import os
+    import signal
+
+    from nas.search import _sigterm_raises
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _sigterm_raises() as signals:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes of the main thread
+                pass
+        except SystemExit as exc:  # what Ray might do with it
+            assert exc.code == 128 + signal.SIGTERM
+    assert signals.received == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before

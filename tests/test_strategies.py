@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.nb201_data import format_arch, load_nb201, nb201_dimensions
 from nas.pareto import hypervolume_2d, normalize
-from nas.strategies import STRATEGIES, Evolution, create_strategy
+from nas.strategies import Evolution, create_strategy, strategy_names
 from searchspaces.spaces import get_space
 
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
@@ -25,7 +25,7 @@ def fake_result(config: dict[str, Any]) -> dict[str, float]:
     return {"accuracy": (h * 7919) % 1000 / 1000, "latency_ms": (h * 104729) % 997 / 10 + 1}
 
 
-@pytest.fixture(params=sorted(STRATEGIES))
+@pytest.fixture(params=strategy_names(ask_tell=True))
 def name(request: pytest.FixtureRequest) -> str:
     return request.param
 

@@ -224,3 +224,32 @@ def test_pareto_legend_hides_no_point() -> None:
     assert not inside
     assert not box.overlaps(ax.get_window_extent())
     assert len(legend.get_texts()) == 3  # evaluated, Pareto front, budget
+
+
+@pytest.mark.slow  # a new MLflow SQLite store (~20 s)
+def test_killed_search_ends_its_runs_even_when_a_plot_fails(tmp_path: Path) -> None:
+    """A SIGTERM in the middle of matplotlib's first import leaves it half-imported, and the
+    final plot then raises: the runs must still end KILLED (a finished search still raises)."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import SearchTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for status in ("KILLED", "FINISHED"):
+        tracker = SearchTracker(uri, "exp", f"unit-{status}", reference_ms=1.0)
+        tracker.start_trial("c3a1", ARCH, {"x": 1})
+        tracker.log_epoch("c3a1", _result(0.5, 0.5, epochs=1))
+
+        def broken(*args: Any, **kwargs: Any) -> None:
+            raise KeyError("Rectangle:kwdoc")
+
+        tracker.write_artifacts = broken  # type: ignore[method-assign]
+        if status == "FINISHED":
+            with pytest.raises(KeyError):
+                tracker.close(status)
+            continue
+        tracker.close(status)
+        assert client.get_run(tracker.parent_id).info.status == "KILLED"
+        runs = client.search_runs([tracker.experiment_id])
+        assert runs and "RUNNING" not in {r.info.status for r in runs}

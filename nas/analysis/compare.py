@@ -229,13 +229,13 @@ def plan_comparison(config: SearchConfig, strategies: Sequence[str], seeds: int,
     """The comparison's base config, checked before the first search: every problem (unknown
     strategy, config, tracking URI, estimator, data) is a one-line ``ValueError``."""
     from nas.search import prepare
-    from nas.strategies import SEARCHERS
+    from nas.strategies.registry import strategy_names
     from nas.tracking import check_tracking_uri
 
-    unknown = [s for s in strategies if s not in SEARCHERS]
+    unknown = [s for s in strategies if s not in strategy_names()]
     if unknown or not strategies:
         raise ValueError(f"unknown strategies {', '.join(unknown) or '(none given)'}; known: "
-                         f"{', '.join(SEARCHERS)}")
+                         f"{', '.join(strategy_names())}")
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     base = config.with_overrides(**{"trials": trials, "training.surrogate": surrogate or None})

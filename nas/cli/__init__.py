@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from nas.cli import arch, compare, estimator, expert, latency, search, space
+from nas.cli import arch, compare, estimator, expert, latency, search, space, train
 from nas.cli._common import UsageError, one_line
 
 app = typer.Typer(
@@ -33,6 +33,8 @@ app.add_typer(arch.app, name="arch")
 app.add_typer(estimator.app, name="estimator")
 app.command("latency")(latency.latency)
 app.command("search")(search.search)
+app.command("train")(train.train)
+app.command("export")(arch.arch_export)
 app.command("compare")(compare.compare)
 app.command("ablation")(compare.ablation)
 app.add_typer(expert.app, name="expert")

@@ -98,32 +98,70 @@ class ExportFormat(str, Enum):
 
 @app.command("export")
 def arch_export(
-    arch: ArchArg,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx or torchscript.")],
     out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
-    num_classes: NumClassesOpt = 1000,
-    in_channels: InChannelsOpt = 3,
+    arch: Annotated[str | None, typer.Argument(
+        help="An architecture string or baseline (untrained weights); or give --weights or "
+        "--run.", show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option(
+        "--weights", help="A checkpoint.pt or weights.pt of 'hwnas train': export the trained "
+        "model (its architecture, classes and channels come with it).")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", help="An MLflow run: a final-training run (hwnas train) exports its trained "
+        "weights; a search's trial run its architecture, untrained.")] = None,
+    tracking_uri: Annotated[str, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI of --run.")] = "sqlite:///mlflow.db",
+    num_classes: Annotated[int | None, typer.Option(
+        "--num-classes", min=1, help="Classifier outputs (default 1000; with --run or "
+        "--weights, the training's).", show_default=False)] = None,
+    in_channels: Annotated[int | None, typer.Option(
+        "--in-channels", min=1, help="Input image channels (default 3; with --run or "
+        "--weights, the training's).", show_default=False)] = None,
     space: SpaceOpt = None,
     parallelism_factor: PFactorOpt = 8,
     curated: CuratedOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the model (untrained weights) and export it at the architecture's resolution."""
-    import torch
-
+    """Export a model at its architecture's resolution, batch 1: an architecture with untrained
+    weights, a trained checkpoint (--weights), or an MLflow run's model (--run)."""
     from searchspaces.export import export_model
     from searchspaces.model import build_model
 
-    a = user_arch(arch, space, parallelism_factor, curated)
+    if sum(x is not None for x in (arch, weights, run)) != 1:
+        raise UsageError("give exactly one of ARCH, --weights CKPT or --run RUN_ID")
     folder = out_path.expanduser().resolve().parent
     if not folder.is_dir():
         raise UsageError(f"output folder {folder} does not exist")
-    example = torch.zeros(1, in_channels, a.resolution, a.resolution)
-    out_path = export_model(build_model(a, num_classes, in_channels), example, out_path,
-                            fmt.value)
-    info = {"arch": a.to_string(), "format": fmt.value, "out": str(out_path),
-            "input_shape": list(example.shape), "bytes": out_path.stat().st_size}
+    from nas.final import Exportable, load_weights, model_from_run, model_from_weights
+
+    if arch is not None:
+        a = user_arch(arch, space, parallelism_factor, curated)
+        what = Exportable(build_model(a, num_classes or 1000, in_channels or 3), a,
+                          in_channels or 3, False)
+    else:
+        with user_input():
+            if weights is not None:
+                state = load_weights(weights)
+                _same_shape(state, num_classes, in_channels)
+                what = model_from_weights(state)
+            else:
+                what = model_from_run(tracking_uri, run, num_classes, in_channels)
+    example = what.example()
+    out_path = export_model(what.model, example, out_path, fmt.value)
+    trained = what.trained
+    info = {"arch": what.arch.to_string(), "format": fmt.value, "out": str(out_path),
+            "trained": trained, "input_shape": list(example.shape),
+            "bytes": out_path.stat().st_size}
     if as_json:
         emit_json(info)
     else:
-        out.print(f"wrote {fmt.value} ({mib(info['bytes'])}) to {out_path}", highlight=False)
+        out.print(f"wrote {fmt.value} ({mib(info['bytes'])}, "
+                  f"{'trained' if trained else 'untrained'} weights) to {out_path}",
+                  highlight=False)
+
+
+def _same_shape(state: dict, num_classes: int | None, in_channels: int | None) -> None:
+    for name, given in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if given is not None and given != state[name]:
+            raise ValueError(f"the weights are for {name.replace('_', ' ')} {state[name]}, "
+                             f"not {given}")

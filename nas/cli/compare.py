@@ -12,14 +12,15 @@ from rich import box
 from rich.table import Table
 
 from nas.cli._common import AddressOpt, JsonOpt, TrackingUriOpt, emit_json, err, out, user_input
+from nas.strategies.registry import strategy_names
 
 
 def compare(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Search config (YAML) shared by every search.")] = None,
     strategies: Annotated[str, typer.Option(
-        help="Comma-separated: evolution, random, optuna-nsga2, optuna-tpe.")
-                          ] = "evolution,optuna-nsga2,optuna-tpe,random",
+        help=f"Comma-separated, any of: {', '.join(strategy_names())}.")
+                          ] = ",".join(strategy_names()),
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..K-1 per strategy.")] = 3,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials per search (default: the "
                                                "config's).")] = None,

@@ -11,6 +11,7 @@ from rich import box
 from rich.table import Table
 
 from nas.cli._common import JsonOpt, emit_json, err, mib, out, progress_bar, si, user_input
+from nas.strategies.registry import strategy_names
 
 
 def search(
@@ -18,7 +19,7 @@ def search(
         "--config", "-c", help="Search config (YAML); see configs/quickstart.yaml. Without it, "
         "the built-in defaults (the quickstart's space, estimator and data).")] = None,
     strategy: Annotated[str | None, typer.Option(
-        help="Override the strategy: evolution, random, optuna-nsga2, optuna-tpe.")] = None,
+        help=f"Override the strategy: {', '.join(strategy_names())}.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Override the number of trials.")
                       ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the training epochs (the "
@@ -117,6 +118,11 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               f"{summary.tracking_uri}). {ui_hint(summary.tracking_uri, summary.experiment_id)}",
               highlight=False, soft_wrap=True)
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
+    if summary.pareto:
+        best = max(summary.pareto, key=lambda p: p["accuracy"])
+        out.print(f"Train the most accurate one fully and export it: hwnas train --run "
+                  f"{best['run_id']} --epochs 30 --tracking-uri {summary.tracking_uri}",
+                  highlight=False, soft_wrap=True)
 
 
 def rejection_hint(trials: int, rejected: int) -> str | None:

@@ -1,38 +1,33 @@
-"""Search strategies: small ask/tell classes that never import Ray (a Tune adapter wraps them).
+"""Search strategies: small ask/tell classes that never import Ray (a Tune adapter wraps them),
+and the registry of every strategy a search may name (:mod:`nas.strategies.registry`).
 
-``create_strategy(name, space, **kwargs)`` builds one by name, like Ray Tune's searcher registry.
+``create_strategy(name, space, **kwargs)`` builds an hwnas ask/tell strategy by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from searchspaces.spaces import SearchSpace
 
 from .evolution import Evolution
 from .random_search import RandomSearch
-
-STRATEGIES: dict[str, Callable[..., Any]] = {"evolution": Evolution, "random": RandomSearch}
-SEARCHERS: tuple[str, ...] = (*STRATEGIES, "optuna-nsga2", "optuna-tpe")
-"""Every strategy a search config may name: ours, and Optuna's samplers that
-:func:`nas.strategies.tune_adapter.create_searcher` wraps for Ray Tune."""
+from .registry import REGISTRY, StrategySpec, get_spec, register, strategy_names
 
 
 def create_strategy(name: str, space: SearchSpace | Mapping[str, Sequence[Any]],
                     **kwargs: Any) -> Any:
-    try:
-        factory = STRATEGIES[name]
-    except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}") from None
-    import inspect
+    """The ask/tell strategy ``name`` (``evolution``, ``random``, ...) without Ray."""
+    from .registry import check_params
 
-    accepted = inspect.signature(factory).parameters
-    unknown = sorted(k for k in kwargs if k not in accepted)
-    if unknown:
-        raise ValueError(f"strategy {name!r} takes no parameter {', '.join(unknown)}; it takes "
-                         f"{', '.join(p for p in accepted if p != 'space')}")
+    factory = get_spec(name).ask_tell
+    if factory is None:
+        raise ValueError(f"strategy {name!r} is not an hwnas ask/tell strategy; those are: "
+                         f"{', '.join(strategy_names(ask_tell=True))}")
+    check_params(name, factory, kwargs)
     return factory(space, **kwargs)
 
 
-__all__ = ["SEARCHERS", "STRATEGIES", "Evolution", "RandomSearch", "create_strategy"]
+__all__ = ["REGISTRY", "Evolution", "RandomSearch", "StrategySpec", "create_strategy",
+           "get_spec", "register", "strategy_names"]

@@ -1,11 +1,12 @@
 """Turn any ask/tell strategy into a Ray Tune ``Searcher`` (the one place strategies meet Ray).
 
 Like Ray's ``OptunaSearch``, a thin adapter: ``suggest`` asks the strategy for a config,
-``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial or one
-rejected by the budget check, reported with a true ``rejected`` key), and
-``save``/``restore`` persist the strategy's JSON state together with the trials in flight, so
-``Tuner.restore`` resumes with the same population. The file is written to a temporary name and
-renamed into place: a killed process never leaves half a checkpoint.
+``on_trial_complete`` tells it the trial's objectives (or ``None`` for an errored trial, an
+infeasible one: rejected by the budget check, see :mod:`nas.strategies.constraints`, or one out
+of memory at every batch size, reported with a true ``failed`` key), and ``save``/``restore``
+persist the strategy's JSON state together with the trials in flight, so ``Tuner.restore``
+resumes with the same population. The file is written to a temporary name and renamed into
+place: a killed process never leaves half a checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from . import SEARCHERS, create_strategy
+from .constraints import ConstraintFeedback, Constraints, infeasible
+from .registry import get_spec
 
 
 class StrategySearcher(Searcher):
@@ -59,8 +61,9 @@ class StrategySearcher(Searcher):
             if config is None:
                 return
             self.suggested += 1
-        if error or result is None or result.get("rejected"):
-            # failed, or rejected by a budget check before training: seen, never bred from
+        if error or result is None or infeasible(result) or result.get("failed"):
+            # errored, over a budget (rejected before training), or out of memory at every
+            # batch size tried (nas.packing): seen, never bred from
             self.strategy.tell(config, None)
             return
         self.strategy.tell(config, {name: result.get(name) for name, _ in self.objectives})
@@ -100,28 +103,13 @@ def result_config(result: dict | None) -> dict[str, Any] | None:
 
 
 def create_searcher(name: str, space: Any, objectives: list[tuple[str, str]], seed: int = 0,
-                    **kwargs: Any) -> Searcher:
-    """A Ray Tune ``Searcher`` by name: ``evolution`` and ``random`` are hwnas strategies behind
-    :class:`StrategySearcher`; ``optuna-nsga2`` / ``optuna-tpe`` are Ray's ``OptunaSearch`` with
-    Optuna's multi-objective NSGA-II / TPE sampler over the flat categorical dimensions.
+                    constraints: Constraints | None = None, **params: Any) -> Searcher:
+    """The Ray Tune ``Searcher`` of registered strategy ``name`` (:mod:`nas.strategies.registry`)
+    with its ``params``, inside :class:`~nas.strategies.constraints.ConstraintFeedback`: every
+    searcher learns that a candidate over a budget is infeasible. ``constraints`` maps a trial
+    result to its constraint values (:class:`nas.trial.BudgetViolations`); ``None``: no budgets.
 
     ``space`` is a :class:`~searchspaces.spaces.SearchSpace` or a ``{name: choices}`` dict.
     """
-    from searchspaces.spaces import SearchSpace
-
-    if name in ("evolution", "random"):
-        max_trials = kwargs.pop("max_trials", None)
-        strategy = create_strategy(name, space, objectives=objectives, seed=seed, **kwargs)
-        return StrategySearcher(strategy, objectives, max_trials=max_trials)
-    if name in ("optuna-nsga2", "optuna-tpe"):
-        import optuna
-        from optuna.distributions import CategoricalDistribution
-        from ray.tune.search.optuna import OptunaSearch
-
-        dims = space.dimensions() if isinstance(space, SearchSpace) else space
-        distributions = {k: CategoricalDistribution(list(v)) for k, v in dims.items()}
-        sampler = (optuna.samplers.NSGAIISampler(seed=seed, **kwargs) if name == "optuna-nsga2"
-                   else optuna.samplers.TPESampler(seed=seed, **kwargs))
-        return OptunaSearch(space=distributions, metric=[n for n, _ in objectives],
-                            mode=[m for _, m in objectives], sampler=sampler)
-    raise ValueError(f"unknown strategy {name!r}; known: {', '.join(SEARCHERS)}")
+    searcher = get_spec(name).build(name, space, objectives, seed, **params)
+    return ConstraintFeedback(searcher, constraints)

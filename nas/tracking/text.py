@@ -101,7 +101,9 @@ def search_note(run_name: str, status: str, settings: Mapping[str, str],
     lines += [
         "",
         f"Reading the runs: {NAME_LEGEND}. A rejected candidate has tag "
-        "`hwnas.outcome = rejected`, its reason in `hwnas.reject_reason`, and no accuracy.",
+        "`hwnas.outcome = rejected`, its reason in `hwnas.reject_reason`, and no accuracy. A "
+        "trial that ran out of memory was retried at half the batch: its first attempt is a "
+        "nested `FAILED` run with its reason in `hwnas.failure_reason`.",
         "",
         "Run it again: download this run's artifact `search_config.yaml`, then "
         "`hwnas search --config search_config.yaml`. Continue it after a crash: "

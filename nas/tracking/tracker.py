@@ -10,7 +10,11 @@ This module needs no Ray.
 
 A child run is named for the runs table (:func:`~nas.tracking.text.trial_run_name`). A
 candidate rejected before training gets tag ``hwnas.outcome = rejected`` and every metric but
-``accuracy``: it has none (the strategy is still told it failed, through Tune's result).
+``accuracy``: it has none (the strategy is still told it failed, through Tune's result). A
+trial that ran out of memory and was retried at half the batch (:mod:`nas.packing`) gets a
+nested ``FAILED`` run for its first attempt (``hwnas.role = attempt``, ``hwnas.failure_reason =
+out of memory at batch 16``) and tag ``hwnas.retried``; one out of memory at both batch sizes
+ends ``FAILED`` with ``hwnas.outcome = failed`` and its ``hwnas.failure_reason``.
 
 On the parent, after every finished trial:
 
@@ -32,6 +36,7 @@ The parent's description (tag ``mlflow.note.content``) is the search's summary
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -42,14 +47,18 @@ from typing import Any
 
 import numpy as np
 
+from nas.packing import oom_reason
 from nas.pareto import hypervolume_2d, pareto_mask
 from nas.tracking.store import NOTE_TAG, all_runs, experiment_id, log_params, log_values
 from nas.tracking.text import search_note, trial_label, trial_run_name
 
+logger = logging.getLogger(__name__)
+
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
 RESULT_METRICS = ("accuracy", "latency_ms", "params", "peak_activation_bytes", "macs", "epochs",
-                  "train_seconds", "rejected", "train_loss", "val_loss", "surrogate")
+                  "train_seconds", "rejected", "train_loss", "val_loss", "surrogate",
+                  "batch_size")
 EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds")
 CONFIG_ARTIFACT = "search_config.yaml"
 
@@ -86,6 +95,7 @@ class SearchTracker:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         self.children: dict[str, str] = {}  # trial id -> run id of trials in flight
+        self.attempts: dict[str, str] = {}  # trial id -> run id of its failed first attempt
         self.finished: list[dict[str, Any]] = []  # last result of every finished trial
         self.done: set[str] = set()  # trial ids with a finished child run
         self.hypervolume = 0.0
@@ -207,9 +217,36 @@ class SearchTracker:
         run_id = self.children.get(trial_id)
         if run_id is None or result.get("rejected"):
             return
+        if result.get("oom_batch") and trial_id not in self.attempts:
+            self._record_oom_attempt(trial_id, run_id, result)
+        if result.get("failed"):
+            return  # no epoch: it never trained
         step = int(result.get("epochs", 0))
         log_values(self.client, run_id, {k: result[k] for k in EPOCH_METRICS if k in result},
                    step)
+
+    def _record_oom_attempt(self, trial_id: str, run_id: str, result: Mapping[str, Any]
+                            ) -> None:
+        """A trial's first attempt ran out of memory and it was retried at half the batch
+        (:mod:`nas.packing`): the attempt becomes a ``FAILED`` run nested under the trial's
+        (tag ``hwnas.role = attempt``, so it is never counted as a trial), with its reason in
+        ``hwnas.failure_reason``; the trial's run says ``hwnas.retried = ...``."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        label, arch = self.open_trials.get(trial_id, ("", ""))
+        batch = int(result["oom_batch"])
+        reason = oom_reason(batch)
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=trial_run_name(f"{label}/1", arch, result.get("latency_ms"), "failed"),
+            tags={MLFLOW_PARENT_RUN_ID: run_id, "hwnas.role": "attempt",
+                  "hwnas.trial_id": trial_id, "hwnas.trial": label, "hwnas.outcome": "failed",
+                  "hwnas.failure_reason": reason})
+        log_params(self.client, run.info.run_id, {"arch": arch, "batch_size": batch})
+        self.client.set_terminated(run.info.run_id, status="FAILED")
+        self.attempts[trial_id] = run.info.run_id
+        self.client.set_tag(run_id, "hwnas.retried",
+                            f"{reason}; retried at batch {result.get('batch_size')}")
 
     def finish_trial(self, trial_id: str, result: Mapping[str, Any] | None, status: str,
                      max_epochs: int, error: str | None = None) -> None:
@@ -222,7 +259,10 @@ class SearchTracker:
         result = dict(result or {})
         outcome = status.lower()
         tags = {}
-        if status == "FINISHED":
+        if status == "FINISHED" and result.get("failed"):  # out of memory at every batch
+            status, outcome = "FAILED", "failed"
+            tags["hwnas.failure_reason"] = str(result.get("failure_reason", ""))
+        elif status == "FINISHED":
             if result.get("rejected"):
                 outcome = "rejected"
                 tags["hwnas.reject_reason"] = str(result.get("reject_reason", ""))
@@ -240,7 +280,7 @@ class SearchTracker:
         tags["mlflow.runName"] = trial_run_name(label, result.get("arch", arch),
                                                 result.get("latency_ms"), outcome)
         metrics = {k: result[k] for k in RESULT_METRICS if k in result
-                   and not (k == "accuracy" and outcome == "rejected")}
+                   and not (k == "accuracy" and outcome in ("rejected", "failed"))}
         log_values(self.client, run_id, metrics, int(result.get("epochs", 0)), tags)
         self.client.set_terminated(run_id, status=status)
         self.done.add(trial_id)
@@ -357,7 +397,12 @@ class SearchTracker:
     def close(self, status: str = "FINISHED") -> None:
         """End every child still open (``KILLED``); write the final plots (the HTML one too,
         unless no trial finished since it was written) and the description; end the parent
-        with ``status``."""
+        with ``status``.
+
+        The plots are the one optional part: a search killed while one of them was being drawn
+        (a SIGTERM in the middle of matplotlib's first import leaves it half-imported) still
+        ends its runs with the right status, and says the plots are missing; a finished
+        search whose plot failed ends its runs, then raises."""
         if self.closed:
             return
         for trial_id in list(self.children):
@@ -366,9 +411,15 @@ class SearchTracker:
         try:
             if not self.finished or self._html_trials != len(self.finished):
                 self.write_artifacts()
-        finally:  # the parent ends even when a plot failed, after every queued one is uploaded
+            self._writer.shutdown(wait=True)  # every queued plot is uploaded before the run ends
+            self._raise_write_errors()
+        except Exception as err:  # noqa: BLE001 - the runs' status matters more than a plot
+            if status == "FINISHED":
+                raise  # after the finally below has ended the parent
+            logger.warning("search %s ended %s without its final plots: %s: %s",
+                           self.run_name, status, type(err).__name__, err)
+        finally:
             self._writer.shutdown(wait=True)
             self.client.set_tag(self.parent_id, NOTE_TAG, self.note(status))
             self.client.set_terminated(self.parent_id, status=status)
             self.closed = True
-        self._raise_write_errors()
