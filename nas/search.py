@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ def prepare(config: SearchConfig) -> Prepared:
     p = profile.parallelism_factor
     space = get_space(config.space.name, p, config.space.curated)
     folder = resolve_estimator(config.hardware.estimator)
-    estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p)
+    estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p,
+                                      intervals=False)
     if estimator.profile != profile.name:
         raise ValueError(f"estimator {config.hardware.estimator} predicts profile "
                          f"{estimator.profile!r}, but the config targets {profile.name!r}")
@@ -202,6 +204,17 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         yield bool(address)
     finally:
         ray.shutdown()
+
+
+def _open_tracking_store(uri: str) -> None:
+    """Import MLflow and open (for a new SQLite file: create and migrate) the tracking store,
+    which MLflow caches per URI, so that the search's tracker finds it ready. Run on a thread
+    while Ray starts, which takes seconds of the driver waiting on the processes it launched.
+    An error here is left for the tracker to raise."""
+    with contextlib.suppress(Exception):
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=uri)
 
 
 def _trial_name(trial: Any) -> str:
@@ -348,10 +361,16 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     def arch_of(choices: dict) -> str:
         return space.from_choices({**prep.fixed, **choices}).to_string()
 
-    # Save Tune's experiment state (trials, searcher) after every event instead of every
-    # 10+ s, so a killed driver loses at most the event in flight (see --resume).
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Save Tune's experiment state (trials, searcher) every second instead of every 10+ s, so
+    # a killed driver loses at most the last second's events (see --resume). Not 0: Tune then
+    # saves on every pass of its event loop, ten times a second even when nothing happened,
+    # which cost the quickstart's driver a sixth of a core (benchmarks/trial_speed.py --search).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    opening = threading.Thread(target=_open_tracking_store, args=(config.tracking.uri,),
+                               daemon=True)
+    opening.start()
     with ray_session(address) as joined:
+        opening.join()
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial
         # starts its own worker unless the config says otherwise.

@@ -105,7 +105,7 @@ def _space(name: str, parallelism_factor: int, curated: bool) -> Any:
 def _estimator(folder: str) -> Any:
     from estimators.latency import LatencyEstimator
 
-    return LatencyEstimator.load(folder)
+    return LatencyEstimator.load(folder, intervals=False)  # a trial prices points only
 
 
 @functools.lru_cache(maxsize=4)

@@ -45,6 +45,10 @@ def test_shipped_estimator_predicts(name: str) -> None:
     narrow = replace(space.baseline(), width_mult=min(space.width_mults))
     wide = replace(narrow, width_mult=max(space.width_mults))
     assert est.predict(wide) > est.predict(narrow)
+    # what a search loads in every trial worker: the point models only, the same predictions
+    points = LatencyEstimator.load(folder, intervals=False)
+    assert not points.members and points.has_interval is False
+    np.testing.assert_array_equal(points.predict_many(archs), pred)
 
 
 @pytest.mark.slow

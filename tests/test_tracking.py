@@ -154,12 +154,37 @@ def test_experiment_opens_in_the_training_view_with_metric_columns(
 def test_html_plot_only_when_the_front_changes(tracked: tuple[Any, Any, list[str]]) -> None:
     tracker, client, uploads = tracked
     # trials 1, 3 change the front (trial 2 is rejected, trial 4 is dominated); close writes
-    # the final one since trial 4 came after the last HTML
-    assert uploads.count("pareto_front.png") == 5 and uploads.count("pareto_front.json") == 5
-    assert uploads.count("pareto_front.html") == 3
+    # the final one since trial 4 came after the last HTML. The PNG is drawn when the trained
+    # candidates change (trials 1, 3, 4), not for the rejected one nor again at close.
+    assert uploads.count("pareto_front.json") == 5 and uploads.count("pareto_front.html") == 3
+    assert uploads.count("pareto_front.png") == 3
     files = {a.path for a in client.list_artifacts(tracker.parent_id)}
     assert {"pareto_front.json", "pareto_front.png", "pareto_front.html",
             "search_config.yaml"} <= files
+    # drawn on a background thread, uploaded in order: the last JSON is the final state
+    front = json.loads(Path(client.download_artifacts(
+        tracker.parent_id, "pareto_front.json")).read_text())
+    assert front["trials_finished"] == 4 and len(front["front"]) == 2
+
+
+@pytest.mark.slow  # a new MLflow SQLite store
+def test_a_failed_plot_upload_is_raised_and_the_parent_still_ends(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import SearchTracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SearchTracker(uri, "exp", "broken-plots", reference_ms=1.0)
+
+    def refuse(*args: Any) -> None:
+        raise OSError("artifact store full")
+
+    tracker.client.log_artifact = refuse
+    tracker.start_trial("c3a1", ARCH, {"x": 1})
+    tracker.finish_trial("c3a1", _result(0.5, 0.5), "FINISHED", max_epochs=3)
+    with pytest.raises(OSError, match="artifact store full"):
+        tracker.close("FINISHED")
+    assert MlflowClient(uri).get_run(tracker.parent_id).info.status == "FINISHED"
 
 
 def test_ui_hint_names_the_venv_mlflow_and_the_url(tmp_path: Path,
