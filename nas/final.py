@@ -361,7 +361,7 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     is there), log it to MLflow and write the weights and the ONNX export; ``on_epoch(epoch,
     metrics)`` after every epoch. A ``SIGTERM`` ends the run ``KILLED`` (exit status 143), an
     error ``FAILED``; either way the checkpoint of the last whole epoch stays."""
-    from nas.search import _sigterm_raises
+    from nas.search import sigterm_raises
     from nas.tracking.store import log_values
     from nas.trial import trial_seed
 
@@ -404,7 +404,7 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     started = time.perf_counter()
     status = "FAILED"
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             for epoch in range(start_epoch + 1, epochs + 1):
                 tick = time.perf_counter()
                 lr = optimizer.param_groups[0]["lr"]

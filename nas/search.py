@@ -223,14 +223,14 @@ def _trial_name(trial: Any) -> str:
 
 
 @dataclass
-class _Signals:
+class Signals:
     """The termination signal a search received (``None``: none)."""
 
     received: int | None = None
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[_Signals]:
+def sigterm_raises() -> Iterator[Signals]:
     """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
     the ``finally`` that closes the MLflow runs still runs.
 
@@ -241,7 +241,7 @@ def _sigterm_raises() -> Iterator[_Signals]:
     import signal
     import threading
 
-    signals = _Signals()
+    signals = Signals()
     if threading.current_thread() is not threading.main_thread():
         yield signals
         return
@@ -444,10 +444,10 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
                 "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
-        signals = _Signals()
+        signals = Signals()
         try:
             with contextlib.redirect_stdout(tune_output or sys.stderr), \
-                    _sigterm_raises() as signals:
+                    sigterm_raises() as signals:
                 tuner.fit()
             status = "FINISHED"
         except (KeyboardInterrupt, SystemExit):

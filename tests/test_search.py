@@ -357,10 +357,10 @@ def test_sigterm_is_recorded_even_when_its_exit_is_swallowed() -> None:
     import os
     import signal
 
-    from nas.search import _sigterm_raises
+    from nas.search import sigterm_raises
 
     before = signal.getsignal(signal.SIGTERM)
-    with _sigterm_raises() as signals:
+    with sigterm_raises() as signals:
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(1000):  # the handler runs between bytecodes of the main thread
