@@ -207,7 +207,8 @@ def _save(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: Path) -
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[1]:  # a comparison where no strategy trained a model
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
