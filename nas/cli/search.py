@@ -162,9 +162,11 @@ class _search_progress:  # noqa: N801 - used as a context manager factory
             self.progress.update(self.task, completed=done, description=text)
         for row in tracker.finished[self.seen:]:
             if not self.live:
-                acc = row.get("accuracy", float("nan"))
+                # a rejected or failed candidate was never scored: no accuracy, not 0
+                trained = row["outcome"] in ("completed", "stopped")
+                acc = f"acc {row.get('accuracy', float('nan')):.3f}" if trained else "acc   -  "
                 err.print(f"[{done}/{self.total}] {row['outcome']:>9} "
-                          f"acc {acc:.3f} · {row.get('latency_ms', float('nan')):.3f} ms · "
+                          f"{acc} · {row.get('latency_ms', float('nan')):.3f} ms · "
                           f"{row.get('arch', '?')}", highlight=False, soft_wrap=True)
         self.seen = finished
 
