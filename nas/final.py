@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from nas.config import SearchConfig, load_config, validate_config
-from nas.tasks import make_task
+from nas.tasks import make_task, stream_loaders
 from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 
@@ -378,7 +378,7 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader, val_loader = _loaders(data, config.training.batch_size, generator)
+    train_loader, val_loader = stream_loaders(data, config.training.batch_size, generator)
     training = config.training
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)
@@ -438,16 +438,6 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
                        start_epoch, history, best_epoch, best, str(folder),
                        time.perf_counter() - started, source.search_run_id,
                        source.source_run_id)
-
-
-def _loaders(data: Any, batch_size: int, generator: torch.Generator) -> tuple[Any, Any]:
-    """Shuffled training batches drawn from ``generator`` (its state is checkpointed), as the
-    search's trials draw them; validation in order."""
-    from torch.utils.data import DataLoader
-
-    train = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
-                       drop_last=len(data.train) > batch_size)
-    return train, DataLoader(data.val, batch_size=max(batch_size, 128))
 
 
 def _finish(client: Any, run_id: str, model: nn.Module, meta: dict[str, Any], folder: Path,

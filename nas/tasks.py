@@ -115,6 +115,16 @@ def make_task(config: TaskConfig, seed: int = 0) -> Task:
                          ) from None
 
 
+def stream_loaders(data: DataSplit, batch_size: int,
+                   generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training batches drawn from ``generator`` (the last, partial batch dropped when
+    there is more than one), validation in order: the streaming path of a trial and of
+    ``hwnas train``."""
+    train = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
+                       drop_last=len(data.train) > batch_size)
+    return train, DataLoader(data.val, batch_size=max(batch_size, 128))
+
+
 def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
           device: torch.device, report: Any) -> None:
     """Train ``arch`` for ``training.epochs`` epochs, calling ``report(epoch, metrics)`` after
@@ -131,9 +141,7 @@ def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader = DataLoader(data.train, batch_size=training.batch_size, shuffle=True,
-                              generator=generator, drop_last=len(data.train) > training.batch_size)
-    val_loader = DataLoader(data.val, batch_size=max(training.batch_size, 128))
+    train_loader, val_loader = stream_loaders(data, training.batch_size, generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)
     # cosine decay over the full budget (Loshchilov & Hutter, SGDR, ICLR 2017), no warm-up:
