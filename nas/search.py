@@ -85,26 +85,27 @@ def prepare(config: SearchConfig) -> Prepared:
     """Resolve and cross-check the config; every problem is a one-line ``ValueError``."""
     from estimators.latency import LatencyEstimator, resolve_estimator
     from estimators.profiles import load_profile
-    from nas.data import make_datasets
     from nas.strategies.tune_adapter import create_searcher
+    from nas.tasks import task_data
     from nas.trial import TrialContext
+    from searchspaces.genome import TASK_HEADS
     from searchspaces.spaces import get_space
 
     check_tracking_uri(config.tracking.uri)
     profile = load_profile(config.hardware.profile)
     p = profile.parallelism_factor
-    space = get_space(config.space.name, p, config.space.curated)
+    space = get_space(config.space.name, p, config.space.curated, TASK_HEADS[config.task.kind])
     folder = resolve_estimator(config.hardware.estimator)
     estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p,
                                       intervals=False)
     if estimator.profile != profile.name:
         raise ValueError(f"estimator {config.hardware.estimator} predicts profile "
                          f"{estimator.profile!r}, but the config targets {profile.name!r}")
-    task = config.task
+    if config.task.data_dir:  # trials may run elsewhere than the driver's working directory
+        config = config.with_overrides(
+            **{"task.data_dir": str(Path(config.task.data_dir).expanduser().resolve())})
     smallest = min(space.dimensions()["resolution"])
-    data = make_datasets(task.dataset, smallest, data_dir=task.data_dir,
-                         val_fraction=task.val_fraction, seed=config.seed, max_train=task.max_train,
-                         max_val=task.max_val, download=task.download)
+    data = task_data(config.task, smallest, config.seed)
     search_space, fixed = subspace(space, config.space.free, config.space.choices)
     # Build the searcher once here so a bad strategy parameter fails before Ray starts.
     context = TrialContext(config.model_dump(), str(folder.resolve()), p, data.num_classes,
