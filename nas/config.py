@@ -34,6 +34,10 @@ TASK_KINDS: dict[str, tuple[str, ...]] = {
     "segmentation": ("voc-segmentation",),
 }
 """The datasets each task kind learns from."""
+TASK_METRICS: dict[str, str] = {"classification": "accuracy", "detection": "map50",
+                                "segmentation": "miou"}
+"""The validation metric each task kind maximises. A trial reports it under its own name and
+as ``accuracy``, the objective key the search, its strategies and its Pareto front use."""
 SYNTHETIC_SETS: tuple[str, ...] = ("shapes", "presence")
 """``task.synthetic``: the deterministic scenes of :mod:`nas.datasets.synthetic` (three shape
 classes; or one class, 'person', among distractor shapes)."""
