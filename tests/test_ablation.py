@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
-from nas.analysis.ablation import arm_space, pick
-from nas.search import subspace
+from conftest import ROOT, run_cli, strict_loads
+from nas.analysis import ablation as ablation_module
+from nas.analysis.ablation import AblationPlan, arm_space, pick, plan_ablation, run_ablation
+from nas.config import SearchConfig, load_config
+from nas.search import SearchSummary, subspace
 from searchspaces.spaces import get_space
 
 
@@ -50,6 +54,101 @@ def test_arms_and_pick() -> None:
     points = [{"accuracy": 0.9, "latency_ms": 1.0}, {"accuracy": 0.89, "latency_ms": 0.5},
               {"accuracy": 0.80, "latency_ms": 0.1}]
     assert pick(points, 0.885)["latency_ms"] == 0.5 and pick(points, 0.95) is None
+
+
+def test_io_arm_frees_the_input_and_the_heads_output() -> None:
+    """``io`` is ``both`` plus the input resolution and, where the task's head has one, its
+    output dimension (detection: scales, segmentation: the skip branch's stride)."""
+    for head, outputs in (("head", []), ("det", ["head_scales"]), ("seg", ["head_stride"])):
+        space = get_space("mbv2-small", 32, True, head=head)
+        both, choices = arm_space(space, "both")
+        assert arm_space(space, "io") == ([*both, "resolution", *outputs], choices)
+
+
+def test_pick_for_memory_breaks_ties_by_latency() -> None:
+    points = [{"accuracy": 0.9, "latency_ms": 1.0, "peak_activation_bytes": 400},
+              {"accuracy": 0.9, "latency_ms": 0.4, "peak_activation_bytes": 600},
+              {"accuracy": 0.9, "latency_ms": 0.8, "peak_activation_bytes": 400},
+              {"accuracy": 0.7, "latency_ms": 0.1, "peak_activation_bytes": 100}]
+    assert pick(points, 0.85)["latency_ms"] == 0.4
+    assert pick(points, 0.85, "memory") == points[2]
+    assert pick(points, 0.5, "memory") == points[3]
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"minimise": "energy"}, "unknown quantity to minimise 'energy'"),
+    ({"arms": ("both", "prune")}, "arms must be distinct names"),
+    ({"arms": ("both", "both")}, "arms must be distinct names"),
+    ({"arms": ()}, "got none"),
+])
+def test_plan_refuses_bad_arms_and_quantities(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        plan_ablation(load_config(ROOT / "configs" / "quickstart.yaml"), **kwargs)
+
+
+_BASE = {"arch": "", "accuracy": 0.90, "latency_ms": 1.0, "peak_activation_bytes": 1000}
+
+
+def _fake_search(picks: dict[str, list[dict[str, Any]]], seen: dict[str, Any]) -> Any:
+    """A stand-in for :func:`nas.search.run_search` that returns ``picks[arm]`` as the arm's
+    trained points and records each arm's config (its budgets and free dimensions)."""
+    def search(config: SearchConfig, **_: Any) -> SearchSummary:
+        arm = config.name.rsplit("-", 1)[1]
+        seen[arm] = config
+        points = picks.get(arm, [])
+        return SearchSummary(f"run-{arm}", "x", "0", config.tracking.uri, len(points),
+                             len(points), 0, 1, 0, 0.0, 2.0, 0.0, points=points)
+    return search
+
+
+@pytest.mark.parametrize("minimise", ["latency", "memory"])
+def test_run_ablation_picks_and_budgets_by_what_it_minimises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minimise: str) -> None:
+    """The arms' only budget is the baseline's value of the minimised quantity; each arm's pick
+    is the least of it within the tolerance; the JSON and plot carry both reductions and the
+    task's metric."""
+    space = get_space("mbv2-small", 32, True, head="seg")
+    base_arch = space.baseline().to_string()
+    fast = space.from_choices({**space.to_choices(space.baseline()), "width_mult": 0.5})
+    small = space.from_choices({**space.to_choices(space.baseline()), "resolution": 24,
+                                "s0_block": "fibn", "head_stride": 8})
+    picks = {"both": [{**_BASE, "arch": fast.to_string(), "accuracy": 0.897, "latency_ms": 0.5,
+                       "peak_activation_bytes": 1000}],
+             "io": [{**_BASE, "arch": fast.to_string(), "accuracy": 0.897, "latency_ms": 0.5,
+                     "peak_activation_bytes": 1000},
+                    {**_BASE, "arch": small.to_string(), "accuracy": 0.899, "latency_ms": 0.8,
+                     "peak_activation_bytes": 250},
+                    {**_BASE, "arch": small.to_string(), "accuracy": 0.5, "latency_ms": 0.1,
+                     "peak_activation_bytes": 100}]}
+    picks["baseline"] = [{**_BASE, "arch": base_arch}]
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(ablation_module, "run_search", _fake_search(picks, seen))
+    monkeypatch.setattr(ablation_module, "ray_session", lambda _address: contextlib.nullcontext())
+    config = load_config(ROOT / "configs" / "segmentation.yaml").with_overrides(**{
+        "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "trials": 4})
+    plan = AblationPlan(config, space, 0.005, ("both", "io"), minimise)
+    result = run_ablation(plan, out_dir=tmp_path / "abl")
+
+    assert seen["io"].space.free[-2:] == ["resolution", "head_stride"]
+    budget = seen["io"].budgets
+    if minimise == "latency":
+        assert budget.latency_ms == pytest.approx(1.0) and budget.peak_activation_mib is None
+    else:
+        assert budget.peak_activation_mib == pytest.approx(1000 / 2**20)
+        assert budget.latency_ms is None
+    both, io = result.arms
+    assert both.arch == fast.to_string() and both.reduction == pytest.approx(0.5)
+    assert both.memory_reduction == pytest.approx(0.0)
+    expected = fast if minimise == "latency" else small
+    assert io.arch == expected.to_string()
+    assert io.fused_stages == ([] if minimise == "latency" else [0])
+    assert (io.reduction, io.memory_reduction) == pytest.approx(
+        (0.5, 0.0) if minimise == "latency" else (0.2, 0.75))
+    saved = strict_loads((tmp_path / "abl" / f"{result.ablation_id}.json").read_text())
+    assert saved["metric"] == "miou" and saved["minimise"] == minimise
+    assert saved["baseline_peak_activation_bytes"] == 1000
+    assert saved["arms"][1]["memory_reduction"] == pytest.approx(io.memory_reduction)
+    assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """``hwnas compare`` (search strategies against each other) and ``hwnas ablation`` (the seed
-work's multiplier / fusion / both ablation): many searches under one MLflow run."""
+work's multiplier / fusion / both ablation, at equal metric for latency or memory): many
+searches under one MLflow run."""
 
 from __future__ import annotations
 
@@ -88,8 +89,16 @@ def ablation(
                                                "arm's space size).")] = None,
     surrogate: Annotated[bool, typer.Option(help="Use the NASWOT proxy instead of training."
                                             )] = False,
-    tolerance: Annotated[float, typer.Option(min=0.0, help="Accuracy drop allowed against the "
-                                             "baseline (0.005 = half a point).")] = 0.005,
+    tolerance: Annotated[float, typer.Option(min=0.0, help="Drop in the task's metric allowed "
+                                             "against the baseline (0.005 = half a point).")
+                         ] = 0.005,
+    arms: Annotated[str, typer.Option(
+        help="Comma-separated, any of: multiplier, fusion, both, io (both plus the input "
+        "resolution and the head's output scales or stride).")] = "multiplier,fusion,both",
+    minimise: Annotated[str, typer.Option(
+        help="latency: each arm picks the fastest candidate at equal metric, slower ones are "
+        "rejected; memory: the least peak activation memory, larger ones rejected.")
+                        ] = "latency",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")
                        ] = Path("ablations"),
     tracking_uri: TrackingUriOpt = None,
@@ -97,15 +106,18 @@ def ablation(
     as_json: JsonOpt = False,
 ) -> None:
     """The seed work's ablation: from the space's MobileNetV2-shaped baseline, search (a) only
-    the width multiplier, (b) only IBN -> fused-IBN per stage, (c) both; report for each the
-    lowest-latency candidate within the accuracy tolerance of the baseline, its latency
-    reduction and the stages it fused."""
+    the width multiplier, (b) only IBN -> fused-IBN per stage, (c) both (and with --arms io,
+    both plus the input and output dimensions); report for each the candidate with the lowest
+    latency (or peak activation memory) within the tolerance of the baseline's metric, its
+    latency and memory reductions and the stages it fused."""
     from nas.analysis.ablation import plan_ablation, run_ablation
     from nas.config import load_config
 
+    names = tuple(a.strip() for a in arms.split(",") if a.strip())
     with user_input():
         cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
-        plan = plan_ablation(cfg, trials=trials, surrogate=surrogate, tolerance=tolerance)
+        plan = plan_ablation(cfg, trials=trials, surrogate=surrogate, tolerance=tolerance,
+                             arms=names, minimise=minimise)
 
     def progress(arm: str, result: Any) -> None:
         if result is not None:
@@ -117,18 +129,21 @@ def ablation(
     if as_json:
         emit_json(result.to_json())
         return
-    table = Table("arm", "trials", "accuracy", "latency ms", "reduction", "fused stages",
-                  box=box.SIMPLE, title=f"{result.ablation_id}: baseline accuracy "
-                  f"{result.baseline_accuracy:.4f}, {result.baseline_latency_ms:.4f} ms")
+    table = Table("arm", "trials", result.metric, "latency ms", "peak KiB", "latency cut",
+                  "memory cut", "fused stages", box=box.SIMPLE,
+                  title=f"{result.ablation_id}: baseline {result.metric} "
+                  f"{result.baseline_accuracy:.4f}, {result.baseline_latency_ms:.4f} ms, "
+                  f"{result.baseline_peak_activation_bytes / 1024:.1f} KiB; picked for "
+                  f"{result.minimise}")
     table.add_column("arch", overflow="fold")
     for a in result.arms:
         if a.arch is None:
-            table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", "-", "-",
-                          "none within tolerance", "-", "-")
+            table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", "-", "-", "-",
+                          "none within tolerance", "-", "-", "-")
             continue
         table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", f"{a.accuracy:.4f}",
-                      f"{a.latency_ms:.4f}",
-                      f"{a.reduction:.1%}", ",".join(map(str, a.fused_stages)) or "none",
-                      a.arch)
+                      f"{a.latency_ms:.4f}", f"{a.peak_activation_bytes / 1024:.1f}",
+                      f"{a.reduction:.1%}", f"{a.memory_reduction:.1%}",
+                      ",".join(map(str, a.fused_stages)) or "none", a.arch)
     out.print(table)
     out.print(f"plot: {result.plot}; MLflow ablation run {result.run_id}", highlight=False)
