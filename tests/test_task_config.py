@@ -29,6 +29,16 @@ def test_task_kind_and_dataset_must_agree(task: dict, fragment: str) -> None:
     assert fragment in message and "\n" not in message
 
 
+@pytest.mark.parametrize("extra, fragment", [
+    ({"training": {"surrogate": True}}, "training.surrogate scores classifiers only"),
+    ({"strategy": {"name": "zeroshot"}}, "strategy 'zeroshot' ranks candidates by classifier"),
+])
+def test_proxies_are_refused_for_dense_tasks(extra: dict, fragment: str) -> None:
+    task = {"kind": "segmentation", "dataset": "voc-segmentation", "data_dir": "x"}
+    with pytest.raises(ValueError, match=fragment):
+        validate_config({"task": task, **extra}, "x.yaml")
+
+
 def test_every_kind_has_a_metric() -> None:
     assert set(TASK_METRICS) == {"classification", "detection", "segmentation"}
 
