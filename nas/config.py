@@ -244,6 +244,21 @@ class SearchConfig(_Section):
         get_spec(value.name)  # a one-line error listing the registered names
         return value
 
+    @model_validator(mode="after")
+    def _proxies_score_classifiers(self) -> SearchConfig:
+        """The training-free proxies (nas/proxies) score a classifier's logits against labels;
+        a detector's or segmenter's candidates are trained."""
+        if self.task.kind != "classification":
+            if self.training.surrogate:
+                raise ValueError(f"training.surrogate scores classifiers only; a {self.task.kind} "
+                                 f"search trains its candidates")
+            family = get_spec(self.strategy.name).family
+            if family != "multishot":
+                raise ValueError(f"strategy {self.strategy.name!r} ranks candidates by "
+                                 f"classifier proxies; a {self.task.kind} search needs one that "
+                                 f"trains them (evolution, random, optuna-nsga2, optuna-tpe)")
+        return self
+
     def with_overrides(self, **overrides: Any) -> SearchConfig:
         """A copy with dotted-path overrides (``{"training.epochs": 2}``); ``None`` skips."""
         data = self.model_dump()
