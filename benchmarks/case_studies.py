@@ -64,7 +64,7 @@ CASES = (
 )
 """The cases and the arms each runs: ``multiplier`` is left out of the memory case since the
 width multiplier does not move this space's peak (it sits in the early stages, whose 32 channels
-the multiplier does not cut)."""
+the multiplier cannot cut: channels stay multiples of npu32's 32)."""
 
 
 def _log(message: str) -> None:
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.005,
                         help="drop in the task's metric allowed against the baseline")
     parser.add_argument("--surrogate", action="store_true",
-                        help="NASWOT proxy instead of training (a smoke run, not a result)")
+                        help="NASWOT proxy instead of training: a smoke run of the classifier "
+                        "case, not a result (detection and segmentation refuse it)")
     parser.add_argument("--workdir", default=str(ROOT / "ablations" / "case-studies"),
                         help="MLflow store, Ray results, each ablation's JSON and plot")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
