@@ -378,7 +378,8 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader, val_loader = stream_loaders(data, config.training.batch_size, generator)
+    train_loader, val_loader = stream_loaders(data, config.training.batch_size, generator,
+                                              getattr(task, "collate", None))
     training = config.training
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)

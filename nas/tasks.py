@@ -115,14 +115,15 @@ def make_task(config: TaskConfig, seed: int = 0) -> Task:
                          ) from None
 
 
-def stream_loaders(data: DataSplit, batch_size: int,
-                   generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+def stream_loaders(data: DataSplit, batch_size: int, generator: torch.Generator,
+                   collate: Any = None) -> tuple[DataLoader, DataLoader]:
     """Shuffled training batches drawn from ``generator`` (the last, partial batch dropped when
     there is more than one), validation in order: the streaming path of a trial and of
-    ``hwnas train``."""
+    ``hwnas train``. ``collate`` is the task's batching function (its ``collate`` attribute:
+    detection targets are lists), ``None`` for PyTorch's default."""
     train = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
-                       drop_last=len(data.train) > batch_size)
-    return train, DataLoader(data.val, batch_size=max(batch_size, 128))
+                       drop_last=len(data.train) > batch_size, collate_fn=collate)
+    return train, DataLoader(data.val, batch_size=max(batch_size, 128), collate_fn=collate)
 
 
 def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
@@ -141,7 +142,8 @@ def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader, val_loader = stream_loaders(data, training.batch_size, generator)
+    train_loader, val_loader = stream_loaders(data, training.batch_size, generator,
+                                              getattr(task, "collate", None))
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)
     # cosine decay over the full budget (Loshchilov & Hutter, SGDR, ICLR 2017), no warm-up:

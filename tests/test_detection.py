@@ -4,14 +4,21 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.ops import box_iou
 
+from conftest import strict_loads
+from nas.cli import main
+from nas.config import TaskConfig, TrainingConfig
 from nas.datasets import detection_collate, make_detection_datasets
 from nas.datasets.synthetic import PRESENCE, write_detection_dataset
+from nas.detection import DetectionTask
 from nas.detection_coding import (
     IDEAL_CELLS,
     assign_scale,
@@ -21,6 +28,10 @@ from nas.detection_coding import (
     gaussian_radius,
 )
 from nas.detection_metrics import average_precision, mean_average_precision
+from nas.final import WEIGHTS, load_weights, model_from_weights
+from nas.tasks import make_task, train
+from searchspaces.genome import Architecture
+from searchspaces.spaces import get_space
 
 
 def _gt(*boxes: tuple[float, float, float, float], labels: list[int] | None = None) -> dict:
@@ -195,3 +206,80 @@ def test_loss_decreases_on_synthetic_scenes(tmp_path: Path) -> None:
             losses.append(float(loss.detach()))
     assert len(losses) >= 30 and all(math.isfinite(v) for v in losses)
     assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3
+
+
+# --------------------------------------------------------------------------- the task
+
+
+@pytest.fixture(scope="module")
+def presence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The presence scenes (a 'person' triangle among circles and squares), 48 of them."""
+    spec = dataclasses.replace(PRESENCE, num_images=48)
+    return write_detection_dataset(tmp_path_factory.mktemp("det") / "presence", spec, seed=1)
+
+
+def _config(data_dir: Path) -> TaskConfig:
+    return TaskConfig(kind="detection", dataset="coco-detection", data_dir=str(data_dir))
+
+
+def _arch(scales: int, resolution: int = 32) -> Architecture:
+    base = get_space("mbv2-small", 8, True, head="det").baseline()
+    return dataclasses.replace(base, head_scales=scales, resolution=resolution)
+
+
+def test_task_is_registered_and_builds_a_detector(presence: Path) -> None:
+    task = make_task(_config(presence), seed=0)
+    assert isinstance(task, DetectionTask) and task.metric == "map50"
+    data = task.data(32)
+    assert task.data(32) is data and data.num_classes == 1
+    model = task.model(_arch(2), data)
+    outputs = model(torch.zeros(2, 3, 32, 32))
+    assert [tuple(o.shape) for o in outputs] == [(2, 5, 4, 4), (2, 5, 8, 8)]  # stride 8, 4
+    with pytest.raises(ValueError, match="det head"):
+        task.model(get_space("mbv2-small", 8, True).baseline(), data)
+    with pytest.raises(ValueError, match="data_dir"):
+        DetectionTask(TaskConfig(kind="detection", dataset="coco-detection")).data(32)
+
+
+@pytest.mark.parametrize("scales", [1, 2])
+def test_search_training_reports_map50(presence: Path, scales: int) -> None:
+    """``nas.tasks.train``, the loop every trial runs, trains a detector on CPU."""
+    reports: list[tuple[int, dict]] = []
+    training = TrainingConfig(epochs=2, batch_size=8, lr=0.01)
+    train(make_task(_config(presence), seed=0), _arch(scales, 24), training, seed=0,
+          device=torch.device("cpu"), report=lambda epoch, m: reports.append((epoch, m)))
+    assert [epoch for epoch, _ in reports] == [1, 2]
+    for _, metrics in reports:
+        assert 0.0 <= metrics["map50"] <= 1.0 and metrics["accuracy"] == metrics["map50"]
+        assert math.isfinite(metrics["val_loss"]) and math.isfinite(metrics["train_loss"])
+
+
+def test_hwnas_train_and_export_a_detector(presence: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """``hwnas train`` trains, logs and exports a detector; ``hwnas export --weights`` writes an
+    ONNX file with one output per scale that ONNX Runtime computes as torch does."""
+    config = {"name": "det-final", "seed": 1,
+              "task": {"kind": "detection", "dataset": "coco-detection",
+                       "data_dir": str(presence)},
+              "training": {"batch_size": 8, "lr": 0.01},
+              "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "det"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    arch = _arch(2).to_string()
+    code = main(["train", arch, "--config", str(tmp_path / "c.yaml"), "--epochs", "1",
+                 "--out", str(tmp_path / "out"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = strict_loads(captured.out)
+    assert summary["metric"] == "map50" and 0.0 <= summary["final"]["map50"] <= 1.0
+    onnx = tmp_path / "det.onnx"
+    assert main(["export", "--weights", str(tmp_path / "out" / WEIGHTS), "--format", "onnx",
+                 "--out", str(onnx)]) == 0
+    model = model_from_weights(load_weights(tmp_path / "out" / WEIGHTS)).model
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = [o.numpy() for o in model(images)]
+    got = session.run(None, {"input": images.numpy()})
+    assert [g.shape for g in got] == [(1, 5, 4, 4), (1, 5, 8, 8)]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
