@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig, TrainingConfig
 from nas.data import DataSplit, make_datasets
+from nas.detection import DetectionTask
 from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
 from searchspaces.genome import Architecture
@@ -104,7 +105,7 @@ class ClassificationTask:
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
 
 
-TASKS: dict[str, type] = {"classification": ClassificationTask}
+TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask}
 
 
 def make_task(config: TaskConfig, seed: int = 0) -> Task:
