@@ -4,7 +4,8 @@ The candidate's head is part of its architecture (``det_c64_n2``: head channels,
 output scales), built by ``searchspaces.model.build_model``; this task supplies what the head's
 outputs mean (:mod:`nas.detection_coding`: targets, loss, decoding) and how they are scored
 (:mod:`nas.detection_metrics`). Data are COCO-style sets read by
-:func:`nas.datasets.make_detection_datasets`, batched by
+:func:`nas.datasets.make_detection_datasets` (via :func:`nas.tasks.task_data`, which writes the
+synthetic scenes first when the config asks for them), batched by
 :func:`~nas.datasets.detection_collate` (the task's ``collate``, which
 :func:`nas.tasks.stream_loaders` hands to its ``DataLoader``\\ s). Training streams: there is no
 in-memory path for detection (boxes would need their own augmentation).
@@ -25,11 +26,14 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig
 from nas.data import DataSplit
-from nas.datasets import detection_collate, make_detection_datasets
+from nas.datasets import detection_collate
 from nas.detection_coding import decode, detection_loss
 from nas.detection_metrics import mean_average_precision
+from searchspaces.blocks import DetHead
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
+
+PRED_INIT_STD = 0.01
 
 
 def _to(targets: list[dict[str, torch.Tensor]], device: torch.device
@@ -49,21 +53,25 @@ class DetectionTask:
     _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
 
     def data(self, resolution: int) -> DataSplit:
+        from nas.tasks import task_data  # nas.tasks registers this class
+
         if resolution not in self._cache:
-            c = self.config
-            if c.data_dir is None:
-                raise ValueError("task.data_dir must name a COCO-style detection set "
-                                 "(annotations.json beside images/) for a detection task")
-            self._cache[resolution] = make_detection_datasets(
-                resolution, data_dir=c.data_dir, val_fraction=c.val_fraction, seed=self.seed,
-                max_train=c.max_train, max_val=c.max_val)
+            self._cache[resolution] = task_data(self.config, resolution, self.seed)
         return self._cache[resolution]
 
     def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
         if arch.head_kind != "det":
             raise ValueError(f"a detection task needs an architecture with a det head "
                              f"(det_c64_n1), got head kind {arch.head_kind!r}")
-        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+        model = build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+        # CenterNet starts its output convs near zero (weights ~ N(0, 0.001), heat-map bias
+        # -2.19, which build_model sets): at the backbone's Kaiming scale the first heat maps are
+        # noise of std ~5 around that prior, the focal loss starts ~30x higher and a 3-epoch
+        # trial learns nothing (benchmarks/detection_quickstart.py: map50 0.001 against 0.22)
+        for module in model.modules():
+            if isinstance(module, DetHead):
+                nn.init.normal_(module.pred.weight, 0.0, PRED_INIT_STD)
+        return model
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
