@@ -36,11 +36,6 @@ from searchspaces.model import build_model
 PRED_INIT_STD = 0.01
 
 
-def _to(targets: list[dict[str, torch.Tensor]], device: torch.device
-        ) -> list[dict[str, torch.Tensor]]:
-    return [{k: v.to(device) for k, v in t.items()} for t in targets]
-
-
 @dataclass
 class DetectionTask:
     """Detection of ``config.dataset`` (COCO layout under ``config.data_dir``); datasets cached
@@ -65,9 +60,10 @@ class DetectionTask:
                              f"(det_c64_n1), got head kind {arch.head_kind!r}")
         model = build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
         # CenterNet starts its output convs near zero (weights ~ N(0, 0.001), heat-map bias
-        # -2.19, which build_model sets): at the backbone's Kaiming scale the first heat maps are
-        # noise of std ~5 around that prior, the focal loss starts ~30x higher and a 3-epoch
-        # trial learns nothing (benchmarks/detection_quickstart.py: map50 0.001 against 0.22)
+        # -2.19, which build_model sets). At the backbone's Kaiming scale the first step's heat
+        # logits are -0.6 +- 3.0 instead of -2.18 +- 0.05, the first epoch's loss is 30x
+        # higher and a 3-epoch trial learns nothing (benchmarks/detection_quickstart.py
+        # --kaiming-pred: map50 0.001 against 0.219)
         for module in model.modules():
             if isinstance(module, DetHead):
                 nn.init.normal_(module.pred.weight, 0.0, PRED_INIT_STD)
@@ -81,7 +77,7 @@ class DetectionTask:
         for images, targets in loader:
             images = images.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = detection_loss(model(images), _to(targets, device), images.shape[-1])
+            loss = detection_loss(model(images), targets, images.shape[-1])
             if not torch.isfinite(loss):
                 raise FloatingPointError("training loss is not finite")
             loss.backward()
@@ -103,8 +99,7 @@ class DetectionTask:
             images = images.to(device)
             outputs = model(images)
             num_classes = outputs[0].shape[1] - 4
-            loss += float(detection_loss(outputs, _to(targets, device), images.shape[-1])
-                          ) * len(images)
+            loss += float(detection_loss(outputs, targets, images.shape[-1])) * len(images)
             count += len(images)
             detections += [{k: v.cpu() for k, v in d.items()}
                            for d in decode(outputs, images.shape[-1])]
