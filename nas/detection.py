@@ -72,21 +72,10 @@ class DetectionTask:
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
         """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
-        model.train()
-        total, count = 0.0, 0
-        for images, targets in loader:
-            images = images.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = detection_loss(model(images), targets, images.shape[-1])
-            if not torch.isfinite(loss):
-                raise FloatingPointError("training loss is not finite")
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            total += float(loss.detach()) * len(images)
-            count += len(images)
-        return {"train_loss": total / max(count, 1)}
+        from nas.tasks import train_steps
+
+        return train_steps(model, loader, optimizer, schedule, lambda images, targets: (
+            detection_loss(model(images.to(device)), targets, images.shape[-1])))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader,

@@ -9,6 +9,7 @@ and metrics (mAP, mIoU) without touching the search.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -72,21 +73,8 @@ class ClassificationTask:
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
         """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
-        model.train()
-        total, count = 0.0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(images), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError("training loss is not finite")
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            total += float(loss.detach()) * len(labels)
-            count += len(labels)
-        return {"train_loss": total / max(count, 1)}
+        return train_steps(model, loader, optimizer, schedule, lambda images, labels: (
+            nn.functional.cross_entropy(model(images.to(device)), labels.to(device))))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader,
@@ -100,6 +88,31 @@ class ClassificationTask:
             correct += int((logits.argmax(1) == labels).sum())
             total += len(labels)
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
+
+
+def train_steps(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                schedule: Any, loss_of: Callable[[Any, Any], torch.Tensor]) -> dict[str, float]:
+    """A task's training epoch: one optimizer step per batch ``(inputs, targets)`` of
+    ``loader`` on ``loss_of(inputs, targets)`` (the task's loss, which moves the batch to its
+    device), ``schedule`` stepping after each; returns the mean ``train_loss`` per input.
+
+    Raises:
+        FloatingPointError: when a batch's loss is not finite (the trial fails at once).
+    """
+    model.train()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(inputs, targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("training loss is not finite")
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        total += float(loss.detach()) * len(inputs)
+        count += len(inputs)
+    return {"train_loss": total / max(count, 1)}
 
 
 TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask}

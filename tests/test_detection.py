@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,8 @@ def _det(boxes: list, scores: list[float], labels: list[int] | None = None) -> d
     return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "scores": torch.tensor(scores), "labels": torch.tensor(labels or [0] * len(scores))}
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 A, B, C = (0, 0, 10, 10), (20, 20, 30, 30), (40, 0, 60, 20)
 
@@ -214,15 +215,6 @@ def test_loss_decreases_on_synthetic_scenes(tmp_path: Path) -> None:
 # two scales, 8x8 and 16x16 at 32 px: a few thousand parameters, so MLflow and the exporters
 # take a test's time, not training
 TINY = "r32_w1.0_d8:stem_c8_s1-ibn_k3_e1_c8_r1_s2-ibn_k3_e2_c16_r1_s2-det_c16_n2"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a busy 2-core machine more make small models much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 
