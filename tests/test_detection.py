@@ -277,6 +277,15 @@ def test_hwnas_train_and_export_a_detector(presence: Path, tmp_path: Path,
     assert code == 0, captured.err
     summary = strict_loads(captured.out)
     assert summary["metric"] == "map50" and 0.0 <= summary["final"]["map50"] <= 1.0
+    # the MLflow model (pt2) of a tuple-output network is logged and computes the same maps
+    import mlflow.pytorch
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(config["tracking"]["uri"])
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["task"] == "detection"
+    (logged,) = client.search_logged_models([run.info.experiment_id])
+    assert logged.status == "READY"
     onnx = tmp_path / "det.onnx"
     assert main(["export", "--weights", str(tmp_path / "out" / WEIGHTS), "--format", "onnx",
                  "--out", str(onnx)]) == 0
@@ -289,3 +298,7 @@ def test_hwnas_train_and_export_a_detector(presence: Path, tmp_path: Path,
     assert [g.shape for g in got] == [(1, 5, 8, 8), (1, 5, 16, 16)]
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-4)
+    with torch.no_grad():
+        again = mlflow.pytorch.load_model(logged.model_uri)(images)
+    for a, e in zip(again, expected, strict=True):
+        np.testing.assert_allclose(a.numpy(), e, rtol=1e-4, atol=1e-5)
