@@ -1,0 +1,133 @@
+"""Semantic segmentation as a :class:`~nas.tasks.Task`: an LR-ASPP head, per-pixel
+cross-entropy, mean IoU.
+
+The architecture's ``seg`` head (``searchspaces.model``) returns logits ``(N, C, R, R)`` at the
+input resolution, so the loss and the metric compare them with the mask pixel for pixel; pixels
+marked :data:`~nas.datasets.segmentation.IGNORE_INDEX` (VOC's object outlines) count for
+neither.
+
+Mean IoU comes from a confusion matrix accumulated over the whole validation split (not an
+average of per-image or per-batch IoUs, which would weight a small image's few pixels like a
+large one's many): ``IoU_c = TP / (TP + FP + FN)``, averaged over the classes that occur in the
+ground truth or in the prediction. A class absent from both has no IoU (0/0) and is left out of
+the mean, as mmsegmentation's ``nanmean`` does; torchvision's reference scripts take a plain
+mean, which is NaN then, and the VOC devkit's test set has every class. Background is a class
+and counts, as in VOC's 21-class mIoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from nas.config import TaskConfig
+from nas.data import DataSplit
+from nas.datasets.segmentation import IGNORE_INDEX, make_segmentation_datasets
+from searchspaces.genome import Architecture
+from searchspaces.model import build_model
+
+
+def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
+                     num_classes: int) -> torch.Tensor:
+    """The ``(C, C)`` int64 confusion matrix of one batch: entry ``[t, p]`` counts the pixels of
+    true class ``t`` predicted as ``p``. Pixels whose target is :data:`IGNORE_INDEX` are not
+    counted; ``prediction`` and ``target`` are class ids of the same shape."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction {tuple(prediction.shape)} and target "
+                         f"{tuple(target.shape)} differ in shape")
+    valid = target != IGNORE_INDEX
+    target, prediction = target[valid].to(torch.int64), prediction[valid].to(torch.int64)
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        raise ValueError(f"target holds class ids outside 0..{num_classes - 1} (other than "
+                         f"{IGNORE_INDEX}, ignore)")
+    counts = torch.bincount(target * num_classes + prediction, minlength=num_classes ** 2)
+    return counts.reshape(num_classes, num_classes)
+
+
+def scores(confusion: torch.Tensor) -> dict[str, float]:
+    """``miou`` (over the classes present in the ground truth or the prediction; 0.0 when no
+    pixel was counted) and ``pixel_accuracy`` of an accumulated confusion matrix."""
+    confusion = confusion.to(torch.float64)
+    hits = confusion.diagonal()
+    union = confusion.sum(0) + confusion.sum(1) - hits
+    present = union > 0
+    total = float(confusion.sum())
+    miou = float((hits[present] / union[present]).mean()) if bool(present.any()) else 0.0
+    return {"miou": miou, "pixel_accuracy": float(hits.sum()) / total if total else 0.0}
+
+
+def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
+               reduction: str = "mean") -> torch.Tensor:
+    """Per-pixel cross-entropy, ignoring :data:`IGNORE_INDEX` pixels (``mean``: over the
+    counted pixels)."""
+    return nn.functional.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX,
+                                       reduction=reduction)
+
+
+@dataclass
+class SegmentationTask:
+    """Semantic segmentation on a VOC-layout folder (``task.data_dir``): per-pixel
+    cross-entropy, ``miou`` on the validation split. Datasets are cached per resolution, so a
+    Ray actor reused across trials reads and checks the masks once per resolution."""
+
+    config: TaskConfig
+    seed: int = 0
+    metric: str = "miou"
+    _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
+
+    def data(self, resolution: int) -> DataSplit:
+        if resolution not in self._cache:
+            c = self.config
+            if c.data_dir is None:
+                raise ValueError("segmentation needs task.data_dir: a VOC-layout folder "
+                                 "(JPEGImages/, SegmentationClass/)")
+            self._cache[resolution] = make_segmentation_datasets(
+                resolution, data_dir=c.data_dir, val_fraction=c.val_fraction, seed=self.seed,
+                max_train=c.max_train, max_val=c.max_val)
+        return self._cache[resolution]
+
+    def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
+        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+
+    def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    device: torch.device, schedule: Any = None) -> dict[str, float]:
+        """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch.
+        ``train_loss`` is the mean over the counted (non-ignored) pixels of the epoch."""
+        model.train()
+        total, pixels = 0.0, 0
+        for images, masks in loader:
+            images, masks = images.to(device), masks.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = pixel_loss(model(images), masks)
+            if not torch.isfinite(loss):
+                raise FloatingPointError("training loss is not finite")
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            counted = int((masks != IGNORE_INDEX).sum())
+            total += float(loss.detach()) * counted
+            pixels += counted
+        return {"train_loss": total / max(pixels, 1)}
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: DataLoader,
+                 device: torch.device) -> dict[str, float]:
+        """``miou``, ``pixel_accuracy`` and ``val_loss`` (per counted pixel) over ``loader``;
+        ``accuracy`` repeats ``miou``, the key the search ranks every task by."""
+        model.eval()
+        confusion: torch.Tensor | None = None
+        loss, pixels = 0.0, 0
+        for images, masks in loader:
+            images, masks = images.to(device), masks.to(device)
+            logits = model(images)
+            loss += float(pixel_loss(logits, masks, reduction="sum"))
+            pixels += int((masks != IGNORE_INDEX).sum())
+            batch = confusion_matrix(logits.argmax(1), masks, logits.shape[1])
+            confusion = batch if confusion is None else confusion + batch
+        result = scores(confusion) if confusion is not None else scores(torch.zeros(1, 1))
+        return {**result, "accuracy": result["miou"], "val_loss": loss / max(pixels, 1)}
