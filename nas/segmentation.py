@@ -101,16 +101,17 @@ class SegmentationTask:
         total, pixels = 0.0, 0
         for images, masks in loader:
             images, masks = images.to(device), masks.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = pixel_loss(model(images), masks)
-            if not torch.isfinite(loss):
-                raise FloatingPointError("training loss is not finite")
-            loss.backward()
-            optimizer.step()
+            counted = int((masks != IGNORE_INDEX).sum())
+            if counted:  # a batch of ignored pixels only has no loss (its mean is 0/0)
+                optimizer.zero_grad(set_to_none=True)
+                loss = pixel_loss(model(images), masks)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError("training loss is not finite")
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * counted
             if schedule is not None:
                 schedule.step()
-            counted = int((masks != IGNORE_INDEX).sum())
-            total += float(loss.detach()) * counted
             pixels += counted
         return {"train_loss": total / max(pixels, 1)}
 

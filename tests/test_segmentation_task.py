@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from nas.config import TaskConfig
 from nas.datasets.segmentation import IGNORE_INDEX
-from nas.segmentation import confusion_matrix, pixel_loss, scores
+from nas.segmentation import SegmentationTask, confusion_matrix, pixel_loss, scores
 
 X = IGNORE_INDEX  # an ignored mask pixel
 
@@ -89,3 +90,37 @@ def test_pixel_loss_is_cross_entropy_over_the_counted_pixels() -> None:
     flat = logits.permute(0, 2, 3, 1)[keep]
     expected = torch.nn.functional.cross_entropy(flat, masks[keep])
     assert float(pixel_loss(logits, masks)) == pytest.approx(float(expected), rel=1e-6)
+
+
+def _task() -> SegmentationTask:
+    return SegmentationTask(TaskConfig())
+
+
+def test_evaluate_scores_the_whole_split_and_repeats_miou_as_accuracy() -> None:
+    """An identity "model" on one-hot logits predicts exactly the given masks: evaluate over two
+    batches equals the metric of the whole prediction, not a mean of the batches'."""
+    prediction = torch.tensor([[[0, 1], [1, 1]], [[2, 2], [0, 0]], [[2, 2], [2, 2]]])
+    target = torch.tensor([[[0, 0], [1, 1]], [[2, X], [0, 1]], [[2, 2], [2, 2]]])
+    logits = torch.nn.functional.one_hot(prediction, 3).permute(0, 3, 1, 2).float()
+    batches = [(logits[:2], target[:2]), (logits[2:], target[2:])]
+    got = _task().evaluate(torch.nn.Identity(), batches, torch.device("cpu"))
+    expected = scores(confusion_matrix(prediction, target, 3))
+    assert got["miou"] == pytest.approx(expected["miou"])
+    assert got["miou"] == pytest.approx((1 / 2 + 2 / 4 + 5 / 5) / 3)
+    assert got["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"])
+    assert got["accuracy"] == got["miou"]
+    assert got["val_loss"] == pytest.approx(float(pixel_loss(logits, target)), rel=1e-6)
+
+
+def test_train_epoch_learns_and_skips_a_batch_of_ignored_pixels_only() -> None:
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 6, 6)
+    masks = (images[:, 0] > 0).long()  # learnable by a 1x1 convolution
+    ignored = torch.full((2, 6, 6), X)
+    batches = [(images[:4], masks[:4]), (images[:2], ignored), (images[4:], masks[4:])]
+    model = torch.nn.Conv2d(3, 2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    task, cpu = _task(), torch.device("cpu")
+    losses = [task.train_epoch(model, batches, optimizer, cpu)["train_loss"] for _ in range(5)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2
+    assert task.evaluate(model, batches, cpu)["miou"] > 0.9
