@@ -20,6 +20,7 @@ from nas.config import TaskConfig, TrainingConfig
 from nas.data import DataSplit, make_datasets
 from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
+from nas.segmentation import SegmentationTask
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
 
@@ -104,7 +105,8 @@ class ClassificationTask:
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
 
 
-TASKS: dict[str, type] = {"classification": ClassificationTask}
+TASKS: dict[str, type] = {"classification": ClassificationTask,
+                          "segmentation": SegmentationTask}
 
 
 def make_task(config: TaskConfig, seed: int = 0) -> Task:

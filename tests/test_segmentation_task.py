@@ -3,13 +3,24 @@ ignore-aware per-pixel loss, and a short training of an LR-ASPP candidate on syn
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from nas.config import TaskConfig
+from conftest import strict_loads
+from nas.cli import main
+from nas.config import TaskConfig, TrainingConfig
 from nas.datasets.segmentation import IGNORE_INDEX
+from nas.datasets.synthetic import SceneSpec, write_segmentation_dataset
+from nas.final import WEIGHTS, load_weights, model_from_weights
 from nas.segmentation import SegmentationTask, confusion_matrix, pixel_loss, scores
+from nas.tasks import make_task, train
+from searchspaces.spaces import get_space
 
 X = IGNORE_INDEX  # an ignored mask pixel
 
@@ -124,3 +135,79 @@ def test_train_epoch_learns_and_skips_a_batch_of_ignored_pixels_only() -> None:
     losses = [task.train_epoch(model, batches, optimizer, cpu)["train_loss"] for _ in range(5)]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2
     assert task.evaluate(model, batches, cpu)["miou"] > 0.9
+
+
+# -- training a candidate end to end ------------------------------------------------------------
+SCENES = SceneSpec(num_images=48, ignore_border=1)
+# a small candidate (stride 8, skip branch at stride 4): a second or two per epoch on one core
+SMALL = ("r32_w1.0_d8:stem_c8_s1-ibn_k3_e1_c8_r1_s2-ibn_k3_e4_c16_r1_s2-ibn_k3_e4_c24_r1_s2-"
+         "seg_c16_o4")
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_segmentation_dataset(tmp_path_factory.mktemp("seg") / "voc", SCENES, seed=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: on a busy 2-core machine more make small models slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
+    """The ``mbv2-small`` baseline with its LR-ASPP head, at resolution 32, trained by the
+    search's own loop: logits at the input resolution, a falling loss, mIoU in [0, 1]."""
+    baseline = get_space("mbv2-small", 8, True, head="seg").baseline()
+    arch = dataclasses.replace(baseline, resolution=32)
+    task = make_task(TaskConfig(kind="segmentation", dataset="voc-segmentation",
+                                data_dir=str(voc)), seed=0)
+    assert isinstance(task, SegmentationTask) and task.metric == "miou"
+    data = task.data(32)
+    assert data.num_classes == 4 and task.data(32) is data  # cached per resolution
+    model = task.model(arch, data)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
+    rows: list[dict[str, float]] = []
+    training = TrainingConfig(epochs=2, batch_size=16, lr=2e-3)
+    train(task, arch, training, 0, torch.device("cpu"), lambda e, m: rows.append(m))
+    assert len(rows) == 2
+    assert rows[1]["train_loss"] < rows[0]["train_loss"]
+    for row in rows:
+        assert 0.0 <= row["miou"] <= 1.0 and row["accuracy"] == row["miou"]
+        assert 0.0 <= row["pixel_accuracy"] <= 1.0 and np.isfinite(row["val_loss"])
+
+
+def test_hwnas_train_and_export_a_segmenter_that_onnx_runtime_matches(
+        voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``hwnas train`` trains a segmenter under a segmentation config and reports its mIoU;
+    ``hwnas export --weights`` writes ONNX that ONNX Runtime runs to torch's logits."""
+    import onnxruntime as ort
+
+    config = tmp_path / "seg.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "seg-final", "seed": 2,
+        "task": {"kind": "segmentation", "dataset": "voc-segmentation", "data_dir": str(voc)},
+        "training": {"batch_size": 16, "lr": 0.005},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "seg"}}))
+    out = tmp_path / "final"
+    assert main(["train", SMALL, "--config", str(config), "--epochs", "1", "--out", str(out),
+                 "--json"]) == 0
+    summary = strict_loads(capsys.readouterr().out)
+    assert summary["metric"] == "miou" and 0.0 <= summary["final"]["miou"] <= 1.0
+    assert summary["best"]["miou"] == summary["final"]["miou"]
+    onnx = tmp_path / "seg.onnx"
+    assert main(["export", "--weights", str(out / WEIGHTS), "--format", "onnx", "--out",
+                 str(onnx), "--json"]) == 0
+    assert strict_loads(capsys.readouterr().out)["input_shape"] == [1, 3, 32, 32]
+    model = model_from_weights(load_weights(out / WEIGHTS)).model
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(images).numpy()
+    assert expected.shape == (3, 4, 32, 32) and np.abs(expected).max() > 1e-2
+    got = np.concatenate([session.run(None, {"input": images[i:i + 1].numpy()})[0]
+                          for i in range(len(images))])
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
