@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig
 from nas.data import DataSplit
-from nas.datasets.segmentation import IGNORE_INDEX, make_segmentation_datasets
+from nas.datasets.segmentation import IGNORE_INDEX
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
 
@@ -70,8 +70,9 @@ def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
 
 @dataclass
 class SegmentationTask:
-    """Semantic segmentation on a VOC-layout folder (``task.data_dir``): per-pixel
-    cross-entropy, ``miou`` on the validation split. Datasets are cached per resolution, so a
+    """Semantic segmentation on a VOC-layout folder (``task.data_dir``, written first when
+    ``task.synthetic`` names the synthetic scenes): per-pixel cross-entropy, ``miou`` on the
+    validation split. Datasets are cached per resolution, so a
     Ray actor reused across trials reads and checks the masks once per resolution."""
 
     config: TaskConfig
@@ -81,13 +82,9 @@ class SegmentationTask:
 
     def data(self, resolution: int) -> DataSplit:
         if resolution not in self._cache:
-            c = self.config
-            if c.data_dir is None:
-                raise ValueError("segmentation needs task.data_dir: a VOC-layout folder "
-                                 "(JPEGImages/, SegmentationClass/)")
-            self._cache[resolution] = make_segmentation_datasets(
-                resolution, data_dir=c.data_dir, val_fraction=c.val_fraction, seed=self.seed,
-                max_train=c.max_train, max_val=c.max_val)
+            from nas.tasks import task_data  # nas.tasks registers this class: import late
+
+            self._cache[resolution] = task_data(self.config, resolution, self.seed)
         return self._cache[resolution]
 
     def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
