@@ -4,7 +4,6 @@ ignore-aware per-pixel loss, and a short training of an LR-ASPP candidate on syn
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from nas.tasks import make_task, train
 from searchspaces.spaces import get_space
 
 X = IGNORE_INDEX  # an ignored mask pixel
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scores(prediction: list, target: list, num_classes: int) -> dict[str, float]:
@@ -147,15 +147,6 @@ SMALL = ("r32_w1.0_d8:stem_c8_s1-ibn_k3_e1_c8_r1_s2-ibn_k3_e4_c16_r1_s2-ibn_k3_e
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_segmentation_dataset(tmp_path_factory.mktemp("seg") / "voc", SCENES, seed=1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a busy 2-core machine more make small models slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
