@@ -171,18 +171,24 @@ def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
         assert 0.0 <= row["pixel_accuracy"] <= 1.0 and np.isfinite(row["val_loss"])
 
 
+def seg_config(folder: Path, voc: Path) -> Path:
+    """A segmentation search config on ``voc``, tracking to ``folder``."""
+    path = folder / "seg.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "seg-final", "seed": 2,
+        "task": {"kind": "segmentation", "dataset": "voc-segmentation", "data_dir": str(voc)},
+        "training": {"batch_size": 16, "lr": 0.005},
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}", "experiment": "seg"}}))
+    return path
+
+
 def test_hwnas_train_and_export_a_segmenter_that_onnx_runtime_matches(
         voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``hwnas train`` trains a segmenter under a segmentation config and reports its mIoU;
     ``hwnas export --weights`` writes ONNX that ONNX Runtime runs to torch's logits."""
     import onnxruntime as ort
 
-    config = tmp_path / "seg.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "seg-final", "seed": 2,
-        "task": {"kind": "segmentation", "dataset": "voc-segmentation", "data_dir": str(voc)},
-        "training": {"batch_size": 16, "lr": 0.005},
-        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "seg"}}))
+    config = seg_config(tmp_path, voc)
     out = tmp_path / "final"
     assert main(["train", SMALL, "--config", str(config), "--epochs", "1", "--out", str(out),
                  "--json"]) == 0
@@ -202,3 +208,14 @@ def test_hwnas_train_and_export_a_segmenter_that_onnx_runtime_matches(
     got = np.concatenate([session.run(None, {"input": images[i:i + 1].numpy()})[0]
                           for i in range(len(images))])
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+def test_hwnas_train_refuses_a_classifier_under_a_segmentation_config(
+        voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    classifier = SMALL.replace("seg_c16_o4", "head_c16")
+    code = main(["train", classifier, "--config", str(seg_config(tmp_path, voc)), "--epochs",
+                 "1", "--out", str(tmp_path / "final")])
+    stderr = capsys.readouterr().err
+    assert code != 0 and "segmentation task trains architectures ending in a 'seg' head" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "final").exists() and not (tmp_path / "mlflow.db").exists()
