@@ -6,13 +6,13 @@ input resolution, so the loss and the metric compare them with the mask pixel fo
 marked :data:`~nas.datasets.segmentation.IGNORE_INDEX` (VOC's object outlines) count for
 neither.
 
-Mean IoU comes from a confusion matrix accumulated over the whole validation split (not an
-average of per-image or per-batch IoUs, which would weight a small image's few pixels like a
-large one's many): ``IoU_c = TP / (TP + FP + FN)``, averaged over the classes that occur in the
-ground truth or in the prediction. A class absent from both has no IoU (0/0) and is left out of
-the mean, as mmsegmentation's ``nanmean`` does; torchvision's reference scripts take a plain
-mean, which is NaN then, and the VOC devkit's test set has every class. Background is a class
-and counts, as in VOC's 21-class mIoU.
+Mean IoU comes from a confusion matrix accumulated over the whole validation split (not a mean
+of per-image or per-batch IoUs, which would depend on the batch size and on which classes each
+image or batch happens to hold): ``IoU_c = TP / (TP + FP + FN)``, averaged over the classes
+that occur in the ground truth or in the prediction. A class absent from both has no IoU (0/0)
+and is left out of the mean, as mmsegmentation's ``nanmean`` does; torchvision's reference
+scripts take a plain mean, which is NaN then, and the VOC devkit's test set has every class.
+Background is a class and counts, as in VOC's 21-class mIoU.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
 class SegmentationTask:
     """Semantic segmentation on a VOC-layout folder (``task.data_dir``, written first when
     ``task.synthetic`` names the synthetic scenes): per-pixel cross-entropy, ``miou`` on the
-    validation split. Datasets are cached per resolution, so a
-    Ray actor reused across trials reads and checks the masks once per resolution."""
+    validation split. Datasets are cached per resolution, so a Ray actor reused across trials
+    reads and checks the masks once per resolution."""
 
     config: TaskConfig
     seed: int = 0
