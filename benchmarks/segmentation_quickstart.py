@@ -7,7 +7,7 @@ validation ``miou``, pixel accuracy and losses, and the seconds taken. For scale
 the mIoU of predicting background everywhere on the same validation split. The default
 candidate is the ``mbv2-small`` space's baseline with its LR-ASPP head, at the resolution asked.
 
-    python benchmarks/segmentation_quickstart.py                    # 3 epochs, r32, 300 images
+    python benchmarks/segmentation_quickstart.py                    # 3 epochs, r32: ~45 s, 1 core
     python benchmarks/segmentation_quickstart.py --epochs 5 --resolution 24 --json
 """
 
