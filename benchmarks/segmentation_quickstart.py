@@ -31,6 +31,7 @@ from nas.datasets.synthetic import SceneSpec, write_segmentation_dataset  # noqa
 from nas.segmentation import SegmentationTask, confusion_matrix, scores  # noqa: E402
 from nas.tasks import train  # noqa: E402
 from searchspaces.genome import Architecture  # noqa: E402
+from searchspaces.model import build_model  # noqa: E402
 from searchspaces.spaces import get_space  # noqa: E402
 
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--kaiming-pred", action="store_true",
+                        help="keep build_model's Kaiming init of the head's prediction convs "
+                        "(the task re-draws them near zero)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -68,15 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         root = write_segmentation_dataset(Path(tmp) / "voc", SceneSpec(num_images=args.images))
         task = SegmentationTask(TaskConfig(kind="segmentation", dataset="voc-segmentation",
                                            data_dir=str(root)), seed=args.seed)
+        if args.kaiming_pred:
+            task.model = lambda arch, data: build_model(arch, data.num_classes, data.in_channels)
         start = time.perf_counter()
         train(task, arch, training, args.seed, torch.device(args.device),
               lambda epoch, m: rows.append({"epoch": epoch, **m}))
         seconds = time.perf_counter() - start
         data = task.data(arch.resolution)
         floor = background_miou(task, arch.resolution)
-    result = {"arch": arch.to_string(), "images": args.images, "train": len(data.train),
-              "val": len(data.val), "classes": data.num_classes, "resolution": arch.resolution,
-              "epochs": args.epochs, "seconds": round(seconds, 2),
+    result = {"arch": arch.to_string(), "kaiming_pred": args.kaiming_pred, "images": args.images,
+              "train": len(data.train), "val": len(data.val), "classes": data.num_classes,
+              "resolution": arch.resolution, "epochs": args.epochs, "seconds": round(seconds, 2),
               "background_miou": round(floor, 4),
               "history": [{k: round(v, 4) for k, v in r.items()} for r in rows]}
     if args.json:

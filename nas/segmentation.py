@@ -30,6 +30,8 @@ from nas.datasets.segmentation import IGNORE_INDEX
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
 
+PRED_INIT_STD = 0.01  # initial weight spread of the prediction convs (SegmentationTask.model)
+
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
@@ -60,6 +62,13 @@ def scores(confusion: torch.Tensor) -> dict[str, float]:
     return {"miou": miou, "pixel_accuracy": float(hits.sum()) / total if total else 0.0}
 
 
+def batch_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """:func:`pixel_loss` averaged over the batch's counted pixels; 0 (no gradient) for a batch
+    of ignored pixels only, where the mean would be 0/0."""
+    counted = (masks != IGNORE_INDEX).sum().clamp(min=1)
+    return pixel_loss(logits, masks, reduction="sum") / counted
+
+
 def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
                reduction: str = "mean") -> torch.Tensor:
     """Per-pixel cross-entropy, ignoring :data:`IGNORE_INDEX` pixels (``mean``: over the
@@ -88,29 +97,26 @@ class SegmentationTask:
         return self._cache[resolution]
 
     def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
-        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+        if arch.head_kind != "seg":
+            raise ValueError(f"a segmentation task needs an architecture with a seg head "
+                             f"(seg_c128_o8), got head kind {arch.head_kind!r}")
+        model = build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+        # The LR-ASPP prediction convs start near zero, as the classifier's linear layer does
+        # (N(0, 0.01)). Kaiming's fan-out scale on a 1x1 conv with C outputs gives them a
+        # weight spread of sqrt(2 / C): the first loss is 3.2 for 4 classes (ln 4 = 1.4), and
+        # six quickstart epochs reach mIoU 0.29 instead of 0.42
+        # (benchmarks/segmentation_quickstart.py --kaiming-pred)
+        for branch in model.seg.values():
+            nn.init.normal_(branch.pred.weight, 0.0, PRED_INIT_STD)
+        return model
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
-        """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch.
-        ``train_loss`` is the mean over the counted (non-ignored) pixels of the epoch."""
-        model.train()
-        total, pixels = 0.0, 0
-        for images, masks in loader:
-            images, masks = images.to(device), masks.to(device)
-            counted = int((masks != IGNORE_INDEX).sum())
-            if counted:  # a batch of ignored pixels only has no loss (its mean is 0/0)
-                optimizer.zero_grad(set_to_none=True)
-                loss = pixel_loss(model(images), masks)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError("training loss is not finite")
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * counted
-            if schedule is not None:
-                schedule.step()
-            pixels += counted
-        return {"train_loss": total / max(pixels, 1)}
+        """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
+        from nas.tasks import train_steps
+
+        return train_steps(model, loader, optimizer, schedule, lambda images, masks: (
+            batch_loss(model(images.to(device)), masks.to(device))))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader,

@@ -18,6 +18,18 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    on a busy 2-core machine more make small models ~40x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def strict_loads(text: str) -> object:
     """``json.loads`` that rejects NaN and Infinity, as strict JSON parsers (jq, JavaScript)
     do: every ``--json`` output and manifest must pass it."""
@@ -71,15 +83,3 @@ def file_tree(root: Path) -> list[tuple[str, int, int]]:
     the call wrote nothing there."""
     return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
                   for p in root.rglob("*"))
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures(...)``):
-    on a busy 2-core machine more make small models ~40x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -34,7 +34,7 @@ CONFIG = {"name": "final-test", "seed": 3,
 EPOCH_KEYS = ("train_loss", "accuracy", "val_loss", "lr", "epoch_seconds")
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def config_for(folder: Path) -> dict:

@@ -17,12 +17,19 @@ from nas.config import TaskConfig, TrainingConfig
 from nas.datasets.segmentation import IGNORE_INDEX
 from nas.datasets.synthetic import SceneSpec, write_segmentation_dataset
 from nas.final import WEIGHTS, load_weights, model_from_weights
-from nas.segmentation import SegmentationTask, confusion_matrix, pixel_loss, scores
+from nas.segmentation import (
+    PRED_INIT_STD,
+    SegmentationTask,
+    confusion_matrix,
+    pixel_loss,
+    scores,
+)
 from nas.tasks import make_task, train
+from searchspaces.genome import Architecture
 from searchspaces.spaces import get_space
 
 X = IGNORE_INDEX  # an ignored mask pixel
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _scores(prediction: list, target: list, num_classes: int) -> dict[str, float]:
@@ -123,7 +130,7 @@ def test_evaluate_scores_the_whole_split_and_repeats_miou_as_accuracy() -> None:
     assert got["val_loss"] == pytest.approx(float(pixel_loss(logits, target)), rel=1e-6)
 
 
-def test_train_epoch_learns_and_skips_a_batch_of_ignored_pixels_only() -> None:
+def test_train_epoch_learns_and_survives_a_batch_of_ignored_pixels_only() -> None:
     torch.manual_seed(0)
     images = torch.randn(8, 3, 6, 6)
     masks = (images[:, 0] > 0).long()  # learnable by a 1x1 convolution
@@ -161,6 +168,10 @@ def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
     assert data.num_classes == 4 and task.data(32) is data  # cached per resolution
     model = task.model(arch, data)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
+    for branch in model.seg.values():  # prediction convs start near zero, not at Kaiming's scale
+        assert float(branch.pred.weight.detach().std()) == pytest.approx(PRED_INIT_STD, rel=0.3)
+    with pytest.raises(ValueError, match="needs an architecture with a seg head"):
+        task.model(Architecture.from_string(SMALL.replace("seg_c16_o4", "head_c16")), data)
     rows: list[dict[str, float]] = []
     training = TrainingConfig(epochs=2, batch_size=16, lr=2e-3)
     train(task, arch, training, 0, torch.device("cpu"), lambda e, m: rows.append(m))
