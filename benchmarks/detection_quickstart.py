@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -37,7 +38,6 @@ from nas.datasets.synthetic import PRESENCE, write_detection_dataset  # noqa: E4
 from nas.detection import DetectionTask  # noqa: E402
 from nas.detection_metrics import mean_average_precision  # noqa: E402
 from nas.tasks import train  # noqa: E402
-from searchspaces.model import build_model  # noqa: E402
 from searchspaces.spaces import get_space  # noqa: E402
 
 
@@ -52,6 +52,19 @@ def prior_map(data: object) -> float:
     return mean_average_precision(guesses, truths, data.num_classes)["map"]
 
 
+def kaiming_pred(build: Any) -> Any:
+    """``build`` (a task's ``model``) with the det heads' prediction convs re-drawn at the
+    backbone's Kaiming scale."""
+
+    def model(arch: Any, data: Any) -> torch.nn.Module:
+        net = build(arch, data)
+        for head in net.det:
+            torch.nn.init.kaiming_normal_(head.pred.weight, mode="fan_out")
+        return net
+
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=300)
@@ -63,8 +76,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--kaiming-pred", action="store_true",
-                        help="keep build_model's Kaiming init of the heads' prediction convs "
-                        "(the task re-draws them near zero, as CenterNet does)")
+                        help="re-draw the heads' prediction convs at the backbone's Kaiming scale "
+                        "(build_model draws them near zero, as CenterNet does)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,11 +88,11 @@ def main() -> None:
         arch = dataclasses.replace(get_space("mbv2-small", 8, True, head="det").baseline(),
                                    resolution=args.resolution, head_scales=args.scales)
         data = task.data(args.resolution)
-        if args.kaiming_pred:
-            task.model = lambda arch, data: build_model(arch, data.num_classes, data.in_channels)
         print(f"{arch.to_string()}\n{len(data.train)} train / {len(data.val)} val images at "
               f"r{args.resolution}; batch {args.batch_size}, lr {args.lr}, {args.epochs} epochs")
         torch.manual_seed(args.seed)
+        if args.kaiming_pred:  # the backbone's initialisation instead of DET_PRED_STD
+            task.model = kaiming_pred(task.model)
         model = task.model(arch, data)
         loader = DataLoader(data.val, batch_size=128, collate_fn=detection_collate)
         untrained = task.evaluate(model, loader, torch.device("cpu"))

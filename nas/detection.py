@@ -29,11 +29,8 @@ from nas.data import DataSplit
 from nas.datasets import detection_collate
 from nas.detection_coding import decode, detection_loss
 from nas.detection_metrics import mean_average_precision
-from searchspaces.blocks import DetHead
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
-
-PRED_INIT_STD = 0.01
 
 
 @dataclass
@@ -58,16 +55,7 @@ class DetectionTask:
         if arch.head_kind != "det":
             raise ValueError(f"a detection task needs an architecture with a det head "
                              f"(det_c64_n1), got head kind {arch.head_kind!r}")
-        model = build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
-        # CenterNet starts its output convs near zero (weights ~ N(0, 0.001), heat-map bias
-        # -2.19, which build_model sets). At the backbone's Kaiming scale the first step's heat
-        # logits are -0.6 +- 3.0 instead of -2.18 +- 0.05, the first epoch's loss is 30x
-        # higher and a 3-epoch trial learns nothing (benchmarks/detection_quickstart.py
-        # --kaiming-pred: map50 0.001 against 0.219)
-        for module in model.modules():
-            if isinstance(module, DetHead):
-                nn.init.normal_(module.pred.weight, 0.0, PRED_INIT_STD)
-        return model
+        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:

@@ -291,6 +291,7 @@ def test_hwnas_train_and_export_a_detector(presence: Path, tmp_path: Path,
                  "--out", str(onnx)]) == 0
     model = model_from_weights(load_weights(tmp_path / "out" / WEIGHTS)).model
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["logits_0", "logits_1"]
     images = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         expected = [o.numpy() for o in model(images)]
