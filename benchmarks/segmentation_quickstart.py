@@ -30,13 +30,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from detection_quickstart import kaiming_pred  # noqa: E402  (this folder is on sys.path)
 
 from nas.config import TaskConfig, TrainingConfig  # noqa: E402
 from nas.datasets.synthetic import SceneSpec, write_segmentation_dataset  # noqa: E402
 from nas.segmentation import SegmentationTask, confusion_matrix, scores  # noqa: E402
 from nas.tasks import train  # noqa: E402
 from searchspaces.genome import Architecture  # noqa: E402
-from searchspaces.model import build_model  # noqa: E402
 from searchspaces.spaces import get_space  # noqa: E402
 
 
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         root = write_segmentation_dataset(Path(tmp) / "voc", SceneSpec(num_images=args.images))
         task = SegmentationTask(TaskConfig(kind="segmentation", dataset="voc-segmentation",
                                            data_dir=str(root)), seed=args.seed)
-        if args.kaiming_pred:
-            task.model = lambda arch, data: build_model(arch, data.num_classes, data.in_channels)
+        if args.kaiming_pred:  # the backbone's initialisation instead of PRED_STD
+            task.model = kaiming_pred(task.model)
         start = time.perf_counter()
         train(task, arch, training, args.seed, torch.device(args.device),
               lambda epoch, m: rows.append({"epoch": epoch, **m}))

@@ -30,8 +30,6 @@ from nas.datasets.segmentation import IGNORE_INDEX
 from searchspaces.genome import Architecture
 from searchspaces.model import build_model
 
-PRED_INIT_STD = 0.01  # initial weight spread of the prediction convs (SegmentationTask.model)
-
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
                      num_classes: int) -> torch.Tensor:
@@ -100,15 +98,7 @@ class SegmentationTask:
         if arch.head_kind != "seg":
             raise ValueError(f"a segmentation task needs an architecture with a seg head "
                              f"(seg_c128_o8), got head kind {arch.head_kind!r}")
-        model = build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
-        # The LR-ASPP prediction convs start near zero, as the classifier's linear layer does
-        # (N(0, 0.01)). Kaiming's fan-out scale on a 1x1 conv with C outputs gives them a
-        # weight spread of sqrt(2 / C): the first loss is 3.2 for 4 classes (ln 4 = 1.4), and
-        # six quickstart epochs reach mIoU 0.29 instead of 0.42
-        # (benchmarks/segmentation_quickstart.py --kaiming-pred)
-        for branch in model.seg.values():
-            nn.init.normal_(branch.pred.weight, 0.0, PRED_INIT_STD)
-        return model
+        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:

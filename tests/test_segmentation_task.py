@@ -18,7 +18,6 @@ from nas.datasets.segmentation import IGNORE_INDEX
 from nas.datasets.synthetic import SceneSpec, write_segmentation_dataset
 from nas.final import WEIGHTS, load_weights, model_from_weights
 from nas.segmentation import (
-    PRED_INIT_STD,
     SegmentationTask,
     confusion_matrix,
     pixel_loss,
@@ -26,6 +25,7 @@ from nas.segmentation import (
 )
 from nas.tasks import make_task, train
 from searchspaces.genome import Architecture
+from searchspaces.model import PRED_STD
 from searchspaces.spaces import get_space
 
 X = IGNORE_INDEX  # an ignored mask pixel
@@ -169,7 +169,7 @@ def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
     model = task.model(arch, data)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
     for branch in model.seg.values():  # prediction convs start near zero, not at Kaiming's scale
-        assert float(branch.pred.weight.detach().std()) == pytest.approx(PRED_INIT_STD, rel=0.3)
+        assert float(branch.pred.weight.detach().std()) == pytest.approx(PRED_STD, rel=0.3)
     with pytest.raises(ValueError, match="needs an architecture with a seg head"):
         task.model(Architecture.from_string(SMALL.replace("seg_c16_o4", "head_c16")), data)
     rows: list[dict[str, float]] = []
