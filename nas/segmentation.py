@@ -17,18 +17,15 @@ Background is a class and counts, as in VOC's 21-class mIoU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nas.config import TaskConfig
-from nas.data import DataSplit
 from nas.datasets.segmentation import IGNORE_INDEX
-from searchspaces.genome import Architecture
-from searchspaces.model import build_model
+from nas.task_base import DatasetTask, train_steps
 
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
@@ -76,35 +73,19 @@ def pixel_loss(logits: torch.Tensor, masks: torch.Tensor,
 
 
 @dataclass
-class SegmentationTask:
+class SegmentationTask(DatasetTask):
     """Semantic segmentation on a VOC-layout folder (``task.data_dir``, written first when
     ``task.synthetic`` names the synthetic scenes): per-pixel cross-entropy, ``miou`` on the
     validation split. Datasets are cached per resolution, so a Ray actor reused across trials
     reads and checks the masks once per resolution."""
 
-    config: TaskConfig
-    seed: int = 0
     metric: str = "miou"
-    _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
-
-    def data(self, resolution: int) -> DataSplit:
-        if resolution not in self._cache:
-            from nas.tasks import task_data  # nas.tasks registers this class: import late
-
-            self._cache[resolution] = task_data(self.config, resolution, self.seed)
-        return self._cache[resolution]
-
-    def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
-        if arch.head_kind != "seg":
-            raise ValueError(f"a segmentation task needs an architecture with a seg head "
-                             f"(seg_c128_o8), got head kind {arch.head_kind!r}")
-        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+    head: ClassVar[str] = "seg"
+    example: ClassVar[str] = "seg_c128_o8"
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
         """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
-        from nas.tasks import train_steps
-
         return train_steps(model, loader, optimizer, schedule, lambda images, masks: (
             batch_loss(model(images.to(device)), masks.to(device))))
 

@@ -170,7 +170,7 @@ def test_the_space_baseline_trains_end_to_end(voc: Path) -> None:
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 32, 32)
     for branch in model.seg.values():  # prediction convs start near zero, not at Kaiming's scale
         assert float(branch.pred.weight.detach().std()) == pytest.approx(PRED_STD, rel=0.3)
-    with pytest.raises(ValueError, match="needs an architecture with a seg head"):
+    with pytest.raises(ValueError, match="needs an architecture ending in a seg head"):
         task.model(Architecture.from_string(SMALL.replace("seg_c16_o4", "head_c16")), data)
     rows: list[dict[str, float]] = []
     training = TrainingConfig(epochs=2, batch_size=16, lr=2e-3)
