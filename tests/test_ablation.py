@@ -12,7 +12,15 @@ import yaml
 
 from conftest import ROOT, run_cli, strict_loads
 from nas.analysis import ablation as ablation_module
-from nas.analysis.ablation import AblationPlan, arm_space, pick, plan_ablation, run_ablation
+from nas.analysis.ablation import (
+    AblationPlan,
+    arm_space,
+    parse_pins,
+    pick,
+    pinned,
+    plan_ablation,
+    run_ablation,
+)
 from nas.config import SearchConfig, load_config
 from nas.search import SearchSummary, subspace
 from searchspaces.spaces import get_space
@@ -86,6 +94,22 @@ def test_plan_refuses_bad_arms_and_quantities(kwargs: dict, fragment: str) -> No
         plan_ablation(load_config(ROOT / "configs" / "quickstart.yaml"), **kwargs)
 
 
+def test_pins_hold_the_baseline_off_the_spaces_where_an_arm_does_not_search() -> None:
+    space = get_space("mbv2-small", 32, True, head="det")
+    assert parse_pins(space, {"head_scales": "2", "resolution": 24}) == {
+        "head_scales": 2, "resolution": 24}
+    for pins, fragment in (({"depth": 2}, "no such dimension"),
+                           ({"head_scales": 3}, "its choices are 1, 2"),
+                           ({"width_mult": 0.5}, "the arms search it"),
+                           ({"s0_block": "fibn"}, "the arms search it")):
+        with pytest.raises(ValueError, match=fragment):
+            parse_pins(space, pins)
+    free, choices = arm_space(space, "both")
+    assert pinned(free, choices, {"head_scales": 2}) == (
+        [*free, "head_scales"], {**choices, "head_scales": [2]})
+    assert pinned(*arm_space(space, "io"), {"head_scales": 2}) == arm_space(space, "io")
+
+
 _BASE = {"arch": "", "accuracy": 0.90, "latency_ms": 1.0, "peak_activation_bytes": 1000}
 
 
@@ -126,9 +150,13 @@ def test_run_ablation_picks_and_budgets_by_what_it_minimises(
     monkeypatch.setattr(ablation_module, "ray_session", lambda _address: contextlib.nullcontext())
     config = load_config(ROOT / "configs" / "segmentation.yaml").with_overrides(**{
         "tracking.uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "trials": 4})
-    plan = AblationPlan(config, space, 0.005, ("both", "io"), minimise)
+    plan = AblationPlan(config, space, 0.005, ("both", "io"), minimise, {"head_stride": 8})
     result = run_ablation(plan, out_dir=tmp_path / "abl")
 
+    # the pin holds the baseline and the both arm at stride 8; io searches the stride
+    for arm in ("baseline", "both"):
+        assert seen[arm].space.choices["head_stride"] == [8]
+    assert "head_stride" not in seen["io"].space.choices
     assert seen["io"].space.free[-2:] == ["resolution", "head_stride"]
     budget = seen["io"].budgets
     if minimise == "latency":
@@ -147,6 +175,7 @@ def test_run_ablation_picks_and_budgets_by_what_it_minimises(
     saved = strict_loads((tmp_path / "abl" / f"{result.ablation_id}.json").read_text())
     assert saved["metric"] == "miou" and saved["minimise"] == minimise
     assert saved["baseline_peak_activation_bytes"] == 1000
+    assert saved["pins"] == {"head_stride": 8}
     assert saved["arms"][1]["memory_reduction"] == pytest.approx(io.memory_reduction)
     assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -172,3 +201,16 @@ def test_ablation_cli_tiny(tmp_path: Path) -> None:
     png = Path(result["plot"])
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.parent == tmp_path / "abl"
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--pin", "head_scales"], "--pin takes DIM=VALUE"),
+    (["--pin", "width_mult=0.5"], "the arms search it"),
+    (["--minimise", "energy"], "unknown quantity to minimise"),
+])
+def test_ablation_cli_refuses_bad_options_in_one_line(args: list[str], fragment: str,
+                                                      tmp_path: Path) -> None:
+    proc = run_cli("ablation", "--config", str(ROOT / "configs" / "quickstart.yaml"), *args,
+                   "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert proc.returncode == 2 and fragment in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

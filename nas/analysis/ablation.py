@@ -22,6 +22,10 @@ and which stages it fused. The seed work (an Amazon study on an edge accelerator
 do not. Its case studies: 53% less latency for a presence detector, 51% for a segmenter, and
 47% less memory for a classifier.
 
+``pins`` move the baseline off the space's own on dimensions no arm is about (say
+``head_scales=2``: the space's baseline detector has one output scale, which learns next to
+nothing in a brief training); every arm that does not free a pinned dimension holds it there.
+
 Budgets are off for the baseline; each arm's only budget is the baseline's value of the
 minimised quantity (its predicted latency, or its peak activation memory), so a candidate
 worse than the baseline there (which can never be the answer) is rejected before any training
@@ -37,7 +41,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +87,7 @@ class Ablation:
     metric: str = "accuracy"  # the task's metric, whose value `accuracy` holds
     minimise: str = "latency"  # a key of MINIMISED: what each arm's pick has the least of
     baseline_peak_activation_bytes: int = 0
+    pins: dict[str, Any] = field(default_factory=dict)  # the baseline's choices off the space's
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,11 +134,38 @@ class AblationPlan:
     tolerance: float
     arms: tuple[str, ...] = DEFAULT_ARMS
     minimise: str = "latency"
+    pins: dict[str, Any] = field(default_factory=dict)  # the baseline's choices off the space's
+
+
+def pinned(free: list[str], choices: dict[str, list[Any]],
+           pins: dict[str, Any]) -> tuple[list[str], dict[str, list[Any]]]:
+    """An arm's ``(free, choices)`` with each pinned dimension it does not free held at its pin
+    (a free dimension with one choice)."""
+    held = {k: [v] for k, v in pins.items() if k not in free}
+    return [*free, *held], {**choices, **held}
+
+
+def parse_pins(space: Any, pins: dict[str, Any]) -> dict[str, Any]:
+    """``pins`` (values may be strings, as typed on a command line) as the space's own choices;
+    a dimension or value the space lacks is a one-line ``ValueError``."""
+    dims, out = space.dimensions(), {}
+    for key, value in pins.items():
+        if key not in dims:
+            raise ValueError(f"cannot pin {key!r}: the space has no such dimension")
+        if key == "width_mult" or key.endswith("_block"):
+            raise ValueError(f"cannot pin {key}: the arms search it from the space's baseline")
+        match = [c for c in dims[key] if str(c) == str(value)]
+        if not match:
+            raise ValueError(f"cannot pin {key}={value}: its choices are "
+                             f"{', '.join(map(str, dims[key]))}")
+        out[key] = match[0]
+    return out
 
 
 def plan_ablation(config: SearchConfig, *, trials: int | None = None, surrogate: bool = False,
                   tolerance: float = 0.005, arms: tuple[str, ...] = DEFAULT_ARMS,
-                  minimise: str = "latency") -> AblationPlan:
+                  minimise: str = "latency", pins: dict[str, Any] | None = None
+                  ) -> AblationPlan:
     """The ablation's base config, checked before anything runs: every problem (config,
     tracking URI, estimator, data, arms, what to minimise) is a one-line ``ValueError``."""
     from nas.tracking import check_tracking_uri
@@ -157,7 +189,9 @@ def plan_ablation(config: SearchConfig, *, trials: int | None = None, surrogate:
     # the ablation measures latency at equal accuracy: no budget may reject the baseline
     base = SearchConfig.model_validate({**base.model_dump(), "budgets": {}})
     check_tracking_uri(base.tracking.uri)
-    return AblationPlan(base, prepare(base).space, tolerance, tuple(arms), minimise)
+    space = prepare(base).space
+    return AblationPlan(base, space, tolerance, tuple(arms), minimise,
+                        parse_pins(space, pins or {}))
 
 
 def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
@@ -194,7 +228,8 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
     try:
         with ray_session(address):
             width = baseline.width_mult
-            ref = search("baseline", ["width_mult"], {"width_mult": [width]}, 1)
+            ref = search("baseline", *pinned(["width_mult"], {"width_mult": [width]},
+                                             plan.pins), 1)
             if not ref.points:
                 raise ValueError("the baseline itself could not be evaluated (see its MLflow "
                                  "child run)")
@@ -209,7 +244,7 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
             for arm in plan.arms:
                 if on_arm is not None:
                     on_arm(arm, None)
-                free, choices = arm_space(space, arm)
+                free, choices = pinned(*arm_space(space, arm), plan.pins)
                 count = min(base.trials, _size(space, free, choices))
                 summary = search(arm, free, choices, count, budgets)
                 points[arm] = summary.points
@@ -225,7 +260,8 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
                             minimise=minimise)
         result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
                           base_point["latency_ms"], tolerance, base.training.surrogate, arms,
-                          str(png), metric, minimise, int(base_point["peak_activation_bytes"]))
+                          str(png), metric, minimise, int(base_point["peak_activation_bytes"]),
+                          plan.pins)
         path = folder / f"{ab_id}.json"
         path.write_text(json.dumps(result.to_json(), indent=2))
         client.log_artifact(run_id, str(path))

@@ -99,6 +99,9 @@ def ablation(
         help="latency: each arm picks the fastest candidate at equal metric, slower ones are "
         "rejected; memory: the least peak activation memory, larger ones rejected.")
                         ] = "latency",
+    pin: Annotated[list[str] | None, typer.Option(
+        help="DIM=VALUE (repeatable): move the baseline off the space's on a dimension no arm "
+        "is about, e.g. head_scales=2; arms that do not free it hold it there.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")
                        ] = Path("ablations"),
     tracking_uri: TrackingUriOpt = None,
@@ -115,9 +118,13 @@ def ablation(
 
     names = tuple(a.strip() for a in arms.split(",") if a.strip())
     with user_input():
+        bad = [p for p in pin or [] if "=" not in p]
+        if bad:
+            raise ValueError(f"--pin takes DIM=VALUE, got {bad[0]!r}")
+        pins = dict(p.split("=", 1) for p in pin or [])
         cfg = load_config(config).with_overrides(**{"tracking.uri": tracking_uri})
         plan = plan_ablation(cfg, trials=trials, surrogate=surrogate, tolerance=tolerance,
-                             arms=names, minimise=minimise)
+                             arms=names, minimise=minimise, pins=pins)
 
     def progress(arm: str, result: Any) -> None:
         if result is not None:
@@ -134,7 +141,8 @@ def ablation(
                   title=f"{result.ablation_id}: baseline {result.metric} "
                   f"{result.baseline_accuracy:.4f}, {result.baseline_latency_ms:.4f} ms, "
                   f"{result.baseline_peak_activation_bytes / 1024:.1f} KiB; picked for "
-                  f"{result.minimise}")
+                  f"{result.minimise}"
+                  + "".join(f"; {k}={v}" for k, v in result.pins.items()))
     table.add_column("arch", overflow="fold")
     for a in result.arms:
         if a.arch is None:
