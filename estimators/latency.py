@@ -37,7 +37,14 @@ import numpy as np
 
 from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, conv_out, decompose, end_blocks, stage_blocks
+from searchspaces.layers import (
+    HEAD_BLOCK_KINDS,
+    BlockSpec,
+    conv_out,
+    decompose,
+    end_blocks,
+    stage_blocks,
+)
 
 from . import strict_json
 from .features import (
@@ -56,6 +63,10 @@ READ_FORMATS = (1, 2)
 an hwnas that knows only format 1 refuses a format-2 folder instead of ignoring its cost."""
 MANIFEST = "manifest.json"
 BLOCK_KINDS = ("stem", "ibn", "fibn", "conv", "head", "pool", "classifier")
+"""The kinds every estimator models: a classifier's blocks."""
+TASK_HEAD_KINDS = HEAD_BLOCK_KINDS
+"""The kinds of the detection and segmentation heads' blocks (``dethead``, ``lraspp``,
+``segskip``): modelled where the build measured them (``hwnas estimator build --head``)."""
 
 LGBM_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -217,8 +228,10 @@ class LatencyEstimator:
         for kind, todo in missing.items():
             model = self.models.get(kind)
             if model is None:
+                hint = ("; rebuild it with 'hwnas estimator build --head'"
+                        if kind in TASK_HEAD_KINDS else "")
                 raise ValueError(f"estimator has no model for block kind {kind!r}; it knows "
-                                 f"{', '.join(self.models)}")
+                                 f"{', '.join(self.models)}{hint}")
             pred = model.predict_ms(config_array(list(todo.values())), self.parallelism_factor)
             self._blocks.update(zip(todo.keys(), pred.tolist()))
         return np.array([self._blocks[k] for k in keys], dtype=np.float64) - self.per_block_ms
@@ -226,12 +239,28 @@ class LatencyEstimator:
     # Cache keys. A stage's latency is determined by its genome, the *base* channels of the
     # stage before it (with the width multiplier and divisor they fix its input channels) and
     # its input resolution; the ends (stem, head, pool, classifier) by the remaining fields.
+    # A detection or segmentation head reads feature maps inside the trunk (the last block at
+    # a larger resolution, the features at the skip's output stride), so its key is the whole
+    # architecture.
     @staticmethod
     def _ends_key(arch: Architecture, prev: int, res: int, num_classes: int,
                   in_channels: int) -> tuple:
+        if arch.head_kind != "head":
+            return ("task-head", arch, num_classes, in_channels)
         return (arch.resolution, arch.stem_channels, arch.stem_stride, prev, res,
                 arch.head_channels, arch.width_mult, arch.channel_divisor, num_classes,
                 in_channels)
+
+    @staticmethod
+    def _end_blocks(arch: Architecture, cin: int, res: int, num_classes: int,
+                    in_channels: int) -> list[BlockSpec]:
+        """The stem and the head's blocks of ``arch`` (``cin`` channels at ``res`` after its
+        last stage)."""
+        if arch.head_kind != "head":
+            blocks = decompose(arch, num_classes, in_channels)
+            return [blocks[0], *blocks[1 + sum(s.repeats for s in arch.stages):]]
+        stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+        return [stem, *tail]
 
     def _fill_stages(self, archs: Sequence[Architecture], num_classes: int,
                      in_channels: int) -> None:
@@ -250,8 +279,7 @@ class LatencyEstimator:
                 prev, cin, res = stage.channels, cout, conv_out(res, stage.stride)
             ends = self._ends_key(arch, prev, res, num_classes, in_channels)
             if ends not in stages and ends not in todo:
-                stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
-                todo[ends] = [stem, *tail]
+                todo[ends] = self._end_blocks(arch, cin, res, num_classes, in_channels)
         if not todo:
             return
         flat = [b for group in todo.values() for b in group]
