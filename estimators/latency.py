@@ -239,28 +239,16 @@ class LatencyEstimator:
     # Cache keys. A stage's latency is determined by its genome, the *base* channels of the
     # stage before it (with the width multiplier and divisor they fix its input channels) and
     # its input resolution; the ends (stem, head, pool, classifier) by the remaining fields.
-    # A detection or segmentation head reads feature maps inside the trunk (the last block at
-    # a larger resolution, the features at the skip's output stride), so its key is the whole
-    # architecture.
+    # A detection or segmentation head reads feature maps from inside the network, so its ends
+    # are keyed (and resolved by decompose) per architecture.
     @staticmethod
     def _ends_key(arch: Architecture, prev: int, res: int, num_classes: int,
                   in_channels: int) -> tuple:
         if arch.head_kind != "head":
-            return ("task-head", arch, num_classes, in_channels)
+            return ("tail", arch.to_string(), num_classes, in_channels)
         return (arch.resolution, arch.stem_channels, arch.stem_stride, prev, res,
                 arch.head_channels, arch.width_mult, arch.channel_divisor, num_classes,
                 in_channels)
-
-    @staticmethod
-    def _end_blocks(arch: Architecture, cin: int, res: int, num_classes: int,
-                    in_channels: int) -> list[BlockSpec]:
-        """The stem and the head's blocks of ``arch`` (``cin`` channels at ``res`` after its
-        last stage)."""
-        if arch.head_kind != "head":
-            blocks = decompose(arch, num_classes, in_channels)
-            return [blocks[0], *blocks[1 + sum(s.repeats for s in arch.stages):]]
-        stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
-        return [stem, *tail]
 
     def _fill_stages(self, archs: Sequence[Architecture], num_classes: int,
                      in_channels: int) -> None:
@@ -279,7 +267,12 @@ class LatencyEstimator:
                 prev, cin, res = stage.channels, cout, conv_out(res, stage.stride)
             ends = self._ends_key(arch, prev, res, num_classes, in_channels)
             if ends not in stages and ends not in todo:
-                todo[ends] = self._end_blocks(arch, cin, res, num_classes, in_channels)
+                if arch.head_kind == "head":
+                    stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+                else:
+                    stem, *rest = decompose(arch, num_classes, in_channels)
+                    tail = rest[arch.num_blocks:]
+                todo[ends] = [stem, *tail]
         if not todo:
             return
         flat = [b for group in todo.values() for b in group]

@@ -9,7 +9,7 @@ and metrics (mAP, mIoU) without touching the search.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -54,10 +54,7 @@ class ClassificationTask:
 
     def data(self, resolution: int) -> DataSplit:
         if resolution not in self._cache:
-            c = self.config
-            self._cache[resolution] = make_datasets(
-                c.dataset, resolution, data_dir=c.data_dir, val_fraction=c.val_fraction,
-                seed=self.seed, max_train=c.max_train, max_val=c.max_val, download=c.download)
+            self._cache[resolution] = task_data(self.config, resolution, self.seed)
         return self._cache[resolution]
 
     def device_data(self, resolution: int, device: torch.device) -> DeviceData:
@@ -105,6 +102,23 @@ class ClassificationTask:
 
 
 TASKS: dict[str, type] = {"classification": ClassificationTask}
+
+
+def task_data(config: TaskConfig, resolution: int, seed: int = 0) -> DataSplit:
+    """The train/validation split of ``config``'s dataset at ``resolution``. With
+    ``config.synthetic`` the deterministic scenes are written to ``data_dir`` first (once; every
+    later call, on any node, checks the folder holds that very set): the same scenes whatever
+    the search's seed, which only draws the split."""
+    if config.synthetic:
+        from nas.datasets.synthetic import PRESENCE, SceneSpec, ensure_synthetic_dataset
+
+        base = PRESENCE if config.synthetic == "presence" else SceneSpec()
+        spec = replace(base, num_images=config.synthetic_images)
+        ensure_synthetic_dataset(config.data_dir, config.kind, spec, seed=0)
+    return make_datasets(config.dataset, resolution, data_dir=config.data_dir,
+                         val_fraction=config.val_fraction, seed=seed,
+                         max_train=config.max_train, max_val=config.max_val,
+                         download=config.download)
 
 
 def make_task(config: TaskConfig, seed: int = 0) -> Task:
