@@ -40,7 +40,7 @@ import estimators.latency as latency_module  # noqa: E402
 from benchmarks.gpu_h200_tables import read_raw  # noqa: E402
 from estimators.build import fit_from_tables  # noqa: E402
 from estimators.evaluate import accuracy_metrics  # noqa: E402
-from estimators.features import CONFIG_FIELDS, FEATURES, block_key, model_features  # noqa: E402
+from estimators.features import FEATURES, block_key, model_features, row_config  # noqa: E402
 from estimators.latency import LatencyEstimator  # noqa: E402
 from estimators.profiles import load_profile  # noqa: E402
 from searchspaces.genome import Architecture  # noqa: E402
@@ -196,7 +196,7 @@ def additivity(batch: int, est: LatencyEstimator) -> list[str]:
         rows = [r for r in blocks if r["set"] == f"heldout-net-{k}" and int(r["batch"]) == batch]
         if not rows:
             continue
-        table = {(r["kind"], *(int(r[f]) for f in CONFIG_FIELDS)): float(r["graph_ms"])
+        table = {(r["kind"], *row_config(r)): float(r["graph_ms"])
                  for r in rows}
         arch = Architecture.from_string(net["arch"])
         decomposed = decompose(arch, int(net["num_classes"]), int(net["in_channels"]))

@@ -39,7 +39,7 @@ from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
-from .features import CONFIG_FIELDS, block_key
+from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
 from .latency import (
     BLOCK_KINDS,
     TASK_HEAD_KINDS,
@@ -187,7 +187,7 @@ def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.
 
 
 # -- measurement tables (append-only CSV, resumable) --------------------------------------------
-ADDED_COLUMNS: dict[str, str] = {"resize_to": "0"}
+ADDED_COLUMNS: dict[str, str] = {f: str(v) for f, v in ADDED_FIELDS.items()}
 """Columns added to the tables after some were written, with the value their older rows mean:
 such a table reads as if it had them, and a build that appends to it rewrites it with them."""
 
@@ -568,7 +568,7 @@ def _previous_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _row_key(row: dict[str, str]) -> tuple:
-    return (row["kind"], *(int(row[f]) for f in CONFIG_FIELDS))
+    return (row["kind"], *row_config(row))
 
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,

@@ -10,7 +10,7 @@ staircase that an accelerator shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,9 @@ CONFIG_FIELDS: tuple[str, ...] = (
 """The columns that identify a block (``kind`` aside) in a measurement table. ``resize_to`` (the
 resolution a task head's block resizes its output to, 0 for no resize) came last, with the task
 heads: a table written before it reads as 0 (:mod:`estimators.build`)."""
+ADDED_FIELDS: dict[str, int] = {"resize_to": 0}
+"""Fields of :data:`CONFIG_FIELDS` added after tables were written without them, and the value
+their absence means."""
 
 FEATURES: tuple[str, ...] = (
     "cin", "cout", "mid", "kernel", "stride", "in_res", "out_res", "expansion", "residual",
@@ -33,6 +36,12 @@ FEATURES: tuple[str, ...] = (
 
 BASIS: tuple[str, ...] = ("dense_cycles", "dw_cycles", "moved_elements", "layers")
 """The work terms of :func:`work_basis`."""
+
+
+def row_config(row: Mapping[str, str]) -> tuple[int, ...]:
+    """The :data:`CONFIG_FIELDS` of a measurement-table row, :data:`ADDED_FIELDS` defaulted for a
+    row of an older table."""
+    return tuple(int(row[f]) if f in row else ADDED_FIELDS[f] for f in CONFIG_FIELDS)
 
 
 def block_key(block: BlockSpec) -> tuple[str, int, int, int, int, int, int, int, int]:
