@@ -65,10 +65,10 @@ presence detector (1), a few synthetic shapes (3), VOC (21, with the background)
 A classifier's 1000 ImageNet classes would make a full-resolution 1000-channel score map."""
 IN_CHANNELS_CHOICES = (1, 3)
 HEADS: dict[str, tuple[str, ...]] = {"det": ("det",), "seg": ("seg",), "all": ("det", "seg")}
-HEAD_BLOCKS: dict[str, tuple[str, ...]] = {"det": ("dethead",), "seg": ("lraspp", "segskip")}
-"""The block kinds of each task head (:func:`searchspaces.layers.head_blocks`)."""
 """``--head`` values: the task heads (:data:`~searchspaces.genome.TASK_HEADS`) whose blocks a
 build measures besides a classifier's (which every estimator models)."""
+HEAD_BLOCKS: dict[str, tuple[str, ...]] = {"det": ("dethead",), "seg": ("lraspp", "segskip")}
+"""The block kinds of each task head (:func:`searchspaces.layers.head_blocks`)."""
 SMALL_KIND_SHARE = 0.06
 """Share of the samples given to each of stem, head, pool and classifier; the rest are stage
 blocks (ibn, fibn, conv in the proportions the space samples them)."""
