@@ -70,7 +70,7 @@ def block_features(kind: str, config: np.ndarray, parallelism_factor: int) -> np
     cfg = np.asarray(config, dtype=np.int64)
     if kind in HEAD_BLOCK_KINDS:
         return head_features(kind, cfg, p)[0]
-    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))
+    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))  # no resize_to: no resize
     if kind in ("pool", "classifier"):
         out_res = np.ones_like(r)
     else:
@@ -143,7 +143,7 @@ def work_basis(kind: str, config: np.ndarray, parallelism_factor: int) -> np.nda
     cfg = np.asarray(config, dtype=np.int64)
     if kind in HEAD_BLOCK_KINDS:
         return head_features(kind, cfg, p)[1]
-    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))
+    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))  # no resize_to: no resize
     o = _ceil_div(r, s)
     zero = np.zeros_like(cin)
 
