@@ -162,6 +162,10 @@ VARIANTS = (
     Variant("work prior fit in absolute error", "no", prior_fit=_prior_absolute),
     Variant("LightGBM num_leaves 7", "no", fit={"params": {
         **latency_module.LGBM_PARAMS, "num_leaves": 7}}),
+    Variant("LightGBM extra_trees", "no", fit={"params": {
+        **latency_module.LGBM_PARAMS, "extra_trees": True}}),
+    Variant("LightGBM huber loss (alpha 0.1)", "no", fit={"params": {
+        **latency_module.LGBM_PARAMS, "objective": "huber", "alpha": 0.1}}),
 )
 
 
