@@ -226,9 +226,13 @@ class LatencyEstimator:
     # Cache keys. A stage's latency is determined by its genome, the *base* channels of the
     # stage before it (with the width multiplier and divisor they fix its input channels) and
     # its input resolution; the ends (stem, head, pool, classifier) by the remaining fields.
+    # A detection or segmentation head reads feature maps from inside the network, so its ends
+    # are keyed (and resolved by decompose) per architecture.
     @staticmethod
     def _ends_key(arch: Architecture, prev: int, res: int, num_classes: int,
                   in_channels: int) -> tuple:
+        if arch.head_kind != "head":
+            return ("tail", arch.to_string(), num_classes, in_channels)
         return (arch.resolution, arch.stem_channels, arch.stem_stride, prev, res,
                 arch.head_channels, arch.width_mult, arch.channel_divisor, num_classes,
                 in_channels)
@@ -250,7 +254,11 @@ class LatencyEstimator:
                 prev, cin, res = stage.channels, cout, conv_out(res, stage.stride)
             ends = self._ends_key(arch, prev, res, num_classes, in_channels)
             if ends not in stages and ends not in todo:
-                stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+                if arch.head_kind == "head":
+                    stem, tail = end_blocks(arch, cin, res, num_classes, in_channels)
+                else:
+                    stem, *rest = decompose(arch, num_classes, in_channels)
+                    tail = rest[arch.num_blocks:]
                 todo[ends] = [stem, *tail]
         if not todo:
             return

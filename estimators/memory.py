@@ -14,7 +14,10 @@ Definitions (computed from the genome, no torch needed):
   step's input and output plus any block input kept for a later residual add. A residual add
   writes into its second operand's buffer, so it holds the two operands only. The network input
   counts (it is alive during the stem). This is the measure of MCUNet (Lin et al., 2020,
-  "peak SRAM") for a network without branches other than the residual skip.
+  "peak SRAM"). A task head's branches add what they keep alive: a feature map a detection
+  or segmentation head reads stays alive from the block that writes it to the head that reads
+  it, each scale's detection output to the end, and the steps inside an LR-ASPP block hold
+  what :meth:`~searchspaces.layers.BlockSpec.held_elements` names.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from searchspaces.genome import Architecture
-from searchspaces.layers import decompose
+from searchspaces.layers import BlockSpec, decompose
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
@@ -77,15 +80,21 @@ def memory_report(arch: Architecture, num_classes: int = 1000, in_channels: int 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     scale = dtype_bytes(dtype) * batch_size
+    blocks = decompose(arch, num_classes, in_channels)
+    kept = _last_reads(blocks)
     rows: list[LayerMemory] = []
-    for block in decompose(arch, num_classes, in_channels):
-        held = block.cin * block.in_res**2 if block.residual else 0
-        for position, layer in enumerate(block.layers()):
-            live = layer.input_elements
-            if layer.op != "add":
+    for index, block in enumerate(blocks):
+        source = block.source if block.source >= 0 else index - 1
+        others = [p for p, last in kept.items() if p < index <= last and p != source]
+        for position, (layer, held) in enumerate(zip(block.layers(), block.held_elements())):
+            live = layer.input_elements + held
+            if layer.op not in ("add", "mul"):  # these write into an operand's buffer
                 live += layer.output_elements
-            if position > 0:  # the first layer reads the kept block input itself
-                live += held
+            if position > 0 and kept.get(source, index) > index and not block.residual:
+                live += _output_elements(blocks[source])  # a feature map a later block reads
+            live += sum(_output_elements(blocks[p]) for p in others)
+            if layer.op == "add" and block.kind == "segskip":  # the sum is the branch's buffer
+                others = [p for p in others if p != index - 1]
             rows.append(LayerMemory(
                 name=layer.name,
                 op=layer.op,
@@ -110,6 +119,26 @@ def memory_report(arch: Architecture, num_classes: int = 1000, in_channels: int 
         batch_size=batch_size,
         layers=tuple(rows),
     )
+
+
+def _output_elements(block: BlockSpec) -> int:
+    return block.layers()[-1].output_elements
+
+
+def _last_reads(blocks: Sequence[BlockSpec]) -> dict[int, int]:
+    """Per block index, the index of the last block that reads its output: its consumers
+    through ``source`` (a task head reading a feature map), an LR-ASPP skip block reading the
+    branch before it, and the end of the network for a detection head's outputs."""
+    last: dict[int, int] = {}
+    for index, block in enumerate(blocks):
+        reads = [block.source if block.source >= 0 else index - 1]
+        if block.kind == "segskip":
+            reads.append(index - 1)
+        for producer in reads:
+            last[producer] = max(last.get(producer, -1), index)
+        if block.kind == "dethead":
+            last[index] = len(blocks) - 1
+    return last
 
 
 def count_macs(model: object, input_shape: Sequence[int]) -> int:

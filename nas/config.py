@@ -20,12 +20,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas.strategies.registry import get_spec
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder")
-"""The datasets :mod:`nas.data` reads; named here so that loading a config imports no torch."""
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "imagefolder", "coco-detection",
+                             "voc-segmentation")
+"""The datasets :mod:`nas.data` reads (the last two through :mod:`nas.datasets`); named here so
+that loading a config imports no torch."""
+TASK_KINDS: dict[str, tuple[str, ...]] = {
+    "classification": ("digits", "cifar10", "imagefolder"),
+    "detection": ("coco-detection",),
+    "segmentation": ("voc-segmentation",),
+}
+"""The datasets each task kind learns from."""
+TASK_METRICS: dict[str, str] = {"classification": "accuracy", "detection": "map50",
+                                "segmentation": "miou"}
+"""The validation metric each task kind maximises. A trial reports it under its own name and
+as ``accuracy``, the objective key the search, its strategies and its Pareto front use."""
+SYNTHETIC_SETS: tuple[str, ...] = ("shapes", "presence")
+"""``task.synthetic``: the deterministic scenes of :mod:`nas.datasets.synthetic` (three shape
+classes; or one class, 'person', among distractor shapes)."""
 DATA_PATHS: tuple[str, ...] = ("auto", "memory", "stream")
 AUGMENTATIONS: tuple[str, ...] = ("auto", "none", "crop", "crop_flip")
 """``training.augment`` values (:func:`nas.fastdata.augment`); ``auto`` is ``crop_flip`` where a
@@ -38,13 +53,18 @@ class _Section(BaseModel):
 
 
 class TaskConfig(_Section):
-    """What the candidates learn. Only ``classification`` exists today; detection and
-    segmentation plug in as further kinds."""
+    """What the candidates learn: ``kind`` picks the task (:mod:`nas.tasks`) and the head its
+    candidates end in (a classifier, CenterNet detection, LR-ASPP segmentation); ``dataset``
+    must be one the kind learns from (:data:`TASK_KINDS`). ``synthetic`` writes the
+    deterministic synthetic scenes into ``data_dir`` on first use (detection and segmentation;
+    the case-study configs run on them)."""
 
-    kind: Literal["classification"] = "classification"
+    kind: Literal["classification", "detection", "segmentation"] = "classification"
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
+    synthetic: Literal["shapes", "presence"] | None = None
+    synthetic_images: int = Field(300, ge=8)
     val_fraction: float = Field(0.2, gt=0, lt=1)
     max_train: int | None = Field(None, ge=1)
     max_val: int | None = Field(None, ge=1)
@@ -55,6 +75,18 @@ class TaskConfig(_Section):
         if value not in DATASETS:
             raise ValueError(f"unknown dataset {value!r}; known: {', '.join(DATASETS)}")
         return value
+
+    @model_validator(mode="after")
+    def _dataset_fits_kind(self) -> TaskConfig:
+        wanted = TASK_KINDS[self.kind]
+        if self.dataset not in wanted:
+            raise ValueError(f"a {self.kind} task learns from {' or '.join(wanted)}, not "
+                             f"{self.dataset!r}")
+        if self.synthetic and self.kind == "classification":
+            raise ValueError("synthetic scenes are for detection and segmentation tasks")
+        if self.synthetic and not self.data_dir:
+            raise ValueError("synthetic needs data_dir: the folder the scenes are written to")
+        return self
 
 
 class SpaceConfig(_Section):
@@ -211,6 +243,21 @@ class SearchConfig(_Section):
     def _known_strategy(cls, value: StrategyConfig) -> StrategyConfig:
         get_spec(value.name)  # a one-line error listing the registered names
         return value
+
+    @model_validator(mode="after")
+    def _proxies_score_classifiers(self) -> SearchConfig:
+        """The training-free proxies (nas/proxies) score a classifier's logits against labels;
+        a detector's or segmenter's candidates are trained."""
+        if self.task.kind != "classification":
+            if self.training.surrogate:
+                raise ValueError(f"training.surrogate scores classifiers only; a {self.task.kind} "
+                                 f"search trains its candidates")
+            family = get_spec(self.strategy.name).family
+            if family != "multishot":
+                raise ValueError(f"strategy {self.strategy.name!r} ranks candidates by "
+                                 f"classifier proxies; a {self.task.kind} search needs one that "
+                                 f"trains them (evolution, random, optuna-nsga2, optuna-tpe)")
+        return self
 
     def with_overrides(self, **overrides: Any) -> SearchConfig:
         """A copy with dotted-path overrides (``{"training.epochs": 2}``); ``None`` skips."""

@@ -475,7 +475,8 @@ def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = N
     """Build the train/validation datasets ``name`` (one of :data:`DATASETS`).
 
     Args:
-        name: ``"digits"``, ``"cifar10"`` or ``"imagefolder"``.
+        name: ``"digits"``, ``"cifar10"`` or ``"imagefolder"``; or ``"coco-detection"`` and
+            ``"voc-segmentation"``, read by :mod:`nas.datasets`.
         resolution: side of the square images handed to the model, at least 4.
         data_dir: root of the data; required by ``cifar10`` (the folder that holds, or will
             hold, ``cifar-10-batches-py``) and ``imagefolder``; ignored by ``digits``.
@@ -492,6 +493,13 @@ def make_datasets(name: str, resolution: int, *, data_dir: str | Path | None = N
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name in ("coco-detection", "voc-segmentation"):  # the formats of nas.datasets
+        from nas.datasets import TASK_DATASETS
+
+        if data_dir is None:
+            raise ValueError(f"dataset {name!r} needs data_dir")
+        return TASK_DATASETS[name](resolution, data_dir=data_dir, val_fraction=val_fraction,
+                                   seed=seed, max_train=max_train, max_val=max_val)
     check_split_args(resolution, val_fraction, seed, max_train, max_val)
     resolution, seed = int(resolution), int(seed)
     val_fraction = float(val_fraction)

@@ -378,7 +378,8 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader, val_loader = stream_loaders(data, config.training.batch_size, generator)
+    train_loader, val_loader = stream_loaders(data, config.training.batch_size, generator,
+                                              getattr(task, "collate", None))
     training = config.training
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)
@@ -457,9 +458,16 @@ def _finish(client: Any, run_id: str, model: nn.Module, meta: dict[str, Any], fo
     client.log_artifact(run_id, str(folder / ONNX), "onnx")
     log_values(client, run_id, best, epochs)
     mlflow.set_tracking_uri(client.tracking_uri)
+    # pt2 needs a tensor signature, which MLflow infers only for one output tensor: a
+    # detector's tuple of per-scale maps gets the input's alone
+    with torch.no_grad():
+        output = model(example)
+    signature = mlflow.models.infer_signature(
+        example.numpy(), output.numpy() if isinstance(output, torch.Tensor) else None)
     with mlflow.start_run(run_id=run_id):  # ends the run FINISHED
         # pt2 (torch.export), never pickle; explicit requirements skip MLflow's inference,
         # which would load the model again in a subprocess
         mlflow.pytorch.log_model(model, name="model", input_example=example.numpy(),
+                                 signature=signature,
                                  pip_requirements=mlflow.pytorch.get_default_pip_requirements(),
                                  serialization_format="pt2")

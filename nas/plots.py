@@ -22,8 +22,12 @@ def _staircase(front: Sequence[dict[str, Any]]) -> tuple[list[float], list[float
     return xs, ys
 
 
+METRIC_LABELS = {"accuracy": "validation accuracy", "map50": "validation mAP@0.5",
+                 "miou": "validation mean IoU"}
+
+
 def pareto_figure(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], title: str,
-                  budget_ms: float | None = None) -> Any:
+                  budget_ms: float | None = None, metric: str = "accuracy") -> Any:
     """The PNG's matplotlib figure. Its legend sits below the axes, outside them (constrained
     layout makes room), so it never hides a point wherever the candidates fall."""
     import matplotlib
@@ -41,7 +45,7 @@ def pareto_figure(points: Sequence[dict[str, Any]], front: Sequence[dict[str, An
     if budget_ms is not None:
         ax.axvline(budget_ms, color="0.3", ls="--", lw=0.8, label=f"budget {budget_ms:g} ms")
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.legend(fontsize=8, loc="outside lower center", ncols=3, frameon=False)
@@ -49,8 +53,9 @@ def pareto_figure(points: Sequence[dict[str, Any]], front: Sequence[dict[str, An
 
 
 def pareto_png(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], path: Path,
-               title: str, budget_ms: float | None = None) -> Path:
-    fig = pareto_figure(points, front, title, budget_ms)
+               title: str, budget_ms: float | None = None, metric: str = "accuracy") -> Path:
+    """The front of a search, its y axis the task's ``metric`` (held in ``accuracy``)."""
+    fig = pareto_figure(points, front, title, budget_ms, metric)
     fig.savefig(path)
     import matplotlib.pyplot as plt  # after pareto_figure chose the Agg back end
 
@@ -59,11 +64,11 @@ def pareto_png(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]]
 
 
 def pareto_html(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]], path: Path,
-                title: str, budget_ms: float | None = None) -> Path:
+                title: str, budget_ms: float | None = None, metric: str = "accuracy") -> Path:
     import plotly.graph_objects as go
 
     def hover(p: dict[str, Any]) -> str:
-        return (f"{p['arch']}<br>accuracy {p['accuracy']:.4f} · {p['latency_ms']:.4f} ms"
+        return (f"{p['arch']}<br>{metric} {p['accuracy']:.4f} · {p['latency_ms']:.4f} ms"
                 f"<br>params {p['params']:,} · peak act. {p['peak_activation_bytes']:,} B"
                 f"<br>epochs {p['epochs']} · trial {p.get('trial', '')} ({p.get('trial_id', '')})")
 
@@ -82,7 +87,7 @@ def pareto_html(points: Sequence[dict[str, Any]], front: Sequence[dict[str, Any]
     if budget_ms is not None:
         fig.add_vline(x=budget_ms, line_dash="dash", annotation_text=f"budget {budget_ms:g} ms")
     fig.update_layout(title=title, xaxis_title="predicted latency (ms)",
-                      yaxis_title="validation accuracy", template="plotly_white")
+                      yaxis_title=METRIC_LABELS.get(metric, metric), template="plotly_white")
     # The plotly.js bundle is inlined so the page opens from MLflow's artifact view offline.
     fig.write_html(path, include_plotlyjs=True, full_html=True)
     return path

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import SearchConfig
+from nas.config import TASK_METRICS, SearchConfig
 from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
@@ -64,6 +64,7 @@ class SearchSummary:
     curve: list[float] = field(default_factory=list)
     points: list[dict[str, Any]] = field(default_factory=list)  # every trained candidate
     count_rejected: bool = True  # the config's: did rejections use up trials?
+    metric: str = "accuracy"  # the task's metric, whose value the front's "accuracy" holds
     # compute (train_seconds so far + proxy seconds so far) at each point of `curve`
     compute: list[float] = field(default_factory=list)
 
@@ -75,6 +76,7 @@ class SearchSummary:
                 # run_id: the trial's MLflow run, what `hwnas train --run` takes
                 "pareto": [{**{k: p[k] for k in FRONT_KEYS}, "run_id": p.get("run_id")}
                            for p in self.pareto],
+                "metric": self.metric,
                 "hypervolume": self.hypervolume, "reference_latency_ms": self.reference_ms,
                 "seconds": round(self.seconds, 2),
                 "compute_seconds": round(self.compute[-1], 2) if self.compute else 0.0,
@@ -85,26 +87,27 @@ def prepare(config: SearchConfig) -> Prepared:
     """Resolve and cross-check the config; every problem is a one-line ``ValueError``."""
     from estimators.latency import LatencyEstimator, resolve_estimator
     from estimators.profiles import load_profile
-    from nas.data import make_datasets
     from nas.strategies.tune_adapter import create_searcher
+    from nas.tasks import task_data
     from nas.trial import TrialContext
+    from searchspaces.genome import TASK_HEADS
     from searchspaces.spaces import get_space
 
     check_tracking_uri(config.tracking.uri)
     profile = load_profile(config.hardware.profile)
     p = profile.parallelism_factor
-    space = get_space(config.space.name, p, config.space.curated)
+    space = get_space(config.space.name, p, config.space.curated, TASK_HEADS[config.task.kind])
     folder = resolve_estimator(config.hardware.estimator)
     estimator = LatencyEstimator.load(folder, space=config.space.name, parallelism_factor=p,
                                       intervals=False)
     if estimator.profile != profile.name:
         raise ValueError(f"estimator {config.hardware.estimator} predicts profile "
                          f"{estimator.profile!r}, but the config targets {profile.name!r}")
-    task = config.task
+    if config.task.data_dir:  # trials may run elsewhere than the driver's working directory
+        config = config.with_overrides(
+            **{"task.data_dir": str(Path(config.task.data_dir).expanduser().resolve())})
     smallest = min(space.dimensions()["resolution"])
-    data = make_datasets(task.dataset, smallest, data_dir=task.data_dir,
-                         val_fraction=task.val_fraction, seed=config.seed, max_train=task.max_train,
-                         max_val=task.max_val, download=task.download)
+    data = task_data(config.task, smallest, config.seed)
     search_space, fixed = subspace(space, config.space.free, config.space.choices)
     # Build the searcher once here so a bad strategy parameter fails before Ray starts.
     context = TrialContext(config.model_dump(), str(folder.resolve()), p, data.num_classes,
@@ -379,7 +382,8 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         if state is not None:
             tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
                                     prep.reference_ms, budget_ms=config.budgets.latency_ms,
-                                    resume_run_id=state["parent_run_id"])
+                                    resume_run_id=state["parent_run_id"],
+                                    metric=TASK_METRICS[config.task.kind])
             register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
             sync_trial_counter(folder)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable,
@@ -422,7 +426,8 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tracker = SearchTracker(
                 config.tracking.uri, config.tracking.experiment, run_name, prep.reference_ms,
                 params=params, tags=tags, budget_ms=config.budgets.latency_ms,
-                overhead_seconds=None if scorer is None else (lambda: scorer.seconds))
+                overhead_seconds=None if scorer is None else (lambda: scorer.seconds),
+                metric=TASK_METRICS[config.task.kind])
             tracker.log_config(config.model_dump())
             callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
             tuner = tune.Tuner(
@@ -471,4 +476,4 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         curve=tracker.counted_curve(config.count_rejected),
         compute=tracker.counted_compute(config.count_rejected),
         points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
-        count_rejected=config.count_rejected)
+        count_rejected=config.count_rejected, metric=TASK_METRICS[config.task.kind])

@@ -9,7 +9,8 @@ and metrics (mAP, mIoU) without touching the search.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig, TrainingConfig
 from nas.data import DataSplit, make_datasets
+from nas.detection import DetectionTask
 from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
 from searchspaces.genome import Architecture
@@ -54,10 +56,7 @@ class ClassificationTask:
 
     def data(self, resolution: int) -> DataSplit:
         if resolution not in self._cache:
-            c = self.config
-            self._cache[resolution] = make_datasets(
-                c.dataset, resolution, data_dir=c.data_dir, val_fraction=c.val_fraction,
-                seed=self.seed, max_train=c.max_train, max_val=c.max_val, download=c.download)
+            self._cache[resolution] = task_data(self.config, resolution, self.seed)
         return self._cache[resolution]
 
     def device_data(self, resolution: int, device: torch.device) -> DeviceData:
@@ -74,21 +73,8 @@ class ClassificationTask:
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
         """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
-        model.train()
-        total, count = 0.0, 0
-        for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(images), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError("training loss is not finite")
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            total += float(loss.detach()) * len(labels)
-            count += len(labels)
-        return {"train_loss": total / max(count, 1)}
+        return train_steps(model, loader, optimizer, schedule, lambda images, labels: (
+            nn.functional.cross_entropy(model(images.to(device)), labels.to(device))))
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: DataLoader,
@@ -104,7 +90,49 @@ class ClassificationTask:
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
 
 
-TASKS: dict[str, type] = {"classification": ClassificationTask}
+def train_steps(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                schedule: Any, loss_of: Callable[[Any, Any], torch.Tensor]) -> dict[str, float]:
+    """A task's training epoch: one optimizer step per batch ``(inputs, targets)`` of
+    ``loader`` on ``loss_of(inputs, targets)`` (the task's loss, which moves the batch to its
+    device), ``schedule`` stepping after each; returns the mean ``train_loss`` per input.
+
+    Raises:
+        FloatingPointError: when a batch's loss is not finite (the trial fails at once).
+    """
+    model.train()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(inputs, targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("training loss is not finite")
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        total += float(loss.detach()) * len(inputs)
+        count += len(inputs)
+    return {"train_loss": total / max(count, 1)}
+
+
+TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask}
+
+
+def task_data(config: TaskConfig, resolution: int, seed: int = 0) -> DataSplit:
+    """The train/validation split of ``config``'s dataset at ``resolution``. With
+    ``config.synthetic`` the deterministic scenes are written to ``data_dir`` first (once; every
+    later call, on any node, checks the folder holds that very set): the same scenes whatever
+    the search's seed, which only draws the split."""
+    if config.synthetic:
+        from nas.datasets.synthetic import PRESENCE, SceneSpec, ensure_synthetic_dataset
+
+        base = PRESENCE if config.synthetic == "presence" else SceneSpec()
+        spec = replace(base, num_images=config.synthetic_images)
+        ensure_synthetic_dataset(config.data_dir, config.kind, spec, seed=0)
+    return make_datasets(config.dataset, resolution, data_dir=config.data_dir,
+                         val_fraction=config.val_fraction, seed=seed,
+                         max_train=config.max_train, max_val=config.max_val,
+                         download=config.download)
 
 
 def make_task(config: TaskConfig, seed: int = 0) -> Task:
@@ -115,14 +143,15 @@ def make_task(config: TaskConfig, seed: int = 0) -> Task:
                          ) from None
 
 
-def stream_loaders(data: DataSplit, batch_size: int,
-                   generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+def stream_loaders(data: DataSplit, batch_size: int, generator: torch.Generator,
+                   collate: Any = None) -> tuple[DataLoader, DataLoader]:
     """Shuffled training batches drawn from ``generator`` (the last, partial batch dropped when
     there is more than one), validation in order: the streaming path of a trial and of
-    ``hwnas train``."""
+    ``hwnas train``. ``collate`` is the task's batching function (its ``collate`` attribute:
+    detection targets are lists), ``None`` for PyTorch's default."""
     train = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
-                       drop_last=len(data.train) > batch_size)
-    return train, DataLoader(data.val, batch_size=max(batch_size, 128))
+                       drop_last=len(data.train) > batch_size, collate_fn=collate)
+    return train, DataLoader(data.val, batch_size=max(batch_size, 128), collate_fn=collate)
 
 
 def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
@@ -141,7 +170,8 @@ def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = task.model(arch, data).to(device)
-    train_loader, val_loader = stream_loaders(data, training.batch_size, generator)
+    train_loader, val_loader = stream_loaders(data, training.batch_size, generator,
+                                              getattr(task, "collate", None))
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr,
                                   weight_decay=training.weight_decay)
     # cosine decay over the full budget (Loshchilov & Hutter, SGDR, ICLR 2017), no warm-up:

@@ -95,10 +95,10 @@ class TrialContext:
 
 
 @functools.lru_cache(maxsize=4)
-def _space(name: str, parallelism_factor: int, curated: bool) -> Any:
+def _space(name: str, parallelism_factor: int, curated: bool, head: str = "head") -> Any:
     from searchspaces.spaces import get_space
 
-    return get_space(name, parallelism_factor, curated)
+    return get_space(name, parallelism_factor, curated, head)
 
 
 @functools.lru_cache(maxsize=4)
@@ -124,7 +124,10 @@ def task_of(context: TrialContext) -> Any:
 def architecture(context: TrialContext, config: dict[str, Any]) -> Architecture:
     """The candidate ``config`` stands for (the space is loaded once per process)."""
     search = context.search
-    space = _space(search.space.name, context.parallelism_factor, search.space.curated)
+    from searchspaces.genome import TASK_HEADS
+
+    space = _space(search.space.name, context.parallelism_factor, search.space.curated,
+                   TASK_HEADS[search.task.kind])
     return space.from_choices({**context.fixed, **config})
 
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
-from .layers import BlockSpec
+from .layers import HEAD_BLOCK_KINDS, BlockSpec
 
 ActFactory = Callable[[], nn.Module]
 
@@ -118,6 +119,81 @@ def make_block(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
     raise ValueError(f"no block module for kind {spec.kind!r}")
 
 
+class DetHead(nn.Module):
+    """CenterNet's per-scale head: ``conv (3x3) -> bn1 -> act -> pred (1x1, bias)``; ``pred``
+    gives ``num_classes`` heat-map logits and four box channels per cell."""
+
+    def __init__(self, cin: int, mid: int, cout: int, kernel: int = 3, act: ActFactory = _act
+                 ) -> None:
+        super().__init__()
+        self.conv = _conv(cin, mid, kernel)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.act = act()
+        self.pred = nn.Conv2d(mid, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pred(self.act(self.bn1(self.conv(x))))
+
+
+class LRASPP(nn.Module):
+    """The high-level branch of LR-ASPP (torchvision's ``LRASPPHead``): ``cbr (1x1) -> bn1 ->
+    act``, gated by ``sigmoid(scale(pool(x)))``, classified by ``pred`` (1x1, bias) and resized
+    bilinearly to ``size`` (the classifier comes before the resize: see
+    :meth:`~searchspaces.layers.BlockSpec.layers`)."""
+
+    def __init__(self, cin: int, mid: int, cout: int, size: int, act: ActFactory = _act) -> None:
+        super().__init__()
+        self.size = size
+        self.cbr = _conv(cin, mid, 1)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.act = act()
+        self.scale = nn.Conv2d(cin, mid, 1)
+        self.pred = nn.Conv2d(mid, cout, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = torch.sigmoid(self.scale(nn.functional.adaptive_avg_pool2d(x, 1)))
+        y = self.pred(self.act(self.bn1(self.cbr(x))) * gate)
+        return nn.functional.interpolate(y, size=(self.size, self.size), mode="bilinear",
+                                         align_corners=False)
+
+
+class SegSkip(nn.Module):
+    """LR-ASPP's low-level branch: ``pred`` (1x1, bias) on the features at the output stride,
+    plus the high branch, resized bilinearly to the input resolution ``size``."""
+
+    def __init__(self, cin: int, cout: int, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.pred = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, low: Tensor, high: Tensor) -> Tensor:
+        return nn.functional.interpolate(self.pred(low) + high, size=(self.size, self.size),
+                                         mode="bilinear", align_corners=False)
+
+
+class _SegSkipAlone(nn.Module):
+    """:class:`SegSkip` with its second operand held as a buffer, for timing it on its own."""
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        self.skip = SegSkip(spec.cin, spec.cout, spec.out_res)
+        self.register_buffer("high", torch.zeros(1, spec.cout, spec.in_res, spec.in_res))
+
+    def forward(self, low: Tensor) -> Tensor:
+        return self.skip(low, self.high)
+
+
+def make_head_block(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
+    """The torch module of a task head's block (``dethead``, ``lraspp``, ``segskip``)."""
+    if spec.kind == "dethead":
+        return DetHead(spec.cin, spec.mid, spec.cout, spec.kernel, act)
+    if spec.kind == "lraspp":
+        return LRASPP(spec.cin, spec.mid, spec.cout, spec.out_res, act)
+    if spec.kind == "segskip":
+        return SegSkip(spec.cin, spec.cout, spec.out_res)
+    raise ValueError(f"no head module for block kind {spec.kind!r}")
+
+
 class PoolFlatten(nn.Module):
     """Global average pooling to a ``(N, C)`` vector."""
 
@@ -127,7 +203,8 @@ class PoolFlatten(nn.Module):
 
 def make_module(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
     """A standalone module for *any* block of :func:`~searchspaces.layers.decompose` (stem, stage
-    blocks, head, pool, classifier), as a back end measures it on its own. Input shape:
+    blocks, head, pool, classifier, a task head's blocks), as a back end measures it on its own
+    (a ``segskip`` block adds a zero buffer in place of the high branch it sums). Input shape:
     ``(N, cin, in_res, in_res)``, except the classifier which takes ``(N, cin)``."""
     if spec.kind in ("stem", "head"):
         return ConvBnAct(spec.cin, spec.cout, spec.kernel, spec.stride, act)
@@ -135,6 +212,10 @@ def make_module(spec: BlockSpec, act: ActFactory = _act) -> nn.Module:
         return PoolFlatten()
     if spec.kind == "classifier":
         return nn.Linear(spec.cin, spec.cout)
+    if spec.kind == "segskip":
+        return _SegSkipAlone(spec)
+    if spec.kind in HEAD_BLOCK_KINDS:
+        return make_head_block(spec, act)
     return make_block(spec, act)
 
 

@@ -12,7 +12,10 @@ String grammar (in the spirit of timm's block strings, ``_efficientnet_builder.p
     stem    := "stem_c" INT "_s" INT              stem channels and stride (3x3 conv)
     stage   := KIND ("_" KEY VALUE)*              KIND in {ibn, fibn, conv}
                keys: k kernel, e expansion (not for conv), c out channels, r repeats, s stride
-    head    := "head_c" INT                       1x1 conv channels before pooling
+    head    := "head_c" INT                       classifier: 1x1 conv channels before pooling
+             | "det_c" INT "_n" INT               detection: head channels, output scales (1, 2)
+             | "seg_c" INT "_o" INT               segmentation (LR-ASPP): inter channels, output
+                                                  stride of the low-level branch
 
 Example (torchvision's MobileNetV2)::
 
@@ -29,6 +32,12 @@ import re
 from dataclasses import dataclass, field, replace
 
 BLOCK_KINDS: tuple[str, ...] = ("ibn", "fibn", "conv")
+HEAD_KINDS: tuple[str, ...] = ("head", "det", "seg")
+"""The task heads an architecture ends in (:func:`searchspaces.layers.decompose` resolves them)."""
+TASK_HEADS: dict[str, str] = {"classification": "head", "detection": "det",
+                              "segmentation": "seg"}
+"""The head kind each task's candidates end in."""
+SEG_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)
 
 
 def expansions_for(block: str, expansions: tuple[int, ...] | list[int]) -> tuple[int, ...]:
@@ -145,6 +154,11 @@ class Architecture:
     width_mult: float = 1.0
     channel_divisor: int = 8
     stem_stride: int = 2
+    head_kind: str = "head"
+    head_scales: int = 1
+    """Detection only: heads on the last ``head_scales`` feature-map resolutions (1 or 2)."""
+    head_stride: int = 8
+    """Segmentation only: the output stride of the LR-ASPP low-level (skip) branch."""
     _string: str = field(default="", init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +176,15 @@ class Architecture:
             raise ValueError(f"channel divisor must be >= 1, got {self.channel_divisor}")
         if self.stem_stride not in (1, 2):
             raise ValueError(f"stem stride must be 1 or 2, got {self.stem_stride}")
+        if self.head_kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {self.head_kind!r}; expected one of {HEAD_KINDS}")
+        if self.head_scales not in (1, 2) or (self.head_kind != "det" and self.head_scales != 1):
+            raise ValueError(f"head scales must be 1 or 2 (and 1 unless the head is 'det'), got "
+                             f"{self.head_scales}")
+        if self.head_stride not in SEG_STRIDES or (self.head_kind != "seg"
+                                                   and self.head_stride != 8):
+            raise ValueError(f"head stride must be one of {SEG_STRIDES} (and 8 unless the head is "
+                             f"'seg'), got {self.head_stride}")
         object.__setattr__(self, "width_mult", float(self.width_mult))
 
     # -- width multiplier ------------------------------------------------------------------
@@ -188,9 +211,14 @@ class Architecture:
             header = f"r{self.resolution}_w{self.width_mult!r}_d{self.channel_divisor}"
             body = [f"stem_c{self.stem_channels}_s{self.stem_stride}"]
             body += [s.to_string() for s in self.stages]
-            body.append(f"head_c{self.head_channels}")
+            body.append(self.head_string())
             object.__setattr__(self, "_string", header + ":" + "-".join(body))
         return self._string
+
+    def head_string(self) -> str:
+        """The head element of the string form (``head_c1280``, ``det_c64_n2``, ``seg_c128_o8``)."""
+        extra = {"head": "", "det": f"_n{self.head_scales}", "seg": f"_o{self.head_stride}"}
+        return f"{self.head_kind}_c{self.head_channels}{extra[self.head_kind]}"
 
     def __str__(self) -> str:
         return self.to_string()
@@ -218,10 +246,13 @@ class Architecture:
             raise ValueError(f"first element must be the stem ('stem_c32_s2'), got {stem!r}")
         sv = _parse_tokens(stem_tokens, {"c": int, "s": int}, stem)
         head_kind, *head_tokens = head.split("_")
-        if head_kind != "head":
-            raise ValueError(f"last element must be the head ('head_c1280'), got {head!r}")
-        hd = _parse_tokens(head_tokens, {"c": int}, head)
-        for name, values, keys in ((stem, sv, ("c", "s")), (head, hd, ("c",))):
+        head_keys = {"head": {"c": int}, "det": {"c": int, "n": int},
+                     "seg": {"c": int, "o": int}}
+        if head_kind not in head_keys:
+            raise ValueError(f"last element must be a head ('head_c1280', 'det_c64_n2' or "
+                             f"'seg_c128_o8'), got {head!r}")
+        hd = _parse_tokens(head_tokens, head_keys[head_kind], head)
+        for name, values, keys in ((stem, sv, ("c", "s")), (head, hd, head_keys[head_kind])):
             for key in keys:
                 if key not in values:
                     raise ValueError(f"{name!r} lacks {key}")
@@ -234,6 +265,9 @@ class Architecture:
             stem_stride=sv["s"],
             stages=stages,
             head_channels=hd["c"],
+            head_kind=head_kind,
+            head_scales=hd.get("n", 1),
+            head_stride=hd.get("o", 8),
         )
 
     def replace_stage(self, index: int, stage: Stage) -> Architecture:

@@ -4,27 +4,58 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import ConvBnAct, make_block
+from .blocks import ConvBnAct, make_block, make_head_block
 from .genome import Architecture
 from .layers import decompose
 
+HEATMAP_PRIOR_BIAS = -2.19
+"""CenterNet's initial heat-map bias: ``sigmoid(-2.19) = 0.1``, so that the focal loss starts
+from a low, stable prior instead of every cell predicting an object."""
+DET_PRED_STD = 0.01
+"""The std of a detection head's prediction conv weights at initialisation. CenterNet starts its
+output convs near zero; at the backbone's Kaiming scale the first step's heat-map logits are
+-0.6 +- 3.0 instead of -2.18 +- 0.05, the first epoch's loss is 30x higher and a 3-epoch trial
+learns nothing (``benchmarks/detection_quickstart.py --kaiming-pred``: map50 0.001 against
+0.219)."""
+
 
 class Network(nn.Module):
-    """``stem -> blocks -> head (1x1 conv) -> pool -> dropout -> classifier``."""
+    """``stem -> blocks`` and the task head :func:`~searchspaces.layers.decompose` names:
+
+    - ``head`` (classifier): ``head (1x1 conv) -> pool -> dropout -> classifier``; returns
+      logits ``(N, num_classes)``;
+    - ``det``: one :class:`~searchspaces.blocks.DetHead` per scale in ``det``; returns a tuple
+      of ``(N, num_classes + 4, H_i, W_i)``, coarsest first (heat-map logits, then four box
+      channels);
+    - ``seg``: ``seg.high`` (LR-ASPP) and ``seg.low``; returns logits
+      ``(N, num_classes, R, R)`` at the input resolution ``R``.
+    """
 
     def __init__(self, arch: Architecture, num_classes: int = 1000, in_channels: int = 3,
                  dropout: float = 0.2) -> None:
         super().__init__()
         specs = decompose(arch, num_classes, in_channels)
-        stem, *body, head, _pool, classifier = specs
+        stem, *rest = specs
+        body = rest[:arch.num_blocks]
+        tail = rest[arch.num_blocks:]
         self.arch = arch.to_string()
+        self.head_kind = arch.head_kind
+        self.num_classes = num_classes
         self.stem = ConvBnAct(stem.cin, stem.cout, stem.kernel, stem.stride)
         self.blocks = nn.Sequential(*(make_block(spec) for spec in body))
-        self.head = ConvBnAct(head.cin, head.cout, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.flatten = nn.Flatten(1)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(classifier.cin, classifier.cout)
+        self.taps = tuple(spec.source for spec in tail)
+        if arch.head_kind == "head":
+            head, _pool, classifier = tail
+            self.head = ConvBnAct(head.cin, head.cout, 1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.flatten = nn.Flatten(1)
+            self.dropout = nn.Dropout(dropout)
+            self.classifier = nn.Linear(classifier.cin, classifier.cout)
+        elif arch.head_kind == "det":
+            self.det = nn.ModuleList(make_head_block(spec) for spec in tail)
+        else:
+            self.seg = nn.ModuleDict({"high": make_head_block(tail[0]),
+                                      "low": make_head_block(tail[1])})
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -32,16 +63,29 @@ class Network(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
+        for head in getattr(self, "det", ()):
+            nn.init.normal_(head.pred.weight, 0.0, DET_PRED_STD)
+            nn.init.constant_(head.pred.bias[:self.num_classes], HEATMAP_PRIOR_BIAS)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.head(self.blocks(self.stem(x)))
-        return self.classifier(self.dropout(self.flatten(self.pool(x))))
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        if self.head_kind == "head":
+            x = self.head(self.blocks(self.stem(x)))
+            return self.classifier(self.dropout(self.flatten(self.pool(x))))
+        features = [self.stem(x)]  # decompose's indices: 0 the stem, i the i-th stage block
+        for block in self.blocks:
+            features.append(block(features[-1]))
+        if self.head_kind == "det":
+            return tuple(head(features[tap]) for head, tap in zip(self.det, self.taps))
+        high = self.seg["high"](features[self.taps[0]])
+        return self.seg["low"](features[self.taps[1]], high)
 
 
 def build_model(arch: Architecture | str, num_classes: int = 1000, in_channels: int = 3,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .baselines import MBV2_SETTINGS
-from .genome import BLOCK_KINDS, Architecture, Stage, expansions_for
+from .genome import BLOCK_KINDS, HEAD_KINDS, Architecture, Stage, expansions_for
 
 STAGE_KEYS: tuple[str, ...] = ("block", "kernel", "expansion", "repeats", "channels")
 
@@ -54,6 +54,10 @@ class SearchSpace:
     expansions: tuple[int, ...] = (1, 3, 4, 6)
     repeat_delta: int = 1
     channel_range: tuple[float, float] = (0.5, 1.5)
+    head_kind: str = "head"
+    head_options: tuple[int, ...] = ()
+    """A detection head's choices of output scales (dimension ``head_scales``) or a
+    segmentation head's choices of output stride (``head_stride``); none for a classifier."""
 
     def __post_init__(self) -> None:
         if self.parallelism_factor < 1:
@@ -68,6 +72,29 @@ class SearchSpace:
                 raise ValueError(f"{label} must be non-empty and distinct, got {values}")
         if 1 not in self.expansions:
             raise ValueError("expansions must include 1 (the value conv stages take)")
+        if self.head_kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head kind {self.head_kind!r}; known: {HEAD_KINDS}")
+        if (self.head_kind == "head") != (not self.head_options):
+            wanted = "no" if self.head_kind == "head" else "some"
+            raise ValueError(f"a {self.head_kind!r} head takes {wanted} head options, got "
+                             f"{self.head_options}")
+
+    def with_head(self, kind: str) -> SearchSpace:
+        """This space with candidates ending in a ``kind`` head (:data:`HEAD_SPACES`): a task's
+        head with its own channels and its searchable output scales or stride."""
+        try:
+            channels, options = HEAD_SPACES[kind]
+        except KeyError:
+            raise ValueError(f"unknown head kind {kind!r}; known: {', '.join(HEAD_SPACES)}"
+                             ) from None
+        if kind == "head":
+            return replace(self, head_kind=kind, head_options=())
+        return replace(self, head_kind=kind, head_channels=channels, head_options=options)
+
+    @property
+    def head_dimension(self) -> str | None:
+        """The name of the head's dimension (``head_scales``, ``head_stride``), if it has one."""
+        return {"det": "head_scales", "seg": "head_stride"}.get(self.head_kind)
 
     # -- choices ---------------------------------------------------------------------------
     @property
@@ -114,13 +141,15 @@ class SearchSpace:
             dims[f"s{i}_expansion"] = self.expansions
             dims[f"s{i}_repeats"] = self.repeat_choices[i]
             dims[f"s{i}_channels"] = self.channel_choices[i]
+        if self.head_dimension:
+            dims[self.head_dimension] = self.head_options
         return dims
 
     def size(self) -> int:
         """Number of distinct architectures (a conv stage has no expansion to choose)."""
         per_kind = (sum(len(expansions_for(b, self.expansions)) for b in self.block_kinds)
                     * len(self.kernels))
-        total = len(self.resolutions) * len(self.width_mults)
+        total = len(self.resolutions) * len(self.width_mults) * max(1, len(self.head_options))
         for reps, chans in zip(self.repeat_choices, self.channel_choices):
             total *= per_kind * len(reps) * len(chans)
         return total
@@ -135,6 +164,7 @@ class SearchSpace:
             "size": self.size(),
             "num_stages": len(self.skeleton),
             "strides": [sk.stride for sk in self.skeleton],
+            "head": self.head_kind,
             "dimensions": {k: list(v) for k, v in self.dimensions().items()},
         }
 
@@ -148,6 +178,8 @@ class SearchSpace:
             out[f"s{i}_expansion"] = st.expansion
             out[f"s{i}_repeats"] = st.repeats
             out[f"s{i}_channels"] = st.channels
+        if self.head_dimension:
+            out[self.head_dimension] = _head_option(arch)
         return out
 
     def from_choices(self, choices: dict[str, Any]) -> Architecture:
@@ -170,12 +202,16 @@ class SearchSpace:
                 repeats=int(choices[f"s{i}_repeats"]),
                 stride=sk.stride,
             ))
+        option = int(choices[self.head_dimension]) if self.head_dimension else None
         arch = self._arch(tuple(stages), int(choices["resolution"]),
-                          float(choices["width_mult"]))
+                          float(choices["width_mult"]), option)
         self.validate(arch)
         return arch
 
-    def _arch(self, stages: tuple[Stage, ...], resolution: int, width: float) -> Architecture:
+    def _arch(self, stages: tuple[Stage, ...], resolution: int, width: float,
+              head_option: int | None = None) -> Architecture:
+        if head_option is None and self.head_options:
+            head_option = self.head_options[0]
         return Architecture(
             resolution=resolution,
             stem_channels=self.stem_channels,
@@ -184,6 +220,9 @@ class SearchSpace:
             head_channels=self.head_channels,
             width_mult=width,
             channel_divisor=self.channel_divisor,
+            head_kind=self.head_kind,
+            head_scales=head_option if self.head_kind == "det" else 1,
+            head_stride=head_option if self.head_kind == "seg" else 8,
         )
 
     # -- validation ------------------------------------------------------------------------
@@ -196,11 +235,15 @@ class SearchSpace:
             ("channel divisor", arch.channel_divisor, (self.channel_divisor,)),
             ("stem channels", arch.stem_channels, (self.stem_channels,)),
             ("stem stride", arch.stem_stride, (self.stem_stride,)),
+            ("head kind", arch.head_kind, (self.head_kind,)),
             ("head channels", arch.head_channels, (self.head_channels,)),
         )
         for label, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{label} {value} {where}: expected one of {_fmt(allowed)}")
+        if self.head_dimension and _head_option(arch) not in self.head_options:
+            raise ValueError(f"{self.head_dimension.replace('_', ' ')} {_head_option(arch)} "
+                             f"{where}: expected one of {_fmt(self.head_options)}")
         if len(arch.stages) != len(self.skeleton):
             raise ValueError(f"{len(arch.stages)} stages {where}: expected {len(self.skeleton)}")
         for i, (st, sk) in enumerate(zip(arch.stages, self.skeleton)):
@@ -248,8 +291,10 @@ class SearchSpace:
                 repeats=_pick(rng, self.repeat_choices[i]),
                 stride=sk.stride,
             )))
-        return self._arch(tuple(stages), _pick(rng, self.resolutions),
-                          _pick(rng, self.width_mults))
+        resolution, width = _pick(rng, self.resolutions), _pick(rng, self.width_mults)
+        # a classifier space draws nothing more, so its samples stay what they always were
+        option = _pick(rng, self.head_options) if self.head_options else None
+        return self._arch(tuple(stages), resolution, width, option)
 
     def baseline(self) -> Architecture:
         """The skeleton as MobileNetV2 sets it, snapped onto this space's nearest choices."""
@@ -278,6 +323,8 @@ class SearchSpace:
             moves.append(("width_mult", -1))
         if len(self.resolutions) > 1:
             moves.append(("resolution", -1))
+        if len(self.head_options) > 1:
+            moves.append(("head", -1))
         for i, st in enumerate(arch.stages):
             if len(self.block_kinds) > 1:
                 moves.append(("block", i))
@@ -296,6 +343,9 @@ class SearchSpace:
             return replace(arch, width_mult=_step(rng, self.width_mults, arch.width_mult))
         if key == "resolution":
             return replace(arch, resolution=_step(rng, self.resolutions, arch.resolution))
+        if key == "head":
+            option = _step(rng, self.head_options, _head_option(arch))
+            return replace(arch, **{self.head_dimension: option})
         st = arch.stages[i]
         if key == "block":
             block = _pick(rng, [b for b in self.block_kinds if b != st.block])
@@ -312,6 +362,19 @@ class SearchSpace:
         else:
             new = replace(st, channels=_step(rng, self.channel_choices[i], st.channels))
         return arch.replace_stage(i, self._intern(new))
+
+
+HEAD_SPACES: dict[str, tuple[int, tuple[int, ...]]] = {
+    "head": (1280, ()),
+    "det": (64, (1, 2)),
+    "seg": (128, (4, 8)),
+}
+"""Per head kind: its channels (CenterNet's 64 head channels; torchvision's LR-ASPP uses 128
+inter channels) and its searchable options (output scales; the skip branch's output stride)."""
+
+
+def _head_option(arch: Architecture) -> int:
+    return arch.head_scales if arch.head_kind == "det" else arch.head_stride
 
 
 def _pick(rng: np.random.Generator, values: Any) -> Any:
@@ -375,10 +438,14 @@ def mbv2_small(parallelism_factor: int = 8, curated: bool = True) -> SearchSpace
 SPACES: dict[str, Callable[..., SearchSpace]] = {"mbv2": mbv2, "mbv2-small": mbv2_small}
 
 
-def get_space(name: str, parallelism_factor: int = 8, curated: bool = True) -> SearchSpace:
-    """A registered space by name; ``ValueError`` lists the known names."""
+def get_space(name: str, parallelism_factor: int = 8, curated: bool = True,
+              head: str = "head") -> SearchSpace:
+    """A registered space by name, its candidates ending in a ``head`` head (``head`` a
+    classifier, ``det``, ``seg``: :data:`~searchspaces.genome.TASK_HEADS`); ``ValueError`` lists
+    the known names."""
     try:
         factory = SPACES[name]
     except KeyError:
         raise ValueError(f"unknown space {name!r}; known spaces: {', '.join(SPACES)}") from None
-    return factory(parallelism_factor=parallelism_factor, curated=curated)
+    space = factory(parallelism_factor=parallelism_factor, curated=curated)
+    return space if head == "head" else space.with_head(head)

@@ -2,7 +2,8 @@
 
 It knows nothing of the genome: it traces the model's forward pass with ``torch.fx``, propagates
 shapes, and runs a liveness analysis over the real graph under the memory model's execution rules
-(BatchNorm, activations, dropout and residual adds run in place on an operand that dies there;
+(BatchNorm, activations, dropout, residual adds and elementwise products run in place on an
+operand that dies there;
 flatten and identity are views). The peak is the maximum over graph nodes of the bytes of buffers
 alive at that node.
 """
@@ -18,7 +19,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 _INPLACE_MODULES = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Dropout, nn.Hardswish, nn.SiLU)
 _VIEW_MODULES = (nn.Flatten, nn.Identity)
-_INPLACE_FUNCTIONS = {operator.add, torch.add, F.relu, F.relu6, F.dropout, operator.iadd}
+_INPLACE_FUNCTIONS = {operator.add, torch.add, operator.mul, torch.mul, torch.sigmoid, F.relu,
+                      F.relu6, F.dropout, operator.iadd}
 _VIEW_FUNCTIONS = {torch.flatten}
 _VIEW_METHODS = {"flatten", "view", "reshape"}
 

@@ -77,10 +77,11 @@ def progress_bar(label: str) -> Any:
                     disable=not err.is_terminal and os.environ.get("HWNAS_PROGRESS") != "1")
 
 
-def user_space(name: str, parallelism_factor: int, curated: bool) -> SearchSpace:
-    """The named space (bad names are bad input)."""
+def user_space(name: str, parallelism_factor: int, curated: bool, head: str = "head"
+               ) -> SearchSpace:
+    """The named space, its candidates ending in a ``head`` head (bad names are bad input)."""
     with user_input():
-        return get_space(name, parallelism_factor=parallelism_factor, curated=curated)
+        return get_space(name, parallelism_factor=parallelism_factor, curated=curated, head=head)
 
 
 def user_arch(text: str, space_name: str | None = None, parallelism_factor: int = 8,
@@ -89,7 +90,7 @@ def user_arch(text: str, space_name: str | None = None, parallelism_factor: int 
     with user_input():
         a = resolve_arch(text)
         if space_name is not None:
-            get_space(space_name, parallelism_factor, curated).validate(a)
+            get_space(space_name, parallelism_factor, curated, a.head_kind).validate(a)
     return a
 
 
@@ -105,7 +106,8 @@ def note_outside(a: Architecture, space_name: str, parallelism_factor: int,
                  what: str = "the architecture") -> None:
     """A note on stderr when ``a`` lies outside the estimator's space (curated or not): the
     estimate then extrapolates."""
-    if not any(get_space(space_name, parallelism_factor, c).contains(a) for c in (True, False)):
+    if not any(get_space(space_name, parallelism_factor, c, a.head_kind).contains(a)
+               for c in (True, False)):
         err.print(f"note: {what} lies outside space {space_name}; the estimate extrapolates",
                   highlight=False)
 
@@ -118,6 +120,9 @@ PFactorOpt = Annotated[int, typer.Option(
 CuratedOpt = Annotated[bool, typer.Option(
     "--curated/--uncurated",
     help="Curated: channels are multiples of P. Uncurated: channels step by 1.")]
+HeadOpt = Annotated[str, typer.Option(
+    "--head", help="The task head candidates end in: head (a classifier), det (CenterNet "
+    "detection, 1 or 2 output scales) or seg (LR-ASPP segmentation, searchable skip stride).")]
 ArchArg = Annotated[str, typer.Argument(
     help="An architecture string (docs/architecture-strings.md) or a baseline: "
          f"{', '.join(BASELINES)}.")]

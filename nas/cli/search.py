@@ -96,7 +96,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     if as_json:
         emit_json(summary.to_json())
         return
-    table = Table("latency ms", "accuracy", "params", "peak act.", "MACs", "epochs",
+    table = Table("latency ms", summary.metric, "params", "peak act.", "MACs", "epochs",
                   box=box.SIMPLE, title=f"Pareto front: {len(summary.pareto)} of "
                   f"{summary.completed + summary.stopped} trained candidates")
     table.add_column("arch", overflow="fold")
@@ -122,7 +122,7 @@ def _print_summary(summary: Any, as_json: bool) -> None:
     out.print(f"Ray Tune trial state and logs: {summary.tune_path}", highlight=False)
     if summary.pareto:
         best = max(summary.pareto, key=lambda p: p["accuracy"])
-        out.print(f"Train the most accurate one fully and export it: hwnas train --run "
+        out.print(f"Train the best-scoring one fully and export it: hwnas train --run "
                   f"{best['run_id']} --epochs 30 --tracking-uri {summary.tracking_uri}",
                   highlight=False, soft_wrap=True)
 
@@ -164,7 +164,9 @@ class _search_progress:  # noqa: N801 - used as a context manager factory
             if not self.live:
                 # a rejected or failed candidate was never scored: no accuracy, not 0
                 trained = row["outcome"] in ("completed", "stopped")
-                acc = f"acc {row.get('accuracy', float('nan')):.3f}" if trained else "acc   -  "
+                name = {"accuracy": "acc"}.get(tracker.metric, tracker.metric)
+                score = f"{row.get('accuracy', float('nan')):.3f}" if trained else "  -  "
+                acc = f"{name} {score}"
                 err.print(f"[{done}/{self.total}] {row['outcome']:>9} "
                           f"{acc} · {row.get('latency_ms', float('nan')):.3f} ms · "
                           f"{row.get('arch', '?')}", highlight=False, soft_wrap=True)

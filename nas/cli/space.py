@@ -13,6 +13,7 @@ from rich.table import Table
 
 from nas.cli._common import (
     CuratedOpt,
+    HeadOpt,
     JsonOpt,
     PFactorOpt,
     emit_json,
@@ -51,9 +52,9 @@ def space_list(as_json: JsonOpt = False) -> None:
 
 @app.command("show")
 def space_show(name: SpaceArg, parallelism_factor: PFactorOpt = 8, curated: CuratedOpt = True,
-               as_json: JsonOpt = False) -> None:
+               head: HeadOpt = "head", as_json: JsonOpt = False) -> None:
     """Show a space's dimensions, their choices and the number of architectures."""
-    space = user_space(name, parallelism_factor, curated)
+    space = user_space(name, parallelism_factor, curated, head)
     info = space.describe()
     if as_json:
         emit_json(info)
@@ -124,6 +125,7 @@ def space_sample(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random generator.")] = 0,
     parallelism_factor: PFactorOpt = 8,
     curated: CuratedOpt = True,
+    head: HeadOpt = "head",
     details: Annotated[bool, typer.Option(
         "--details", help="Add params, MACs and peak activation memory of each.")] = False,
     estimator: Annotated[str | None, typer.Option(
@@ -132,7 +134,7 @@ def space_sample(
     as_json: JsonOpt = False,
 ) -> None:
     """Sample architectures uniformly from a space (reproducible with --seed)."""
-    space = user_space(name, parallelism_factor, curated)
+    space = user_space(name, parallelism_factor, curated, head)
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(n)]
     latencies = None

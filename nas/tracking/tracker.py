@@ -56,11 +56,13 @@ logger = logging.getLogger(__name__)
 
 FRONT_KEYS = ("arch", "accuracy", "latency_ms", "params", "peak_activation_bytes", "macs",
               "epochs", "train_seconds")
+TASK_SCORES = ("map50", "miou", "pixel_accuracy")
+"""What detection and segmentation trials report besides ``accuracy`` (their metric's copy)."""
 RESULT_METRICS = ("accuracy", "latency_ms", "params", "peak_activation_bytes", "macs", "epochs",
                   "train_seconds", "rejected", "train_loss", "val_loss", "surrogate",
-                  "batch_size", "images_per_second")
+                  "batch_size", "images_per_second", *TASK_SCORES)
 EPOCH_METRICS = ("accuracy", "train_loss", "val_loss", "train_seconds", "epoch_seconds",
-                 "images_per_second")
+                 "images_per_second", *TASK_SCORES)
 CONFIG_ARTIFACT = "search_config.yaml"
 
 
@@ -87,6 +89,7 @@ class SearchTracker:
     # seconds the search spent outside trials so far (the zero-shot strategies' proxy scoring
     # on the driver), charged to its compute
     overhead_seconds: Callable[[], float] | None = None
+    metric: str = "accuracy"  # the task's metric (``accuracy`` holds its value): plot labels
 
     def __post_init__(self) -> None:
         from mlflow.tracking import MlflowClient
@@ -288,7 +291,8 @@ class SearchTracker:
         tags["mlflow.runName"] = trial_run_name(label, result.get("arch", arch),
                                                 result.get("latency_ms"), outcome)
         metrics = {k: result[k] for k in RESULT_METRICS if k in result
-                   and not (k == "accuracy" and outcome in ("rejected", "failed"))}
+                   and not (k in ("accuracy", *TASK_SCORES)
+                            and outcome in ("rejected", "failed"))}
         log_values(self.client, run_id, metrics, int(result.get("epochs", 0)), tags)
         self.client.set_terminated(run_id, status=status)
         self.done.add(trial_id)
@@ -375,6 +379,7 @@ class SearchTracker:
         title = (f"{self.run_name}: {len(points)} trained, {len(front)} on the front, "
                  f"hypervolume {self.hypervolume:.4f}")
         summary = {"objectives": {"accuracy": "max", "latency_ms": "min"},
+                   "accuracy_is": self.metric,
                    "reference_point": {"accuracy": 0.0, "latency_ms": self.reference_ms},
                    "hypervolume": self.hypervolume, "trials_finished": len(self.finished),
                    "front": front}
@@ -391,9 +396,11 @@ class SearchTracker:
             folder = Path(tmp)
             (folder / "pareto_front.json").write_text(json.dumps(summary, indent=2))
             if png:
-                pareto_png(points, front, folder / "pareto_front.png", title, self.budget_ms)
+                pareto_png(points, front, folder / "pareto_front.png", title, self.budget_ms,
+                           self.metric)
             if html:
-                pareto_html(points, front, folder / "pareto_front.html", title, self.budget_ms)
+                pareto_html(points, front, folder / "pareto_front.html", title, self.budget_ms,
+                            self.metric)
             for file in sorted(folder.iterdir()):
                 self.client.log_artifact(self.parent_id, str(file))
 
