@@ -84,7 +84,8 @@ def _unaligned_layers(block: BlockSpec) -> list[LayerSpec]:
     47 us where a 432-channel one takes 19 us): cuDNN leaves the fp16 tensor-core path and adds
     layout kernels."""
     return [layer for layer in block.layers()
-            if layer.op in ("conv", "dwconv", "linear") and (layer.cin % 8 or layer.cout % 8)]
+            if layer.op in ("conv", "dwconv", "pconv", "linear")
+            and (layer.cin % 8 or layer.cout % 8)]
 
 
 def _unaligned(kind: str, config: np.ndarray, batch: int) -> list[np.ndarray]:
