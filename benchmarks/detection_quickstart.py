@@ -38,6 +38,7 @@ from nas.datasets.synthetic import PRESENCE, write_detection_dataset  # noqa: E4
 from nas.detection import DetectionTask  # noqa: E402
 from nas.detection_metrics import mean_average_precision  # noqa: E402
 from nas.tasks import train  # noqa: E402
+from searchspaces.model import head_predictions  # noqa: E402
 from searchspaces.spaces import get_space  # noqa: E402
 
 
@@ -53,13 +54,13 @@ def prior_map(data: object) -> float:
 
 
 def kaiming_pred(build: Any) -> Any:
-    """``build`` (a task's ``model``) with the det heads' prediction convs re-drawn at the
+    """``build`` (a task's ``model``) with the head's prediction convs re-drawn at the
     backbone's Kaiming scale."""
 
     def model(arch: Any, data: Any) -> torch.nn.Module:
         net = build(arch, data)
-        for head in net.det:
-            torch.nn.init.kaiming_normal_(head.pred.weight, mode="fan_out")
+        for conv in head_predictions(net):
+            torch.nn.init.kaiming_normal_(conv.weight, mode="fan_out")
         return net
 
     return model
@@ -91,7 +92,7 @@ def main() -> None:
         print(f"{arch.to_string()}\n{len(data.train)} train / {len(data.val)} val images at "
               f"r{args.resolution}; batch {args.batch_size}, lr {args.lr}, {args.epochs} epochs")
         torch.manual_seed(args.seed)
-        if args.kaiming_pred:  # the backbone's initialisation instead of DET_PRED_STD
+        if args.kaiming_pred:  # the backbone's initialisation instead of PRED_STD
             task.model = kaiming_pred(task.model)
         model = task.model(arch, data)
         loader = DataLoader(data.val, batch_size=128, collate_fn=detection_collate)

@@ -4,7 +4,7 @@ The candidate's head is part of its architecture (``det_c64_n2``: head channels,
 output scales), built by ``searchspaces.model.build_model``; this task supplies what the head's
 outputs mean (:mod:`nas.detection_coding`: targets, loss, decoding) and how they are scored
 (:mod:`nas.detection_metrics`). Data are COCO-style sets read by
-:func:`nas.datasets.make_detection_datasets` (via :func:`nas.tasks.task_data`, which writes the
+:func:`nas.datasets.make_detection_datasets` (via :func:`nas.task_base.task_data`, which writes the
 synthetic scenes first when the config asks for them), batched by
 :func:`~nas.datasets.detection_collate` (the task's ``collate``, which
 :func:`nas.tasks.stream_loaders` hands to its ``DataLoader``\\ s). Training streams: there is no
@@ -17,51 +17,32 @@ Pareto front and ASHA read for every task.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nas.config import TaskConfig
-from nas.data import DataSplit
 from nas.datasets import detection_collate
 from nas.detection_coding import decode, detection_loss
 from nas.detection_metrics import mean_average_precision
-from searchspaces.genome import Architecture
-from searchspaces.model import build_model
+from nas.task_base import DatasetTask, train_steps
 
 
 @dataclass
-class DetectionTask:
+class DetectionTask(DatasetTask):
     """Detection of ``config.dataset`` (COCO layout under ``config.data_dir``); datasets cached
     per resolution, as :class:`~nas.tasks.ClassificationTask` does."""
 
-    config: TaskConfig
-    seed: int = 0
     metric: str = "map50"
     collate: ClassVar[Callable[..., Any]] = staticmethod(detection_collate)
-    _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
-
-    def data(self, resolution: int) -> DataSplit:
-        from nas.tasks import task_data  # nas.tasks registers this class
-
-        if resolution not in self._cache:
-            self._cache[resolution] = task_data(self.config, resolution, self.seed)
-        return self._cache[resolution]
-
-    def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
-        if arch.head_kind != "det":
-            raise ValueError(f"a detection task needs an architecture with a det head "
-                             f"(det_c64_n1), got head kind {arch.head_kind!r}")
-        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+    head: ClassVar[str] = "det"
+    example: ClassVar[str] = "det_c64_n2"
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
         """One pass over ``loader``; ``schedule`` (an LR scheduler) steps after every batch."""
-        from nas.tasks import train_steps
-
         return train_steps(model, loader, optimizer, schedule, lambda images, targets: (
             detection_loss(model(images.to(device)), targets, images.shape[-1])))
 

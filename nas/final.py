@@ -52,7 +52,7 @@ from torch import nn
 from nas.config import SearchConfig, load_config, validate_config
 from nas.tasks import make_task, stream_loaders
 from searchspaces.files import atomic_write
-from searchspaces.genome import Architecture
+from searchspaces.genome import TASK_HEADS, Architecture
 
 MANIFEST = "final.json"
 CHECKPOINT = "checkpoint.pt"
@@ -336,13 +336,17 @@ class FinalPlan:
 
 def plan_final(source: Source, epochs: int, out: str | Path) -> FinalPlan:
     """Check everything the user gave before anything is trained or logged: the epochs, the
-    architecture, the tracking store, the data, and that ``out`` can be resumed (it holds no
-    other training). Each problem is a one-line ``ValueError``."""
+    architecture (its head must be the task's), the tracking store, the data, and that ``out``
+    can be resumed (it holds no other training). Each problem is a one-line ``ValueError``."""
     from nas.tracking.store import check_tracking_uri
 
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     arch = Architecture.from_string(source.arch)
+    kind, head = source.config.task.kind, TASK_HEADS[source.config.task.kind]
+    if arch.head_kind != head:
+        raise ValueError(f"a {kind} task trains architectures ending in a {head!r} head, but "
+                         f"this one ends in {arch.head_string()!r}")
     check_tracking_uri(source.config.tracking.uri)
     folder = Path(out).expanduser().resolve()
     if (folder / MANIFEST).is_file():

@@ -88,7 +88,7 @@ def prepare(config: SearchConfig) -> Prepared:
     from estimators.latency import LatencyEstimator, resolve_estimator
     from estimators.profiles import load_profile
     from nas.strategies.tune_adapter import create_searcher
-    from nas.tasks import task_data
+    from nas.task_base import task_data
     from nas.trial import TrialContext
     from searchspaces.genome import TASK_HEADS
     from searchspaces.spaces import get_space

@@ -9,8 +9,7 @@ and metrics (mAP, mIoU) without touching the search.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -18,12 +17,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nas.config import TaskConfig, TrainingConfig
-from nas.data import DataSplit, make_datasets
+from nas.data import DataSplit
 from nas.detection import DetectionTask
 from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
+from nas.segmentation import SegmentationTask
+from nas.task_base import DatasetTask, train_steps
 from searchspaces.genome import Architecture
-from searchspaces.model import build_model
 
 
 class Task(Protocol):
@@ -41,23 +41,15 @@ class Task(Protocol):
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationTask(DatasetTask):
     """Image classification: cross-entropy training, top-1 ``accuracy`` on the validation split.
 
     Datasets are cached per resolution, and per device once held there as uint8 for the
     in-memory path (:mod:`nas.fasttrain`), so a Ray actor reused across trials loads them once.
     """
 
-    config: TaskConfig
-    seed: int = 0
     metric: str = "accuracy"
-    _cache: dict[int, DataSplit] = field(default_factory=dict, repr=False)
     _held: dict[tuple[int, str], DeviceData] = field(default_factory=dict, repr=False)
-
-    def data(self, resolution: int) -> DataSplit:
-        if resolution not in self._cache:
-            self._cache[resolution] = task_data(self.config, resolution, self.seed)
-        return self._cache[resolution]
 
     def device_data(self, resolution: int, device: torch.device) -> DeviceData:
         """The split at ``resolution`` held on ``device`` as uint8 (:mod:`nas.fastdata`)."""
@@ -66,9 +58,6 @@ class ClassificationTask:
             self._held[key] = materialise(self.data(resolution), device,
                                           mirrorable=self.config.dataset != "digits")
         return self._held[key]
-
-    def model(self, arch: Architecture, data: DataSplit) -> nn.Module:
-        return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     device: torch.device, schedule: Any = None) -> dict[str, float]:
@@ -90,49 +79,11 @@ class ClassificationTask:
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
 
 
-def train_steps(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                schedule: Any, loss_of: Callable[[Any, Any], torch.Tensor]) -> dict[str, float]:
-    """A task's training epoch: one optimizer step per batch ``(inputs, targets)`` of
-    ``loader`` on ``loss_of(inputs, targets)`` (the task's loss, which moves the batch to its
-    device), ``schedule`` stepping after each; returns the mean ``train_loss`` per input.
-
-    Raises:
-        FloatingPointError: when a batch's loss is not finite (the trial fails at once).
-    """
-    model.train()
-    total, count = 0.0, 0
-    for inputs, targets in loader:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_of(inputs, targets)
-        if not torch.isfinite(loss):
-            raise FloatingPointError("training loss is not finite")
-        loss.backward()
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        total += float(loss.detach()) * len(inputs)
-        count += len(inputs)
-    return {"train_loss": total / max(count, 1)}
 
 
-TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask}
 
-
-def task_data(config: TaskConfig, resolution: int, seed: int = 0) -> DataSplit:
-    """The train/validation split of ``config``'s dataset at ``resolution``. With
-    ``config.synthetic`` the deterministic scenes are written to ``data_dir`` first (once; every
-    later call, on any node, checks the folder holds that very set): the same scenes whatever
-    the search's seed, which only draws the split."""
-    if config.synthetic:
-        from nas.datasets.synthetic import PRESENCE, SceneSpec, ensure_synthetic_dataset
-
-        base = PRESENCE if config.synthetic == "presence" else SceneSpec()
-        spec = replace(base, num_images=config.synthetic_images)
-        ensure_synthetic_dataset(config.data_dir, config.kind, spec, seed=0)
-    return make_datasets(config.dataset, resolution, data_dir=config.data_dir,
-                         val_fraction=config.val_fraction, seed=seed,
-                         max_train=config.max_train, max_val=config.max_val,
-                         download=config.download)
+TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask,
+                          "segmentation": SegmentationTask}
 
 
 def make_task(config: TaskConfig, seed: int = 0) -> Task:

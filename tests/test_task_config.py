@@ -1,5 +1,5 @@
 """The task section of a config: kinds, their datasets, and synthetic scenes written on first
-use (``nas.tasks.task_data``)."""
+use (``nas.task_base.task_data``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from nas.config import TASK_METRICS, TaskConfig, validate_config
 from nas.datasets.synthetic import MANIFEST
-from nas.tasks import task_data
+from nas.task_base import task_data
 
 
 @pytest.mark.parametrize("task, fragment", [
