@@ -56,7 +56,7 @@ from estimators.build import (  # noqa: E402
     sample_networks,
 )
 from estimators.evaluate import accuracy_metrics  # noqa: E402
-from estimators.features import block_key  # noqa: E402
+from estimators.features import CONFIG_FIELDS, block_key  # noqa: E402
 from estimators.latency import SHIPPED_DIR, LatencyEstimator  # noqa: E402
 from estimators.profiles import HardwareProfile, load_profile  # noqa: E402
 from estimators.uncertainty import coverage, half_width, spread_and_point  # noqa: E402
@@ -104,7 +104,7 @@ def roofline_target() -> Target:
     profile = load_profile("roofline-npu32")
     backend = create_backend(profile)
     blocks = sample_blocks("mbv2", 32, 600, np.random.default_rng([0, 0]))
-    pool = [{"kind": b.kind, **dict(zip(BLOCK_COLUMNS[1:8], map(str, block_key(b)[1:]))),
+    pool = [{"kind": b.kind, **dict(zip(CONFIG_FIELDS, map(str, block_key(b)[1:]))),
              "latency_ms": str(m.latency_ms), "spread_ms": "0"}
             for b, m in zip(blocks, backend.measure_blocks(blocks))]
 

@@ -36,7 +36,7 @@ from estimators.build import (
     NETWORK_COLUMNS,
     NETWORK_TABLE,
 )
-from estimators.features import CONFIG_FIELDS
+from estimators.features import row_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT.parent / "shared" / "data" / "gpu_h200"
@@ -70,7 +70,7 @@ def _ms(value: str) -> str:
 
 def block_rows(blocks: list[dict[str, str]], batch: int) -> list[list[str]]:
     """The ``set=random`` rows of one batch size in the measurement-table layout."""
-    return [[r["kind"], *(r[c] for c in CONFIG_FIELDS), _ms(r["graph_ms"]), _ms(r["graph_iqr_ms"]),
+    return [[r["kind"], *row_config(r), _ms(r["graph_ms"]), _ms(r["graph_iqr_ms"]),
              *_env(batch)]
             for r in blocks if r["set"] == "random" and int(r["batch"]) == batch]
 

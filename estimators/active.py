@@ -41,7 +41,7 @@ import numpy as np
 
 from searchspaces.layers import BlockSpec, decompose
 
-from .features import CONFIG_FIELDS, block_key, config_array
+from .features import CONFIG_FIELDS, block_key, config_array, row_config
 from .latency import BLOCK_KINDS, LatencyEstimator
 from .uncertainty import DEFAULT_MEMBERS, fit_members, member_views
 
@@ -256,5 +256,5 @@ def active_blocks(space: str, parallelism_factor: int, samples: int, rounds: int
 
 def config_of_rows(rows: Sequence[dict[str, str]]) -> list[BlockSpec]:
     """Blocks of measurement-table rows."""
-    return [BlockSpec(f"row{i}", r["kind"], *(int(r[f]) for f in CONFIG_FIELDS))
+    return [BlockSpec(f"row{i}", r["kind"], **dict(zip(CONFIG_FIELDS, row_config(r))))
             for i, r in enumerate(rows)]

@@ -4,7 +4,9 @@
 
 1. sample block configurations that cover the space, curated *and* uncurated (blocks of random
    architectures of both variants, so kinds, widths, resolutions and strides appear as they do
-   in real candidates), plus a few whole networks for the per-network overhead;
+   in real candidates), plus a few whole networks for the per-network overhead; with ``heads``
+   (``--head det|seg|all``), also the blocks of detection and segmentation heads, sampled from
+   the space's candidates with those heads (:func:`sample_head_blocks`);
 2. measure them on the back end, in parallel worker processes, appending each result to
    ``measurements.csv`` / ``networks.csv`` as it arrives, so an interrupted build continues where
    it stopped (rows already measured are skipped on the next run with the same arguments);
@@ -18,6 +20,7 @@ measured elsewhere, shipped, or built before a change of the recipe.
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing as mp
 import os
 import shutil
@@ -29,15 +32,17 @@ from typing import Any
 
 import numpy as np
 
+from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec, decompose
 from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
-from .features import CONFIG_FIELDS, block_key
+from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
 from .latency import (
     BLOCK_KINDS,
+    TASK_HEAD_KINDS,
     LatencyEstimator,
     file_sha256,
     fit_kind_selected,
@@ -54,10 +59,22 @@ NETWORK_COLUMNS = ("arch", "num_classes", "in_channels", "latency_ms", "spread_m
 ENV_COLUMNS = ("backend", "profile", "machine", "versions")
 
 NUM_CLASSES_CHOICES = (10, 100, 1000)
+HEAD_NUM_CLASSES_CHOICES = (1, 3, 21, 80)
+"""Classes of the detection and segmentation networks a build and an evaluation sample: a
+presence detector (1), a few synthetic shapes (3), VOC (21, with the background), COCO (80).
+A classifier's 1000 ImageNet classes would make a full-resolution 1000-channel score map."""
 IN_CHANNELS_CHOICES = (1, 3)
+HEADS: dict[str, tuple[str, ...]] = {"det": ("det",), "seg": ("seg",), "all": ("det", "seg")}
+"""``--head`` values: the task heads (:data:`~searchspaces.genome.TASK_HEADS`) whose blocks a
+build measures besides a classifier's (which every estimator models)."""
+HEAD_BLOCKS: dict[str, tuple[str, ...]] = {"det": ("dethead",), "seg": ("lraspp", "segskip")}
+"""The block kinds of each task head (:func:`searchspaces.layers.head_blocks`)."""
 SMALL_KIND_SHARE = 0.06
 """Share of the samples given to each of stem, head, pool and classifier; the rest are stage
 blocks (ibn, fibn, conv in the proportions the space samples them)."""
+HEAD_KIND_SHARE = 0.06
+"""Blocks of each task-head kind (``dethead``, ``lraspp``, ``segskip``) a build with ``--head``
+measures, as a share of ``--samples`` (42 each for 700 samples); they come on top."""
 
 BLOCK_GROUP = 8
 """Blocks handed to a back end at once (what a crash can lose, and what torch-cpu interleaves)."""
@@ -76,9 +93,24 @@ class NetworkSample:
     in_channels: int
 
 
-def _variants(space: str, parallelism_factor: int) -> list:
-    return [get_space(space, parallelism_factor, curated=True),
-            get_space(space, parallelism_factor, curated=False)]
+def _variants(space: str, parallelism_factor: int, head: str = "head") -> list:
+    return [get_space(space, parallelism_factor, curated=True, head=head),
+            get_space(space, parallelism_factor, curated=False, head=head)]
+
+
+def head_kinds(head: str | None) -> tuple[str, ...]:
+    """The task heads a ``--head`` value names (none for ``None``); one-line ``ValueError``
+    for another value."""
+    if head is None:
+        return ()
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
+    return HEADS[head]
+
+
+def num_classes_choices(head: str) -> tuple[int, ...]:
+    """The class counts sampled for networks ending in a ``head`` head."""
+    return NUM_CLASSES_CHOICES if head == "head" else HEAD_NUM_CLASSES_CHOICES
 
 
 def sample_blocks(space: str, parallelism_factor: int, n: int, rng: np.random.Generator
@@ -115,29 +147,75 @@ def sample_blocks(space: str, parallelism_factor: int, n: int, rng: np.random.Ge
     return list(chosen.values())
 
 
-def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.Generator
-                    ) -> list[NetworkSample]:
-    """``n`` whole networks, alternating curated and uncurated variants of the space."""
-    variants = _variants(space, parallelism_factor)
-    return [NetworkSample(variants[i % 2].sample(rng), int(rng.choice(NUM_CLASSES_CHOICES)),
+def sample_head_blocks(space: str, parallelism_factor: int, heads: Sequence[str], n: int,
+                       rng: np.random.Generator) -> list[BlockSpec]:
+    """Up to ``n`` distinct blocks of each kind of the task ``heads`` (``det``: ``dethead``;
+    ``seg``: ``lraspp`` and ``segskip``), from random networks of the space's variants with that
+    head, with :data:`HEAD_NUM_CLASSES_CHOICES` classes. A head block's shape follows from the
+    trunk it reads (channels and resolution at the taps), so drawing whole candidates gives the
+    combinations a search asks about. Stops after ``20 n`` networks per head: a curated space
+    has few distinct head blocks."""
+    if n < 1:
+        raise ValueError(f"the number of head samples must be >= 1, got {n}")
+    chosen: dict[tuple, BlockSpec] = {}
+    for head in heads:
+        variants = _variants(space, parallelism_factor, head)
+        counts: dict[str, int] = {}
+        for i in range(20 * n):
+            blocks = decompose(variants[i % 2].sample(rng),
+                               int(rng.choice(HEAD_NUM_CLASSES_CHOICES)),
+                               int(rng.choice(IN_CHANNELS_CHOICES)))
+            for block in blocks:
+                key = block_key(block)
+                if (block.kind in TASK_HEAD_KINDS and counts.get(block.kind, 0) < n
+                        and key not in chosen):
+                    chosen[key] = block
+                    counts[block.kind] = counts.get(block.kind, 0) + 1
+            if len(counts) == len(HEAD_BLOCKS[head]) and min(counts.values()) >= n:
+                break
+    return list(chosen.values())
+
+
+def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.Generator,
+                    head: str = "head") -> list[NetworkSample]:
+    """``n`` whole networks ending in a ``head`` head, alternating curated and uncurated
+    variants of the space."""
+    variants = _variants(space, parallelism_factor, head)
+    classes = num_classes_choices(head)
+    return [NetworkSample(variants[i % 2].sample(rng), int(rng.choice(classes)),
                           int(rng.choice(IN_CHANNELS_CHOICES))) for i in range(n)]
 
 
 # -- measurement tables (append-only CSV, resumable) --------------------------------------------
+ADDED_COLUMNS: dict[str, str] = {f: str(v) for f, v in ADDED_FIELDS.items()}
+"""Columns added to the tables after some were written, with the value their older rows mean:
+such a table reads as if it had them, and a build that appends to it rewrites it with them."""
+
+
+def _older_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(c for c in columns if c not in ADDED_COLUMNS)
+
+
 def _read_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
-    """Rows of a measurement table; a torn last line (a killed writer) is dropped."""
+    """Rows of a measurement table; a torn last line (a killed writer) is dropped, and a table
+    written before :data:`ADDED_COLUMNS` gets their values."""
     if not path.exists():
         return []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return []
-        if tuple(reader.fieldnames[: len(columns)]) != columns:
-            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(columns)}")
+        header = tuple(reader.fieldnames)
+        added = {}
+        if header[: len(columns)] != columns:
+            if header[: len(_older_columns(columns))] != _older_columns(columns):
+                raise ValueError(f"{path} has columns {list(header)}, expected {list(columns)}")
+            added = {c: ADDED_COLUMNS[c] for c in columns if c in ADDED_COLUMNS}
         rows = []
         for row in reader:
             if None in row.values() or None in row:
                 continue  # torn line
+            row.update(added)
             try:
                 float(row["latency_ms"])
                 float(row["spread_ms"])
@@ -154,6 +232,7 @@ class _Appender:
         new = not path.exists() or path.stat().st_size == 0
         if not new:
             _truncate_torn_tail(path)
+            _add_columns(path, columns)
         self._handle = path.open("a", newline="")
         self._writer = csv.writer(self._handle)
         if new:
@@ -167,6 +246,22 @@ class _Appender:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _add_columns(path: Path, columns: tuple[str, ...]) -> None:
+    """Rewrite a table written before :data:`ADDED_COLUMNS` with them (atomically), so that
+    rows appended now line up with its header."""
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if not header or tuple(header[: len(columns)]) == columns:
+        return
+    rows = _read_rows(path, columns[: columns.index("spread_ms") + 1])
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore",
+                            lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, buffer.getvalue().encode())
 
 
 def _truncate_torn_tail(path: Path) -> None:
@@ -285,18 +380,25 @@ def build_profile(profile: str | HardwareProfile, space: str, backend: str | Non
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
-                    network_passes: int = NETWORK_PASSES, active: int = 0
-                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    network_passes: int = NETWORK_PASSES, active: int = 0,
+                    head: str | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report.
 
     ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
     (:mod:`estimators.active`) instead of one random sample.
+
+    ``head`` (``det``, ``seg`` or ``all``; :data:`HEADS`) also measures the blocks of those task
+    heads, :data:`HEAD_KIND_SHARE` of ``samples`` per head block kind, on top of ``samples``
+    and from their own random stream (:func:`sample_head_blocks`): the classifier's blocks,
+    and so its models, are those of a build without ``head``, and adding heads to a finished
+    build measures only the head blocks. The whole networks stay classifiers.
 
     The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
     pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
     statistic :func:`~estimators.evaluate.evaluate_estimator` scores against, so that the
     per-network overhead is fitted on networks measured the way held-out networks are."""
     prof = build_profile(profile, space, backend)
+    heads = head_kinds(head)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if networks < 0:
@@ -319,6 +421,9 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
                       progress=(lambda r, n: progress("rounds", r, n)) if progress else None)
     else:
         measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
+    if heads:
+        measure(sample_head_blocks(space, p, heads, max(1, round(samples * HEAD_KIND_SHARE)),
+                                   np.random.default_rng([seed, 3])))
 
     net_path = out / NETWORK_TABLE
     done_nets = {(r["arch"], r["num_classes"], r["in_channels"])
@@ -344,7 +449,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
 
     return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
                                             "samples": samples, "seed": seed,
-                                            "network_passes": passes, "active_rounds": active},
+                                            "network_passes": passes, "active_rounds": active,
+                                            "heads": list(heads)},
                          progress)
 
 
@@ -415,7 +521,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
     extra: dict[str, Any] = {"environment": env, "fit_from_tables": {
         "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
     source = _previous_manifest(tables)
-    extra.update({k: source[k] for k in ("samples", "seed", "network_passes") if k in source})
+    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "heads")
+                  if k in source})
     return _fit_and_save(out, space, prof, extra, progress)
 
 
@@ -461,7 +568,7 @@ def _previous_manifest(folder: Path) -> dict[str, Any]:
 
 
 def _row_key(row: dict[str, str]) -> tuple:
-    return (row["kind"], *(int(row[f]) for f in CONFIG_FIELDS))
+    return (row["kind"], *row_config(row))
 
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
@@ -478,9 +585,10 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
     models, errors, ensemble = {}, {}, {}
-    for done, kind in enumerate(BLOCK_KINDS):
+    kinds = BLOCK_KINDS + tuple(k for k in TASK_HEAD_KINDS if any(r["kind"] == k for r in rows))
+    for done, kind in enumerate(kinds):
         if progress:
-            progress("fit", done, len(BLOCK_KINDS))
+            progress("fit", done, len(kinds))
         sel = [r for r in rows if r["kind"] == kind]
         if not sel:
             continue
@@ -514,7 +622,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         interval_report = calibrate_on_networks(
             estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
     if progress:
-        progress("fit", len(BLOCK_KINDS), len(BLOCK_KINDS))
+        progress("fit", len(kinds), len(kinds))
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},

@@ -2,7 +2,9 @@
 
 The held-out networks are sampled from the estimator's space (curated and uncurated variants
 alternately) with a random stream that the build never uses, measured end to end on the back end
-(not as a sum of blocks), and compared with the prediction:
+(not as a sum of blocks), and compared with the prediction. They are classifiers, or with
+``head`` (``det``, ``seg``) detection or segmentation networks of the space, scored the same way
+(the estimator must have been built with that head: ``hwnas estimator build --head``):
 
 - ``within_5pct`` / ``within_10pct``: fraction of networks predicted within +-5% / +-10%;
 - ``mape``: mean absolute percentage error, in percent;
@@ -39,8 +41,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from searchspaces.genome import TASK_HEADS
+
 from .backends import Measurement
 from .build import (
+    HEAD_BLOCKS,
     NETWORK_PASSES,
     measure_in_passes,
     measure_network_sample,
@@ -48,7 +53,7 @@ from .build import (
     sample_networks,
     timing_passes,
 )
-from .latency import LatencyEstimator, resolve_estimator
+from .latency import LatencyEstimator, read_manifest, resolve_estimator
 from .profiles import load_profile
 
 METRIC_KEYS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "spearman",
@@ -94,10 +99,22 @@ def split_timings(passes: list[Measurement]) -> tuple[Measurement, Measurement]:
     return robust_timing(passes[0::2]), robust_timing(passes[1::2])
 
 
+def check_head(folder: str | Path, head: str) -> None:
+    """One-line ``ValueError`` unless the estimator in ``folder`` prices networks ending in a
+    ``head`` head (``head``, ``det``, ``seg``): it has a model for each of the head's kinds."""
+    if head not in TASK_HEADS.values():
+        raise ValueError(f"unknown head {head!r}; expected one of {', '.join(TASK_HEADS.values())}")
+    folder = resolve_estimator(folder)
+    missing = [k for k in HEAD_BLOCKS.get(head, ()) if k not in read_manifest(folder)["models"]]
+    if missing:
+        raise ValueError(f"estimator {folder} has no model for {', '.join(missing)} blocks; "
+                         f"build it with --head {head} (or all) to evaluate {head} networks")
+
+
 def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: int = 1,
                        cache_dir: Path | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       passes: int = NETWORK_PASSES
+                       passes: int = NETWORK_PASSES, head: str = "head"
                        ) -> tuple[dict[str, float], list[dict[str, object]]]:
     """Metrics over ``archs`` held-out networks, and the per-network rows.
 
@@ -105,7 +122,8 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
     disturb each other); ``cache_dir`` is where a memoizing back end (ZigZag) keeps its layer
     results, by default the estimator's own ``cache/`` folder when it is writable. ``passes``
     (>= 2) timing passes give the repeatability ceiling (one on a deterministic back end);
-    ``progress(done, total)`` counts single network measurements over all passes.
+    ``progress(done, total)`` counts single network measurements over all passes. ``head``
+    (``head``, ``det`` or ``seg``) is the task head the held-out networks end in.
     """
     if archs < 2:
         raise ValueError(f"evaluate needs at least 2 networks, got {archs}")
@@ -113,12 +131,13 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
         raise ValueError(f"evaluate needs at least 2 timing passes (the repeatability ceiling "
                          f"compares two), got {passes}")
     folder = resolve_estimator(folder)
+    check_head(folder, head)
     estimator = LatencyEstimator.load(folder)
     profile = load_profile(estimator.meta.get("profile_path") or estimator.profile)
     if cache_dir is None and os.access(folder, os.W_OK):
         cache_dir = folder / "cache"
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
-                           np.random.default_rng([seed, 1]))
+                           np.random.default_rng([seed, 1]), head)
     passes = timing_passes(profile, passes)
     rows = []
     for net, timed in measure_in_passes(nets, measure_network_sample, profile, workers, passes,

@@ -10,16 +10,21 @@ staircase that an accelerator shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from searchspaces.layers import BlockSpec
+from searchspaces.layers import HEAD_BLOCK_KINDS, BlockSpec, LayerSpec
 
 CONFIG_FIELDS: tuple[str, ...] = (
-    "cin", "cout", "mid", "kernel", "stride", "in_res", "expansion",
+    "cin", "cout", "mid", "kernel", "stride", "in_res", "expansion", "resize_to",
 )
-"""The columns that identify a block (``kind`` aside) in a measurement table."""
+"""The columns that identify a block (``kind`` aside) in a measurement table. ``resize_to`` (the
+resolution a task head's block resizes its output to, 0 for no resize) came last, with the task
+heads: a table written before it reads as 0 (:mod:`estimators.build`)."""
+ADDED_FIELDS: dict[str, int] = {"resize_to": 0}
+"""Fields of :data:`CONFIG_FIELDS` added after tables were written without them, and the value
+their absence means."""
 
 FEATURES: tuple[str, ...] = (
     "cin", "cout", "mid", "kernel", "stride", "in_res", "out_res", "expansion", "residual",
@@ -33,10 +38,16 @@ BASIS: tuple[str, ...] = ("dense_cycles", "dw_cycles", "moved_elements", "layers
 """The work terms of :func:`work_basis`."""
 
 
-def block_key(block: BlockSpec) -> tuple[str, int, int, int, int, int, int, int]:
+def row_config(row: Mapping[str, str]) -> tuple[int, ...]:
+    """The :data:`CONFIG_FIELDS` of a measurement-table row, :data:`ADDED_FIELDS` defaulted for a
+    row of an older table."""
+    return tuple(int(row[f]) if f in row else ADDED_FIELDS[f] for f in CONFIG_FIELDS)
+
+
+def block_key(block: BlockSpec) -> tuple[str, int, int, int, int, int, int, int, int]:
     """What determines a block's latency; blocks with equal keys are measured once."""
     return (block.kind, block.cin, block.cout, block.mid, block.kernel, block.stride,
-            block.in_res, block.expansion)
+            block.in_res, block.expansion, block.resize_to)
 
 
 def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
@@ -44,9 +55,9 @@ def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
 
 
 def config_array(blocks: Sequence[BlockSpec]) -> np.ndarray:
-    """``(n, 7)`` int array of :data:`CONFIG_FIELDS`."""
-    return np.array([[b.cin, b.cout, b.mid, b.kernel, b.stride, b.in_res, b.expansion]
-                     for b in blocks], dtype=np.int64).reshape(-1, len(CONFIG_FIELDS))
+    """``(n, 8)`` int array of :data:`CONFIG_FIELDS`."""
+    return np.array([block_key(b)[1:] for b in blocks],
+                    dtype=np.int64).reshape(-1, len(CONFIG_FIELDS))
 
 
 def block_features(kind: str, config: np.ndarray, parallelism_factor: int) -> np.ndarray:
@@ -57,7 +68,9 @@ def block_features(kind: str, config: np.ndarray, parallelism_factor: int) -> np
     """
     p = int(parallelism_factor)
     cfg = np.asarray(config, dtype=np.int64)
-    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(len(CONFIG_FIELDS)))
+    if kind in HEAD_BLOCK_KINDS:
+        return head_features(kind, cfg, p)[0]
+    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))  # no resize_to: no resize
     if kind in ("pool", "classifier"):
         out_res = np.ones_like(r)
     else:
@@ -123,11 +136,14 @@ def work_basis(kind: str, config: np.ndarray, parallelism_factor: int) -> np.nda
     - ``layers``: number of layers (each costs a launch / configuration overhead).
 
     The estimator fits latency ~ non-negative combination of these (a roofline-like prior whose
-    coefficients are learned per back end and kind), then boosts the remaining log-ratio.
+    coefficients are learned per back end and kind), then boosts the remaining log-ratio. A task
+    head's blocks get the same terms from their layers (:func:`head_features`).
     """
     p = int(parallelism_factor)
     cfg = np.asarray(config, dtype=np.int64)
-    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(len(CONFIG_FIELDS)))
+    if kind in HEAD_BLOCK_KINDS:
+        return head_features(kind, cfg, p)[1]
+    cin, cout, mid, k, s, r, e = (cfg[:, i] for i in range(7))  # no resize_to: no resize
     o = _ceil_div(r, s)
     zero = np.zeros_like(cin)
 
@@ -173,3 +189,66 @@ def model_features(kind: str, config: np.ndarray, parallelism_factor: int,
         block_features(kind, config, parallelism_factor),
         np.log1p(basis[:, :3]), basis[:, 3], np.log(base_ms),
     ])
+
+
+def config_block(kind: str, row: Sequence[int]) -> BlockSpec:
+    """The block a row of :data:`CONFIG_FIELDS` describes (named ``kind``)."""
+    return BlockSpec(kind, kind, **{f: int(v) for f, v in zip(CONFIG_FIELDS, row)})
+
+
+def _layer_work(layer: LayerSpec, p: int) -> tuple[int, int, float, float, int]:
+    """MACs, P-aligned MACs, dense array passes, vector-lane passes and moved elements of one
+    layer of a task head's block, on the terms of :func:`work_basis` (dense layers fill a P x P
+    array; depthwise layers, pooling, elementwise ops and resizes fill P lanes; a bilinear
+    resize reads four taps per output element)."""
+    al = -(-layer.cout // p) * p
+    o2 = layer.out_res**2
+    moved = layer.input_elements + layer.output_elements
+    if layer.op in ("conv", "pconv", "linear"):
+        aligned = o2 * al * (-(-(layer.cin // layer.groups) // p) * p) * layer.kernel**2
+        return layer.macs, aligned, aligned / (p * p), 0.0, moved + layer.params
+    if layer.op == "dwconv":
+        aligned = o2 * al * layer.kernel**2
+        return layer.macs, aligned, 0.0, aligned / p, moved + layer.params
+    if layer.op == "pool":
+        aligned = -(-layer.cin // p) * p * layer.in_res**2
+    elif layer.op == "resize":
+        aligned = 4 * al * o2
+    elif layer.op in ("add", "mul"):  # the second operand: a feature map, or mul's gate vector
+        aligned = al * o2
+        moved += layer.output_elements if layer.op == "add" else layer.cin
+    else:
+        raise ValueError(f"no latency terms for layer op {layer.op!r}")
+    return 0, aligned, 0.0, aligned / p, moved
+
+
+def head_features(kind: str, config: np.ndarray, parallelism_factor: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The configuration features (the first 21 of :data:`FEATURES`) and the work terms
+    (:data:`BASIS`) of task-head blocks (``dethead``, ``lraspp``, ``segskip``) of one kind.
+
+    They are computed layer by layer from :meth:`~searchspaces.layers.BlockSpec.layers`, so a
+    head block is priced by exactly the layers the model runs: LR-ASPP's gate and resize, a skip
+    branch's sum, the final upsampling to the input resolution. ``out_res`` is the resolution
+    the block resizes to (where it ends in a resize), the intermediate elements are the outputs
+    of every layer but the last."""
+    p = int(parallelism_factor)
+    feats, basis = [], []
+    for row in np.asarray(config, dtype=np.int64):
+        block = config_block(kind, row)
+        layers = block.layers()
+        work = np.array([_layer_work(layer, p) for layer in layers], dtype=np.float64)
+        macs, aligned, dense, dw, moved = work.sum(axis=0)
+        cin, cout, mid = block.cin, block.cout, block.mid
+        feats.append([
+            cin, cout, mid, block.kernel, block.stride, block.in_res, block.out_res,
+            block.expansion, 0, np.log1p(macs), np.log1p(aligned),
+            np.log1p(layers[0].input_elements), np.log1p(layers[-1].output_elements),
+            np.log1p(sum(layer.output_elements for layer in layers[:-1])),
+            np.log1p(sum(layer.params for layer in layers)),
+            -(-cin // p), -(-cout // p), -(-mid // p), cin % p, cout % p, mid % p,
+        ])
+        basis.append([dense, dw, moved, len(layers)])
+    width = len(FEATURES) - 5
+    return (np.array(feats, dtype=np.float64).reshape(-1, width),
+            np.array(basis, dtype=np.float64).reshape(-1, len(BASIS)))

@@ -37,7 +37,14 @@ import numpy as np
 
 from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, conv_out, decompose, end_blocks, stage_blocks
+from searchspaces.layers import (
+    HEAD_BLOCK_KINDS,
+    BlockSpec,
+    conv_out,
+    decompose,
+    end_blocks,
+    stage_blocks,
+)
 
 from . import strict_json
 from .features import (
@@ -56,6 +63,10 @@ READ_FORMATS = (1, 2)
 an hwnas that knows only format 1 refuses a format-2 folder instead of ignoring its cost."""
 MANIFEST = "manifest.json"
 BLOCK_KINDS = ("stem", "ibn", "fibn", "conv", "head", "pool", "classifier")
+"""The kinds every estimator models: a classifier's blocks."""
+TASK_HEAD_KINDS = HEAD_BLOCK_KINDS
+"""The kinds of the detection and segmentation heads' blocks (``dethead``, ``lraspp``,
+``segskip``): modelled where the build measured them (``hwnas estimator build --head``)."""
 
 LGBM_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -217,8 +228,10 @@ class LatencyEstimator:
         for kind, todo in missing.items():
             model = self.models.get(kind)
             if model is None:
+                hint = ("; rebuild it with 'hwnas estimator build --head'"
+                        if kind in TASK_HEAD_KINDS else "")
                 raise ValueError(f"estimator has no model for block kind {kind!r}; it knows "
-                                 f"{', '.join(self.models)}")
+                                 f"{', '.join(self.models)}{hint}")
             pred = model.predict_ms(config_array(list(todo.values())), self.parallelism_factor)
             self._blocks.update(zip(todo.keys(), pred.tolist()))
         return np.array([self._blocks[k] for k in keys], dtype=np.float64) - self.per_block_ms

@@ -19,7 +19,7 @@ import torch
 from estimators.backends import BACKENDS, Backend, Measurement
 from estimators.profiles import list_profiles, load_profile
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, decompose
+from searchspaces.layers import HEAD_BLOCK_KINDS, BlockSpec, decompose
 
 # Every block kind once: stem, IBN with expansion 1 and 6, fused IBN, conv, head, pool and the
 # classifier (which takes (N, cin)). Small, so that exports and simulations stay few.
@@ -27,6 +27,13 @@ ARCH = Architecture.from_string("r32_w1.0_d8:stem_c16_s1-ibn_k3_e1_c16_r1_s1-ibn
                                 "fibn_k3_e4_c32_r1_s2-conv_k3_c32_r1_s1-head_c128")
 BLOCKS = decompose(ARCH, num_classes=10)
 KINDS = {"stem", "ibn", "fibn", "conv", "head", "pool", "classifier"}
+# The same trunk with a two-scale detection head and an LR-ASPP head whose skip reads stride 4:
+# every task-head block kind once (dethead x2, lraspp, segskip).
+TRUNK = ARCH.to_string().rsplit("-", 1)[0]
+HEAD_ARCHS = (Architecture.from_string(f"{TRUNK}-det_c32_n2"),
+              Architecture.from_string(f"{TRUNK}-seg_c32_o4"))
+HEAD_BLOCKS = [b for arch in HEAD_ARCHS for b in decompose(arch, num_classes=3)
+               if b.kind in HEAD_BLOCK_KINDS]
 TINY = BlockSpec("tiny", "conv", 8, 8, 8, 3, 1, 16)
 WIDE = BlockSpec("wide", "conv", 128, 128, 128, 3, 1, 16)  # 256x the MACs of TINY
 
@@ -69,6 +76,15 @@ class BackendContract:
         assert len(measured) == len(BLOCKS)
         for m in measured:
             check_measurement(m)
+
+    def test_task_heads_measure_positive_and_finite(self, backend: Backend) -> None:
+        """The blocks of a detection and a segmentation head, and the whole networks, measure
+        like every other (a ``segskip`` block on its own adds a stand-in for the high branch)."""
+        assert {b.kind for b in HEAD_BLOCKS} == set(HEAD_BLOCK_KINDS)
+        for m in backend.measure_blocks(HEAD_BLOCKS):
+            check_measurement(m)
+        for arch in HEAD_ARCHS:
+            check_measurement(backend.measure_network(arch, num_classes=3))
 
     def test_more_work_is_slower(self, backend: Backend) -> None:
         light, heavy = backend.measure_block(self.light), backend.measure_block(self.heavy)

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, strict_loads
-from estimators.build import BLOCK_TABLE, NETWORK_TABLE, build_estimator, fit_estimator
+from estimators.build import (
+    BLOCK_COLUMNS,
+    BLOCK_TABLE,
+    NETWORK_TABLE,
+    build_estimator,
+    fit_estimator,
+)
 from estimators.latency import MANIFEST, LatencyEstimator, file_sha256
 from searchspaces.spaces import get_space
 
@@ -67,7 +73,7 @@ def test_fit_refuses_tables_it_cannot_trust(built: Path, tmp_path: Path) -> None
     bare = tmp_path / "bare"
     bare.mkdir()
     lines = (built / BLOCK_TABLE).read_text().splitlines()
-    cut = len("kind,cin,cout,mid,kernel,stride,in_res,expansion,latency_ms,spread_ms".split(","))
+    cut = len(BLOCK_COLUMNS)
     (bare / BLOCK_TABLE).write_text("\n".join(",".join(x.split(",")[:cut]) for x in lines))
     with pytest.raises(ValueError, match="lacks the columns backend"):
         fit_estimator(bare, "roofline-npu32", "mbv2", out)

@@ -17,7 +17,7 @@ from estimators.backends import create_backend  # noqa: E402
 from estimators.backends.zigzag import ZigZagBackend  # noqa: E402
 from estimators.profiles import load_profile  # noqa: E402
 from searchspaces.genome import Architecture  # noqa: E402
-from searchspaces.layers import BlockSpec, LayerSpec, decompose, layers  # noqa: E402
+from searchspaces.layers import LAYER_OPS, BlockSpec, LayerSpec, decompose, layers  # noqa: E402
 
 TINY = "r16_w1.0_d8:stem_c16_s1-ibn_k3_e2_c16_r2_s1-fibn_k3_e2_c24_r1_s2-head_c64"
 
@@ -122,6 +122,26 @@ def test_disk_cache_survives_a_new_instance(tmp_path: Path, npu32: ZigZagBackend
 def test_all_layer_ops_are_modelled(npu32: ZigZagBackend) -> None:
     arch = Architecture.from_string(TINY)
     ops = {layer.op for layer in layers(arch, num_classes=10)}
-    assert ops == {"conv", "dwconv", "add", "pool", "linear"}
+    trunk = TINY.rsplit("-", 1)[0]
+    for head in (trunk + "-det_c32_n2", trunk.replace("_s1-", "_s2-", 1) + "-seg_c32_o4"):
+        ops |= {layer.op for layer in layers(Architecture.from_string(head), num_classes=3)}
+    assert ops == set(LAYER_OPS)
+    assert all(c > 0 for c in npu32.layer_cycles(
+        LayerSpec("x", op, 16, 16, 1, 1, 16 if op == "dwconv" else 1, 8,
+                  16 if op == "resize" else 8) for op in ops))
     with pytest.raises(ValueError, match="unknown layer op"):
         npu32.layer_cycles([LayerSpec("x", "softmax", 8, 8, 1, 1, 1, 1, 1)])
+
+
+def test_task_head_ops(npu32: ZigZagBackend) -> None:
+    """A prediction conv costs what a conv does (its bias is free); LR-ASPP's gate product
+    moves the map and the output, a third less than a residual add, which moves two maps; a
+    bilinear resize costs in proportion to its output, not its input."""
+    conv, pconv, add, mul = npu32.layer_cycles(
+        LayerSpec("x", op, 64, 64, 1, 1, 1, 28, 28) for op in ("conv", "pconv", "add", "mul"))
+    assert pconv == conv
+    assert mul == pytest.approx(2 / 3 * add, rel=0.05)
+    small, large, wide_in = npu32.layer_cycles(
+        LayerSpec("x", "resize", 21, 21, 1, 1, 1, r, o) for r, o in ((7, 28), (28, 112), (14, 112)))
+    assert large == pytest.approx(16 * small, rel=0.15)  # 16x the output elements
+    assert wide_in == pytest.approx(large, rel=0.1)  # 4x the input, the same output

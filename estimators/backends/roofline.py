@@ -7,8 +7,11 @@ Each layer takes ``max(compute cycles, memory cycles) + a fixed per-layer overhe
   which is what makes a channel count one above a multiple of P cost a whole extra pass;
 - a depthwise conv has no input-channel reduction to spread over the second array dimension and
   uses one row: ``out_res^2 * ceil(C / P) * k^2`` cycles (the reason fused IBNs win on NPUs);
-- linear layers are a 1x1 conv on a 1x1 map; adds and pooling stream ``elements / P`` per cycle;
-- memory cycles are the bytes of input, output and weights over the DRAM bytes per cycle.
+- linear layers are a 1x1 conv on a 1x1 map, a task head's prediction conv (``pconv``) a conv;
+  adds, products and pooling stream ``elements / P`` per cycle, a bilinear resize reads four
+  taps per output element on P lanes;
+- memory cycles are the bytes of input (and a product's gate vector), output and weights over
+  the DRAM bytes per cycle.
 
 This is the classic roofline argument (Williams et al., CACM 2009) at layer granularity. It
 serves design-phase what-ifs, fast tests of the estimator pipeline, and as a cross-check of the
@@ -53,16 +56,19 @@ class RooflineBackend(Backend):
     def layer_cycles(self, layer: LayerSpec) -> float:
         p = self.profile.parallelism_factor
         o2 = layer.out_res**2
-        if layer.op == "conv":
+        if layer.op in ("conv", "pconv"):
             compute = o2 * _ceil(layer.cout, p) * _ceil(layer.cin, p) * layer.kernel**2
         elif layer.op == "dwconv":
             compute = o2 * _ceil(layer.cout, p) * layer.kernel**2
         elif layer.op == "linear":
             compute = _ceil(layer.cout, p) * _ceil(layer.cin, p)
-        else:  # add, pool: stream the elements
+        elif layer.op == "resize":  # four bilinear taps per output element, P lanes
+            compute = o2 * _ceil(layer.cout, p) * 4
+        else:  # add, mul, pool: stream the elements
             compute = _ceil(layer.input_elements * (2 if layer.op == "add" else 1), p)
-        weights = layer.params if layer.op in ("conv", "dwconv", "linear") else 0
-        moved = (layer.input_elements + layer.output_elements + weights)
+        weights = layer.params if layer.op in ("conv", "pconv", "dwconv", "linear") else 0
+        gate = layer.cin if layer.op == "mul" else 0  # the broadcast vector
+        moved = (layer.input_elements + gate + layer.output_elements + weights)
         memory = moved * self.settings.bytes_per_element / self.settings.dram_bytes_per_cycle
         return max(compute, memory) + self.settings.layer_overhead_cycles
 

@@ -25,6 +25,19 @@ activations, 16-bit partial sums, batch 1):
   with no constant operand: both inputs and the output are feature maps, so ZigZag charges the
   traffic of all three; the mapping gives it P lanes, like a P-wide vector unit.
 
+The task heads add three ops, each lowered onto units the mapping already has:
+
+* ``pconv`` (a prediction conv with a bias): a ``conv``; the bias seeds the accumulator and
+  costs no cycles.
+* ``mul`` (LR-ASPP's gate, a per-channel vector broadcast over the map): a 1x1 depthwise conv
+  whose weights are the gate (G = channels), on the ``add`` entry's P lanes. Only the map and
+  the output are feature maps, so it moves a third less than an ``add``.
+* ``resize`` (bilinear upsampling from ``in_res`` to ``out_res``): a 2x2 depthwise conv over the
+  *output* grid (four taps, weights the bilinear coefficients) whose input is the ``in_res``
+  map: ZigZag clips the input's extent to ``in_res``, so it moves the small input once and the
+  large output once; on the ``dwconv`` entry (channels across, taps down), how an NPU compiler
+  lowers an upsampling onto its depthwise path.
+
 The layer names are ``conv``, ``dwconv``, ``linear``, ``pool`` and ``add``; ZigZag picks the
 mapping entry of that name (before the operator type and ``default``), so a mapping file must
 define ``default``, ``dwconv``, ``pool`` and ``add``. Every layer is evaluated on its own, as
@@ -39,8 +52,9 @@ orders than there are temporal loops: 6! = 720 cost-model runs), and several sec
 conv on the 4-D Edge-TPU-like array. Cycles are therefore memoized per layer shape in the process
 and, with a ``cache_dir``, in a JSON file keyed by a fingerprint of the ZigZag version, the
 accelerator and mapping files and the search settings (written atomically under a file lock,
-merged with what other processes wrote). ZigZag writes its dumps into a fresh temporary folder
-per call, removed afterwards, so processes can run side by side.
+merged with what other processes wrote). ZigZag runs as its latency API does but without the
+stages that write result files (:func:`_latency_pipeline`), so it writes nothing and processes
+can run side by side.
 """
 
 from __future__ import annotations
@@ -48,7 +62,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,7 +81,7 @@ from pydantic.dataclasses import dataclass
 from estimators.profiles import SETTINGS_CONFIG, HardwareProfile, parse_settings
 from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, LayerSpec
+from searchspaces.layers import LAYER_OPS, BlockSpec, LayerSpec
 from searchspaces.layers import layers as network_layers
 
 from .base import Backend, Measurement
@@ -92,6 +105,8 @@ class ZigZagSettings:
 
 
 _CONV_EQUATION = "O[b][g][k][oy][ox]+=W[g][k][c][fy][fx]*I[b][g][c][iy][ix]"
+_MAPPED_AS = {"pconv": "conv", "mul": "add", "resize": "dwconv"}
+"""The mapping entry of the ops that have none of their own (see the module doc)."""
 _ADD_EQUATION = "O[b][g][oy][ox]=I[b][g][oy][ox]+W[b][g][oy][ox]"
 
 ShapeKey = tuple[str, int, int, int, int, int, int, int]
@@ -112,15 +127,22 @@ def zigzag_layer(key: ShapeKey, layer_id: int) -> dict[str, Any]:
                 "loop_sizes": [1, cout, out_res, out_res],
                 "operand_precision": {"I": 8, "W": 8, "O": 8, "O_final": 8},
                 "operand_source": {}}
-    if op in ("conv", "dwconv", "linear"):
+    name, pads = _MAPPED_AS.get(op, op), None
+    if op in ("conv", "pconv", "dwconv", "linear"):
         g, k, c, pad = groups, cout // groups, cin // groups, kernel // 2
         if op == "dwconv" and (k != 1 or c != 1):
             raise ValueError(f"a dwconv layer needs cin == cout == groups, got {key}")
     elif op == "pool":  # a depthwise conv whose window is the whole map
         g, k, c, pad, kernel, stride = cin, 1, 1, 0, in_res, in_res
+    elif op == "mul":  # a per-channel scale: a 1x1 depthwise conv whose weights are the gate
+        g, k, c, pad, kernel, stride = cout, 1, 1, 0, 1, 1
+    elif op == "resize":  # a 2x2 depthwise conv on the output grid reading the in_res map
+        g, k, c, kernel, stride = cout, 1, 1, 2, 1
+        pad, pads = 0, [[0, 1], [0, 1]]
     else:
-        raise ValueError(f"unknown layer op {op!r}; expected conv, dwconv, add, pool or linear")
-    return {"id": layer_id, "name": op, "operator_type": "Pooling" if op == "pool" else "Conv",
+        raise ValueError(f"unknown layer op {op!r}; expected one of {', '.join(LAYER_OPS)}")
+    return {"id": layer_id, "name": name,
+            "operator_type": "Pooling" if op == "pool" else "Conv",
             "equation": _CONV_EQUATION,
             "dimension_relations": [f"ix={stride}*ox+1*fx", f"iy={stride}*oy+1*fy"],
             "loop_dims": ["B", "K", "G", "OX", "OY", "C", "FX", "FY"],
@@ -128,7 +150,7 @@ def zigzag_layer(key: ShapeKey, layer_id: int) -> dict[str, Any]:
             "operand_precision": dict(PRECISION),
             "operand_source": {"W": layer_id},  # constant weights; the input comes from outside
             "pr_loop_dims": ["IX", "IY"], "pr_loop_sizes": [in_res, in_res],
-            "padding": [[pad, pad], [pad, pad]]}
+            "padding": pads or [[pad, pad], [pad, pad]]}
 
 
 def zigzag_version() -> str:
@@ -154,6 +176,37 @@ def _quiet_zigzag() -> Iterator[None]:
         for handler in [h for h in root.handlers if h not in handlers]:
             root.removeHandler(handler)
         root.setLevel(level)
+
+
+def _latency_pipeline(workload: list[dict[str, Any]], accelerator: str, mapping: str,
+                      lpf_limit: int) -> Any:
+    """ZigZag's ``get_hardware_performance_zigzag(opt="latency")`` pipeline of stages (zigzag-dse
+    3.9.1, same order and settings) without its result-saving and visualisation stages.
+
+    Those only write files (a json per layer, a pickle, a png of the memory hierarchy, a loop
+    ordering printout), and the printout fails (``max()`` of an empty sequence) on a layer with
+    no temporal loop, one the array holds whole: a 1x1 conv on a 1x1 map whose input and output
+    channels both fit the array, such as a narrow LR-ASPP gate or a small classifier."""
+    from zigzag.mapping.temporal_mapping import TemporalMappingType
+    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+    from zigzag.stages.main import MainStage
+    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+    from zigzag.stages.mapping.temporal_mapping_generator_stage import (
+        TemporalMappingGeneratorStage,
+    )
+    from zigzag.stages.parser.accelerator_parser import AcceleratorParserStage
+    from zigzag.stages.parser.workload_parser import WorkloadParserStage
+    from zigzag.stages.results.reduce_stages import MinimalLatencyStage, SumStage
+    from zigzag.stages.workload_iterator import WorkloadStage
+
+    stages = [WorkloadParserStage, AcceleratorParserStage, SumStage, WorkloadStage,
+              MinimalLatencyStage, SpatialMappingGeneratorStage, MinimalLatencyStage,
+              TemporalMappingGeneratorStage, CostModelStage]
+    return MainStage(stages, accelerator=accelerator, workload=workload, mapping=mapping,
+                     loma_lpf_limit=lpf_limit, loma_show_progress_bar=False,
+                     nb_mappings_generated=3, enable_mix_spatial_mapping_generation=False,
+                     access_same_data_considered_as_no_access=True,
+                     temporal_mapping_type=TemporalMappingType("uneven"))
 
 
 class ZigZagBackend(Backend):
@@ -256,17 +309,11 @@ class ZigZagBackend(Backend):
         ok, why = self.available()
         if not ok:
             raise RuntimeError(why)
-        from zigzag.api import get_hardware_performance_zigzag
-
         workload = [zigzag_layer(key, i) for i, key in enumerate(keys)]
-        # ZigZag writes json, pickle and png files into its dump folder: a fresh one per call.
-        dump_folder = tempfile.TemporaryDirectory(prefix="hwnas-zigzag-",
-                                                  ignore_cleanup_errors=True)
         try:
-            with dump_folder as dump, _quiet_zigzag():
-                _, _, cmes = get_hardware_performance_zigzag(
-                    workload, str(self.accelerator), str(self.mapping), opt="latency",
-                    dump_folder=dump, lpf_limit=self.lpf_limit, loma_show_progress_bar=False)
+            with _quiet_zigzag():
+                cmes = _latency_pipeline(workload, str(self.accelerator), str(self.mapping),
+                                         self.lpf_limit).run()
         except Exception as err:  # ZigZag reports bad inputs with asserts and bare exceptions
             shown = ", ".join(map(str, keys[:3])) + (", ..." if len(keys) > 3 else "")
             raise RuntimeError(f"ZigZag failed on profile {self.profile.name!r} for "

@@ -47,6 +47,10 @@ def estimator_build(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
         "first round, each round measures the blocks the ensemble is most uncertain about "
         "(0: one random sample).")] = 0,
+    head: Annotated[str | None, typer.Option(
+        help="Also measure the blocks of task heads, det, seg or all (detection: dethead; "
+        "segmentation: lraspp, segskip), on top of --samples, so the estimator prices "
+        "detection and segmentation networks.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure sampled blocks of a space on a back end and fit the LightGBM estimator.
@@ -55,10 +59,11 @@ def estimator_build(
     missing from OUT/measurements.csv and OUT/networks.csv.
     """
     from estimators.active import round_targets
-    from estimators.build import build_estimator, build_profile
+    from estimators.build import build_estimator, build_profile, head_kinds
 
     with user_input():
         prof = build_profile(profile, space, backend)
+        head_kinds(head)
         if active:
             round_targets(samples, active)
     with progress_bar("build") as bar:
@@ -72,7 +77,7 @@ def estimator_build(
 
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, progress=report,
-                                   network_passes=passes, active=active)
+                                   network_passes=passes, active=active, head=head)
     _print_fit_report(out_dir, est, rep, as_json)
 
 
@@ -156,18 +161,22 @@ def estimator_eval(
     passes: Annotated[int, typer.Option(
         min=2, help="Timing passes over the networks: odd against even passes give the "
         "repeatability ceiling, all of them the measurement scored (1 on a simulator).")] = 2,
+    head: Annotated[str, typer.Option(
+        help="Task head of the held-out networks: head (classifiers), det or seg (the "
+        "estimator needs that head: 'estimator build --head').")] = "head",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure held-out whole networks on the estimator's back end and score the estimator."""
-    from estimators.evaluate import evaluate_estimator
+    from estimators.evaluate import check_head, evaluate_estimator
     from estimators.latency import resolve_estimator
 
     with user_input():
         folder = resolve_estimator(estimator)
+        check_head(folder, head)
     with progress_bar("eval") as bar:
         task = bar.add_task("measuring networks", total=archs * passes)
         metrics, rows = evaluate_estimator(
-            folder, archs, seed, workers=workers, passes=passes,
+            folder, archs, seed, workers=workers, passes=passes, head=head,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     if rows_out is not None:
         import csv
@@ -179,8 +188,9 @@ def estimator_eval(
     if as_json:
         emit_json(metrics)
         return
+    nets = {"head": "", "det": "detection ", "seg": "segmentation "}.get(head, "")
     table = Table("metric", "value", box=box.SIMPLE, title=f"{estimator}: {archs} held-out "
-                  "networks")
+                  f"{nets}networks")
     for key, value in metrics.items():
         table.add_row(key, str(value) if key == "repeat_passes" else
                       "n/a" if value is None else f"{value:.4f}")
