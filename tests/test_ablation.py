@@ -96,18 +96,18 @@ def test_plan_refuses_bad_arms_and_quantities(kwargs: dict, fragment: str) -> No
 
 def test_pins_hold_the_baseline_off_the_spaces_where_an_arm_does_not_search() -> None:
     space = get_space("mbv2-small", 32, True, head="det")
-    assert parse_pins(space, {"head_scales": "2", "resolution": 24}) == {
-        "head_scales": 2, "resolution": 24}
+    assert parse_pins(space, {"head_scales": "1", "resolution": 24}) == {
+        "head_scales": 1, "resolution": 24}
     for pins, fragment in (({"depth": 2}, "no such dimension"),
-                           ({"head_scales": 3}, "its choices are 1, 2"),
+                           ({"head_scales": 3}, "its choices are 2, 1"),
                            ({"width_mult": 0.5}, "the arms search it"),
                            ({"s0_block": "fibn"}, "the arms search it")):
         with pytest.raises(ValueError, match=fragment):
             parse_pins(space, pins)
     free, choices = arm_space(space, "both")
-    assert pinned(free, choices, {"head_scales": 2}) == (
-        [*free, "head_scales"], {**choices, "head_scales": [2]})
-    assert pinned(*arm_space(space, "io"), {"head_scales": 2}) == arm_space(space, "io")
+    assert pinned(free, choices, {"head_scales": 1}) == (
+        [*free, "head_scales"], {**choices, "head_scales": [1]})
+    assert pinned(*arm_space(space, "io"), {"head_scales": 1}) == arm_space(space, "io")
 
 
 _BASE = {"arch": "", "accuracy": 0.90, "latency_ms": 1.0, "peak_activation_bytes": 1000}
