@@ -34,7 +34,7 @@ import numpy as np
 
 from searchspaces.files import atomic_write
 from searchspaces.genome import Architecture
-from searchspaces.layers import BlockSpec, decompose
+from searchspaces.layers import HEAD_BLOCK_KINDS, HEAD_BLOCKS, BlockSpec, decompose
 from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
@@ -42,7 +42,6 @@ from .backends import Backend, Measurement, backend_class, create_backend
 from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
 from .latency import (
     BLOCK_KINDS,
-    TASK_HEAD_KINDS,
     LatencyEstimator,
     file_sha256,
     fit_kind_selected,
@@ -67,8 +66,6 @@ IN_CHANNELS_CHOICES = (1, 3)
 HEADS: dict[str, tuple[str, ...]] = {"det": ("det",), "seg": ("seg",), "all": ("det", "seg")}
 """``--head`` values: the task heads (:data:`~searchspaces.genome.TASK_HEADS`) whose blocks a
 build measures besides a classifier's (which every estimator models)."""
-HEAD_BLOCKS: dict[str, tuple[str, ...]] = {"det": ("dethead",), "seg": ("lraspp", "segskip")}
-"""The block kinds of each task head (:func:`searchspaces.layers.head_blocks`)."""
 SMALL_KIND_SHARE = 0.06
 """Share of the samples given to each of stem, head, pool and classifier; the rest are stage
 blocks (ibn, fibn, conv in the proportions the space samples them)."""
@@ -167,7 +164,7 @@ def sample_head_blocks(space: str, parallelism_factor: int, heads: Sequence[str]
                                int(rng.choice(IN_CHANNELS_CHOICES)))
             for block in blocks:
                 key = block_key(block)
-                if (block.kind in TASK_HEAD_KINDS and counts.get(block.kind, 0) < n
+                if (block.kind in HEAD_BLOCK_KINDS and counts.get(block.kind, 0) < n
                         and key not in chosen):
                     chosen[key] = block
                     counts[block.kind] = counts.get(block.kind, 0) + 1
@@ -585,7 +582,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
     models, errors, ensemble = {}, {}, {}
-    kinds = BLOCK_KINDS + tuple(k for k in TASK_HEAD_KINDS if any(r["kind"] == k for r in rows))
+    kinds = BLOCK_KINDS + tuple(k for k in HEAD_BLOCK_KINDS if any(r["kind"] == k for r in rows))
     for done, kind in enumerate(kinds):
         if progress:
             progress("fit", done, len(kinds))

@@ -42,10 +42,10 @@ import numpy as np
 from scipy import stats
 
 from searchspaces.genome import TASK_HEADS
+from searchspaces.layers import HEAD_BLOCKS
 
 from .backends import Measurement
 from .build import (
-    HEAD_BLOCKS,
     NETWORK_PASSES,
     measure_in_passes,
     measure_network_sample,

@@ -64,9 +64,6 @@ an hwnas that knows only format 1 refuses a format-2 folder instead of ignoring 
 MANIFEST = "manifest.json"
 BLOCK_KINDS = ("stem", "ibn", "fibn", "conv", "head", "pool", "classifier")
 """The kinds every estimator models: a classifier's blocks."""
-TASK_HEAD_KINDS = HEAD_BLOCK_KINDS
-"""The kinds of the detection and segmentation heads' blocks (``dethead``, ``lraspp``,
-``segskip``): modelled where the build measured them (``hwnas estimator build --head``)."""
 
 LGBM_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -229,7 +226,7 @@ class LatencyEstimator:
             model = self.models.get(kind)
             if model is None:
                 hint = ("; rebuild it with 'hwnas estimator build --head'"
-                        if kind in TASK_HEAD_KINDS else "")
+                        if kind in HEAD_BLOCK_KINDS else "")
                 raise ValueError(f"estimator has no model for block kind {kind!r}; it knows "
                                  f"{', '.join(self.models)}{hint}")
             pred = model.predict_ms(config_array(list(todo.values())), self.parallelism_factor)

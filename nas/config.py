@@ -76,6 +76,11 @@ class TaskConfig(_Section):
             raise ValueError(f"unknown dataset {value!r}; known: {', '.join(DATASETS)}")
         return value
 
+    @property
+    def metric(self) -> str:
+        """The validation metric this task maximises (:data:`TASK_METRICS`)."""
+        return TASK_METRICS[self.kind]
+
     @model_validator(mode="after")
     def _dataset_fits_kind(self) -> TaskConfig:
         wanted = TASK_KINDS[self.kind]

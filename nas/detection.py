@@ -35,7 +35,6 @@ class DetectionTask(DatasetTask):
     """Detection of ``config.dataset`` (COCO layout under ``config.data_dir``); datasets cached
     per resolution, as :class:`~nas.tasks.ClassificationTask` does."""
 
-    metric: str = "map50"
     collate: ClassVar[Callable[..., Any]] = staticmethod(detection_collate)
     head: ClassVar[str] = "det"
     example: ClassVar[str] = "det_c64_n2"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import TASK_METRICS, SearchConfig
+from nas.config import SearchConfig
 from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
@@ -383,7 +383,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
             tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
                                     prep.reference_ms, budget_ms=config.budgets.latency_ms,
                                     resume_run_id=state["parent_run_id"],
-                                    metric=TASK_METRICS[config.task.kind])
+                                    metric=config.task.metric)
             register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
             sync_trial_counter(folder)
             tuner = tune.Tuner.restore(str(folder), trainable=trainable,
@@ -427,7 +427,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                 config.tracking.uri, config.tracking.experiment, run_name, prep.reference_ms,
                 params=params, tags=tags, budget_ms=config.budgets.latency_ms,
                 overhead_seconds=None if scorer is None else (lambda: scorer.seconds),
-                metric=TASK_METRICS[config.task.kind])
+                metric=config.task.metric)
             tracker.log_config(config.model_dump())
             callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
             tuner = tune.Tuner(
@@ -476,4 +476,4 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         curve=tracker.counted_curve(config.count_rejected),
         compute=tracker.counted_compute(config.count_rejected),
         points=[{k: p.get(k) for k in FRONT_KEYS} for p in tracker.candidates()],
-        count_rejected=config.count_rejected, metric=TASK_METRICS[config.task.kind])
+        count_rejected=config.count_rejected, metric=config.task.metric)

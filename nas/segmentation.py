@@ -79,7 +79,6 @@ class SegmentationTask(DatasetTask):
     validation split. Datasets are cached per resolution, so a Ray actor reused across trials
     reads and checks the masks once per resolution."""
 
-    metric: str = "miou"
     head: ClassVar[str] = "seg"
     example: ClassVar[str] = "seg_c128_o8"
 

@@ -49,6 +49,11 @@ class DatasetTask:
     """The head kind (:data:`searchspaces.genome.HEAD_KINDS`) this task's architectures end in."""
     example: ClassVar[str] = "head_c1280"
 
+    @property
+    def metric(self) -> str:
+        """The validation metric the task maximises (``accuracy``, ``map50``, ``miou``)."""
+        return self.config.metric
+
     def data(self, resolution: int) -> DataSplit:
         if resolution not in self._cache:
             self._cache[resolution] = task_data(self.config, resolution, self.seed)

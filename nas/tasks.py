@@ -48,7 +48,6 @@ class ClassificationTask(DatasetTask):
     in-memory path (:mod:`nas.fasttrain`), so a Ray actor reused across trials loads them once.
     """
 
-    metric: str = "accuracy"
     _held: dict[tuple[int, str], DeviceData] = field(default_factory=dict, repr=False)
 
     def device_data(self, resolution: int, device: torch.device) -> DeviceData:
@@ -77,9 +76,6 @@ class ClassificationTask(DatasetTask):
             correct += int((logits.argmax(1) == labels).sum())
             total += len(labels)
         return {"accuracy": correct / max(total, 1), "val_loss": loss / max(total, 1)}
-
-
-
 
 
 TASKS: dict[str, type] = {"classification": ClassificationTask, "detection": DetectionTask,

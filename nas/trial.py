@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.config import BudgetConfig, SearchConfig
 from nas.packing import check_simulated, limit_memory, train_with_oom_retry
-from searchspaces.genome import Architecture
+from searchspaces.genome import TASK_HEADS, Architecture
 
 MIB = 1024 * 1024
 BUDGETED = (("latency_ms", "latency", "ms", ".3f"),
@@ -124,8 +124,6 @@ def task_of(context: TrialContext) -> Any:
 def architecture(context: TrialContext, config: dict[str, Any]) -> Architecture:
     """The candidate ``config`` stands for (the space is loaded once per process)."""
     search = context.search
-    from searchspaces.genome import TASK_HEADS
-
     space = _space(search.space.name, context.parallelism_factor, search.space.curated,
                    TASK_HEADS[search.task.kind])
     return space.from_choices({**context.fixed, **config})

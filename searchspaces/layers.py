@@ -14,8 +14,10 @@ from .genome import Architecture, Stage
 
 LAYER_OPS: tuple[str, ...] = ("conv", "dwconv", "add", "pool", "linear", "pconv", "mul",
                               "resize")
-HEAD_BLOCK_KINDS: tuple[str, ...] = ("dethead", "lraspp", "segskip")
-"""The blocks of the detection and segmentation heads (:func:`head_blocks`)."""
+HEAD_BLOCKS: dict[str, tuple[str, ...]] = {"det": ("dethead",), "seg": ("lraspp", "segskip")}
+"""The block kinds each task head resolves into (:func:`head_blocks`)."""
+HEAD_BLOCK_KINDS: tuple[str, ...] = tuple(k for kinds in HEAD_BLOCKS.values() for k in kinds)
+"""The blocks of the detection and segmentation heads."""
 
 
 def conv_out(resolution: int, stride: int) -> int:

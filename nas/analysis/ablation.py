@@ -23,8 +23,8 @@ do not. Its case studies: 53% less latency for a presence detector, 51% for a se
 47% less memory for a classifier.
 
 ``pins`` move the baseline off the space's own on dimensions no arm is about (say
-``head_scales=2``: the space's baseline detector has one output scale, which learns next to
-nothing in a brief training); every arm that does not free a pinned dimension holds it there.
+``head_scales=1``, a one-scale detector, against the space's two-scale baseline); every arm that
+does not free a pinned dimension holds it there.
 
 Budgets are off for the baseline; each arm's only budget is the baseline's value of the
 minimised quantity (its predicted latency, or its peak activation memory), so a candidate
@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import TASK_METRICS, SearchConfig
+from nas.config import SearchConfig
 from nas.search import SearchSummary, prepare, ray_session, run_search
 from searchspaces.spaces import SearchSpace
 
@@ -204,7 +204,7 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
     from nas.trial import MIB
 
     base, space, tolerance, minimise = plan.config, plan.space, plan.tolerance, plan.minimise
-    metric = TASK_METRICS[base.task.kind]
+    metric = base.task.metric
     baseline = space.baseline()
     ab_id = f"{base.name}-ablation-{time.strftime('%Y%m%d-%H%M%S')}"
     client = MlflowClient(base.tracking.uri)

@@ -101,7 +101,7 @@ def ablation(
                         ] = "latency",
     pin: Annotated[list[str] | None, typer.Option(
         help="DIM=VALUE (repeatable): move the baseline off the space's on a dimension no arm "
-        "is about, e.g. head_scales=2; arms that do not free it hold it there.")] = None,
+        "is about, e.g. head_scales=1; arms that do not free it hold it there.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the JSON result.")
                        ] = Path("ablations"),
     tracking_uri: TrackingUriOpt = None,
