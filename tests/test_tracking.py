@@ -253,3 +253,32 @@ def test_killed_search_ends_its_runs_even_when_a_plot_fails(tmp_path: Path) -> N
         assert client.get_run(tracker.parent_id).info.status == "KILLED"
         runs = client.search_runs([tracker.experiment_id])
         assert runs and "RUNNING" not in {r.info.status for r in runs}
+
+
+@pytest.mark.slow  # a new MLflow SQLite store (~20 s)
+def test_resume_ends_a_run_killed_between_its_final_tags_and_its_end(tmp_path: Path) -> None:
+    """A driver SIGKILLed after a trial's outcome tags were written but before its run was
+    ended leaves that run RUNNING: the resumed search keeps the trial and ends the run, and
+    ends a run killed mid-training KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    from nas.tracking import SearchTracker
+    from nas.tracking.store import log_values
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    first = SearchTracker(uri, "exp", "unit-resume", reference_ms=1.0)
+    done = first.start_trial("t_done", ARCH, {"x": 1})
+    log_values(client, done, _result(0.5, 0.5), 3, {"hwnas.outcome": "completed"})  # ... and the driver dies here
+    mid = first.start_trial("t_mid", ARCH, {"x": 1})
+    first.log_epoch("t_mid", _result(0.4, 0.6, epochs=1))
+
+    resumed = SearchTracker(uri, "exp", "unit-resume", reference_ms=1.0,
+                            resume_run_id=first.parent_id)
+    assert client.get_run(done).info.status == "FINISHED"
+    assert [r["trial_id"] for r in resumed.finished] == ["t_done"]
+    assert client.get_run(mid).info.status == "KILLED"
+    assert client.get_run(mid).data.tags["hwnas.outcome"] == "killed"
+    assert resumed.start_trial("t_done", ARCH, {"x": 1}) is None  # never run again
+    resumed.close()
+    assert "RUNNING" not in {r.info.status for r in client.search_runs([resumed.experiment_id])}

@@ -144,6 +144,7 @@ class SearchTracker:
 
     def _reopen(self, run_id: str) -> None:
         """Continue a search's parent run after its driver died: finished children are kept
+        (one killed between its final tags and its end is ended now)
         (their trials are never run again, see :meth:`start_trial`); children that were in
         flight end ``KILLED`` (their trials restart under a new child run)."""
         from mlflow.exceptions import MlflowException
@@ -173,6 +174,9 @@ class SearchTracker:
                 self.finished.append({**result, "trial_id": trial_id, "trial": label,
                                       "run_id": run.info.run_id, "outcome": outcome})
                 self.done.add(trial_id)
+                if run.info.status == "RUNNING":  # killed between its final tags and its end
+                    self.client.set_terminated(
+                        run.info.run_id, status="FAILED" if outcome == "failed" else "FINISHED")
             elif run.info.status == "RUNNING" or outcome is None:
                 self._end(run.info.run_id, label, run.data.params.get("arch", ""), "killed",
                           "KILLED")
