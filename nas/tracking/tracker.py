@@ -144,9 +144,9 @@ class SearchTracker:
 
     def _reopen(self, run_id: str) -> None:
         """Continue a search's parent run after its driver died: finished children are kept
-        (one killed between its final tags and its end is ended now)
-        (their trials are never run again, see :meth:`start_trial`); children that were in
-        flight end ``KILLED`` (their trials restart under a new child run)."""
+        (their trials are never run again, see :meth:`start_trial`; one the kill caught between
+        its final tags and its end is ended now); children that were in flight end ``KILLED``
+        (their trials restart under a new child run)."""
         from mlflow.exceptions import MlflowException
 
         try:
