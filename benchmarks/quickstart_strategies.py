@@ -96,6 +96,26 @@ def print_table(rows: list[dict[str, Any]], at: list[int]) -> None:
               f" | {f'{np.median(rejected):.0f}' if rejected else '-'} |")
 
 
+def plot(rows: list[dict[str, Any]], trials: int, folder: Path) -> list[Path]:
+    """``hwnas compare``'s plots of these rows (hypervolume against trained candidates and
+    against compute, median and quartile band per strategy) into ``folder``."""
+    from nas.analysis.compare import StrategyResult, _padded, _plots
+
+    results = []
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        group = [r for r in rows if r["strategy"] == strategy]
+        curves = [_padded(r["curve"], trials).tolist() for r in group]
+        q = np.percentile([c[-1] for c in curves], [25, 50, 75])
+        results.append(StrategyResult(
+            strategy, len(group), (float(q[0]), float(q[1]), float(q[2])), None, 0,
+            float(np.median([r["seconds"] for r in group])), curves=curves,
+            computes=[r["compute"] for r in group]))
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = len({r["seed"] for r in rows})
+    return _plots(results, folder, f"quickstart, brief training: median and IQR over {seeds} "
+                  "seeds")
+
+
 def main() -> None:
     from nas.strategies.registry import strategy_names
 
@@ -103,11 +123,14 @@ def main() -> None:
     parser.add_argument("--strategies", default="evolution,optuna-tpe",
                         help=f"comma-separated, any of {', '.join(strategy_names())}")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds --first-seed..--seeds-1 (several processes in parallel)")
     parser.add_argument("--trials", type=int, default=32, help="trained candidates per search")
     parser.add_argument("--at", default="16,32", help="budgets (trained candidates) to report")
     parser.add_argument("--rows", type=Path,
                         help="JSON-lines file of finished searches: appended to, and read back")
     parser.add_argument("--table", action="store_true", help="only print the table of --rows")
+    parser.add_argument("--plot", type=Path, help="also write compare's plots into this folder")
     parser.add_argument("--comparison", type=Path,
                         help="only print the table of this comparison.json of `hwnas compare`")
     args = parser.parse_args()
@@ -131,7 +154,7 @@ def main() -> None:
         done = {(r["strategy"], r["seed"], r["trials"]) for r in load()}
         with tempfile.TemporaryDirectory() as tmp, ray_session(None, cpus=2), \
                 contextlib.redirect_stdout(sys.stderr):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.seeds):
                 for strategy in args.strategies.split(","):
                     if (strategy, seed, args.trials) in done:
                         continue
@@ -145,6 +168,8 @@ def main() -> None:
     rows = [r for r in load() if r["trials"] == args.trials
             and r["strategy"] in args.strategies.split(",")]
     print_table(rows, at)
+    if args.plot is not None:
+        plot(rows, args.trials, args.plot)
 
 
 if __name__ == "__main__":
