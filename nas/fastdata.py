@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from nas.data import DataSplit
+from nas.data import DataSplit, to_uint8
 
 
 def holdable(data: DataSplit) -> bool:
@@ -38,7 +38,7 @@ def held_bytes(data: DataSplit, resolution: int) -> int:
 
 def _denormalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Standardised float images back to uint8 pixels (``x * std + mean`` in [0, 1])."""
-    return images.mul(std).add_(mean).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(images.mul(std).add_(mean))
 
 
 def _pixels(dataset: Dataset, mean: torch.Tensor, std: torch.Tensor
