@@ -194,10 +194,8 @@ def measure_missing(archs: list[str], budget: Budget, jobs: int = 1,
     if not missing:
         return cache
     new = not path.is_file()
-    # a worker is replaced every few architectures: its resident memory grows by building
-    # models (2 GB after 23 of them), and the machine is shared
     with path.open("a", newline="") as handle, ProcessPoolExecutor(
-            jobs, get_context("spawn"), _start_worker, (budget,), max_tasks_per_child=8) as pool:
+            jobs, get_context("spawn"), _start_worker, (budget,)) as pool:
         writer = csv.DictWriter(handle, fieldnames=CACHE_FIELDS)
         if new:
             writer.writeheader()
