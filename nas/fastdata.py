@@ -8,9 +8,8 @@ resolution plus int64 labels (:class:`DeviceData`; 3 KiB an image at 32x32 RGB, 
 147 MiB); every batch is then gathered, augmented (:func:`augment`) and normalised
 (:meth:`DeviceData.normalise`) by a handful of tensor operations on the device.
 
-uint8 is a quarter of float32, and exact for CIFAR-10 and ImageFolder pixels (they are 8-bit
-to begin with). Digits (17 grey levels, bilinearly upsampled) are rounded to 1/255, far below
-what the network resolves.
+uint8 is a quarter of float32, and exact: every dataset's images are 8-bit on the streaming
+path too, after their resize (:func:`nas.data.to_uint8`), so both paths see the same pixels.
 """
 
 from __future__ import annotations
