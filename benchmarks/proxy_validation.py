@@ -4,21 +4,25 @@
     of 491 cells with their validation accuracy after full training, per dataset (CIFAR-10,
     CIFAR-100, ImageNet16-120). Published scores, our rank statistics: it checks which proxies
     are worth having, not our implementations (NASLib has no NASWOT or Zen-score column).
-(b) ``mbv2-small`` (curated, P = 32), ``--archs`` architectures sampled uniformly: each trained
-    briefly on digits the way the quickstart's trials are (``configs/quickstart.yaml``,
-    ``nas.tasks.train``), but shorter by default (``--epochs 1``: one epoch of 960 images, where the
-    quickstart has 3 epochs of 960 images: at the quickstart's length one network took
-    150-240 s on this project's shared 2-core machine), and scored by every proxy in
-    :data:`nas.proxies.PROXIES` on one minibatch of 32 training images (the minibatch and the
-    initialisation that ``hwnas search --strategy zeroshot`` uses). Trained accuracies are
-    cached in ``data/proxy_validation_mbv2_small.csv`` (one row per architecture and training
-    length, appended as they finish), so a rerun or a larger ``--archs`` only trains what is
-    missing.
+(b) ``mbv2-small`` (curated, P = 32), ``--archs`` architectures sampled uniformly
+    (``default_rng(--seed)``): each trained briefly on digits with the quickstart's task and
+    optimiser (``configs/quickstart.yaml``, ``nas.tasks.train``) at a shorter budget
+    (:class:`Budget`; default one epoch of 480 images in batches of 8, i.e. the 60 optimiser steps
+    of one quickstart epoch on half its images, validated on 225 held-out digits), and scored by
+    every proxy in :data:`nas.proxies.PROXIES` on one minibatch of 32 training images (the
+    minibatch and the initialisation that ``hwnas search --strategy zeroshot`` uses).
+    Each architecture's accuracy and proxy scores are appended to
+    ``data/proxy_validation_mbv2_small.csv`` as soon as it finishes (``--jobs`` worker
+    processes, one thread each), so an interrupted run resumes where it stopped and a larger
+    ``--archs`` only measures what is missing. The rows are keyed by the budget; delete the file
+    after a change to the model, the training or a proxy, since rows are never recomputed.
+    Each tau comes with a bootstrap standard error and 95 % interval (architectures resampled
+    with replacement, seeded).
 
 Run from the repository root::
 
-    python benchmarks/proxy_validation.py --archs 100          # trains what is not cached
-    python benchmarks/proxy_validation.py --archs 100 --json tau.json
+    nohup python benchmarks/proxy_validation.py --archs 100 --jobs 2 &   # resumable
+    python benchmarks/proxy_validation.py --archs 100 --no-train --json tau.json
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ import json
 import math
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +56,43 @@ NB201_SETS = ("cifar10", "cifar100", "ImageNet16-120")
 NB201_PROXIES = ("synflow", "snip", "grad_norm", "jacov", "fisher", "grasp", "epe_nas",
                  "l2_norm", "plain", "flops", "params")
 COUNTS = ("params", "flops")  # size baselines, as NASLib's columns (flops: MACs here)
-CACHE_FIELDS = ("arch", "epochs", "max_train", "accuracy", "train_seconds")
+SCORED = (*PROXIES, *COUNTS)
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The brief training of one architecture: what a cached row is keyed by."""
+
+    epochs: int = 1
+    max_train: int = 480
+    batch_size: int = 8
+    max_val: int = 225
+
+
+BUDGET_FIELDS = tuple(asdict(Budget()))
+CACHE_FIELDS = ("arch", *BUDGET_FIELDS, "accuracy", "train_seconds", *SCORED,
+                *(f"{p}_seconds" for p in PROXIES))
 
 
 def tau(x: np.ndarray, y: np.ndarray) -> float:
     return float(kendalltau(x, y).statistic)
+
+
+def tau_interval(x: np.ndarray, y: np.ndarray, seed: int = 0,
+                 resamples: int = BOOTSTRAP) -> dict[str, float]:
+    """Kendall tau of ``x`` against ``y`` with its bootstrap standard error and 95 % percentile
+    interval: the pairs resampled with replacement ``resamples`` times (``default_rng(seed)``).
+    The interval is what says whether a proxy ranks better than chance on so few architectures.
+    """
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"need >= 3 paired values, got {len(x)} and {len(y)}")
+    rng = np.random.default_rng(seed)
+    draws = np.array([tau(x[i], y[i]) for i in rng.integers(0, len(x), (resamples, len(x)))])
+    draws = draws[np.isfinite(draws)]  # a resample of one repeated value has no tau
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return {"tau": tau(x, y), "se": float(draws.std(ddof=1)), "low": float(low),
+            "high": float(high)}
 
 
 def nb201_taus(path: Path = ZERO_COST) -> dict[str, dict[str, float]]:
@@ -78,140 +117,172 @@ def sample_archs(n: int, seed: int) -> list[str]:
     return [space.sample(rng).to_string() for _ in range(n)]
 
 
-def quickstart(epochs: int, max_train: int) -> Any:
-    """The quickstart config with the validation's training length."""
+def quickstart(budget: Budget) -> Any:
+    """The quickstart config with the validation's training budget."""
     from nas.config import load_config
 
-    return load_config(CONFIG).with_overrides(**{"training.epochs": epochs,
-                                                 "task.max_train": max_train})
+    return load_config(CONFIG).with_overrides(**{
+        "training.epochs": budget.epochs, "training.batch_size": budget.batch_size,
+        "task.max_train": budget.max_train, "task.max_val": budget.max_val})
 
 
-def read_cache(epochs: int, max_train: int, path: Path = CACHE) -> dict[str, dict[str, float]]:
-    """Cached accuracies of one training length."""
+def read_cache(budget: Budget, path: Path = CACHE) -> dict[str, dict[str, float]]:
+    """Cached measurements (accuracy, train seconds, scores, proxy seconds) at ``budget``."""
     if not path.is_file():
         return {}
     with path.open() as handle:
-        return {r["arch"]: {"accuracy": float(r["accuracy"]),
-                            "train_seconds": float(r["train_seconds"])}
-                for r in csv.DictReader(handle)
-                if int(r["epochs"]) == epochs and int(r["max_train"]) == max_train}
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != CACHE_FIELDS:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {CACHE_FIELDS}; "
+                             "move it away to measure afresh")
+        key = asdict(budget)
+        return {r["arch"]: {f: float(r[f]) for f in CACHE_FIELDS[1 + len(key):]}
+                for r in reader if all(int(r[f]) == v for f, v in key.items())}
 
 
-def train_missing(archs: list[str], epochs: int, max_train: int,
-                  path: Path = CACHE) -> dict[str, dict[str, float]]:
-    """Brief-train every architecture not in the cache, appending each as it finishes."""
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(budget: Budget) -> None:
+    """Per worker process: one thread, the task built once (its datasets cached per resolution)."""
     import torch
 
-    from nas.tasks import make_task, train
-    from nas.trial import trial_seed
-    from searchspaces.genome import Architecture
+    from nas.tasks import make_task
 
-    cache = read_cache(epochs, max_train, path)
-    missing = [a for a in archs if a not in cache]
-    if not missing:
-        return cache
-    cfg = quickstart(epochs, max_train)
-    task = make_task(cfg.task, cfg.seed)
     torch.set_num_threads(1)
-    new = not path.is_file()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CACHE_FIELDS)
-        if new:
-            writer.writeheader()
-        for i, arch in enumerate(missing, 1):
-            reports: list[dict[str, float]] = []
-            train(task, Architecture.from_string(arch), cfg.training,
-                  trial_seed(cfg.seed, arch), torch.device("cpu"),
-                  lambda _epoch, metrics, out=reports: out.append(metrics))
-            last = reports[-1]
-            cache[arch] = {"accuracy": last["accuracy"], "train_seconds": last["train_seconds"]}
-            writer.writerow({"arch": arch, "epochs": epochs, "max_train": max_train,
-                             "accuracy": f"{last['accuracy']:.6f}",
-                             "train_seconds": f"{last['train_seconds']:.3f}"})
-            handle.flush()
-            print(f"trained {i}/{len(missing)}: accuracy {last['accuracy']:.3f} in "
-                  f"{last['train_seconds']:.1f} s", file=sys.stderr)
-    return cache
+    cfg = quickstart(budget)
+    _WORKER.update(cfg=cfg, task=make_task(cfg.task, cfg.seed))
 
 
-def proxy_scores(archs: list[str], cfg: Any) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every proxy's score of every architecture (``{proxy: scores}``, with the parameter and
-    MAC counts as the size baselines every proxy should beat) and its mean seconds per
-    architecture (model build included)."""
+def measure(arch_text: str) -> dict[str, float]:
+    """Brief-train one architecture and score it untrained with every proxy (in a worker)."""
     import torch
 
     from estimators.memory import memory_report
     from nas.proxies import score_model
     from nas.proxies.scorer import BATCH, minibatch
-    from nas.tasks import make_task
+    from nas.tasks import train
+    from nas.trial import trial_seed
     from searchspaces.genome import Architecture
 
-    task = make_task(cfg.task, cfg.seed)
-    torch.set_num_threads(1)
-    scores: dict[str, list[float]] = {p: [] for p in (*PROXIES, *COUNTS)}
-    seconds = dict.fromkeys(PROXIES, 0.0)
-    for arch_text in archs:
-        arch = Architecture.from_string(arch_text)
-        data = task.data(arch.resolution)
-        counts = memory_report(arch, data.num_classes, data.in_channels)
-        scores["params"].append(counts.params)
-        scores["flops"].append(counts.macs)
-        images, labels = minibatch(data.train, BATCH, cfg.seed)
-        for proxy in PROXIES:
-            start = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(cfg.seed)
-                model = task.model(arch, data)
-            scores[proxy].append(score_model(proxy, model, images, labels, cfg.seed))
-            seconds[proxy] += time.perf_counter() - start
-    return ({p: np.array(v) for p, v in scores.items()},
-            {p: s / max(len(archs), 1) for p, s in seconds.items()})
+    cfg, task = _WORKER["cfg"], _WORKER["task"]
+    arch = Architecture.from_string(arch_text)
+    reports: list[dict[str, float]] = []
+    train(task, arch, cfg.training, trial_seed(cfg.seed, arch_text), torch.device("cpu"),
+          lambda _epoch, metrics: reports.append(metrics))
+    row = {"accuracy": reports[-1]["accuracy"], "train_seconds": reports[-1]["train_seconds"]}
+    data = task.data(arch.resolution)
+    counts = memory_report(arch, data.num_classes, data.in_channels)
+    row.update(params=counts.params, flops=counts.macs)
+    images, labels = minibatch(data.train, BATCH, cfg.seed)
+    for proxy in PROXIES:
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = task.model(arch, data)  # the model build is part of a proxy's cost
+        row[proxy] = score_model(proxy, model, images, labels, cfg.seed)
+        row[f"{proxy}_seconds"] = time.perf_counter() - start
+    return row
+
+
+def measure_missing(archs: list[str], budget: Budget, jobs: int = 1,
+                    path: Path = CACHE) -> dict[str, dict[str, float]]:
+    """Measure every architecture not cached at ``budget`` in ``jobs`` worker processes, appending
+    each row (flushed) as it arrives, so killing the run loses at most the ones in flight."""
+    cache = read_cache(budget, path)
+    missing = [a for a in dict.fromkeys(archs) if a not in cache]
+    if not missing:
+        return cache
+    new = not path.is_file()
+    with path.open("a", newline="") as handle, ProcessPoolExecutor(
+            jobs, get_context("spawn"), _start_worker, (budget,)) as pool:
+        writer = csv.DictWriter(handle, fieldnames=CACHE_FIELDS)
+        if new:
+            writer.writeheader()
+        futures = {pool.submit(measure, arch): arch for arch in missing}
+        for i, future in enumerate(as_completed(futures), 1):
+            arch, row = futures[future], future.result()
+            cache[arch] = row
+            writer.writerow({"arch": arch, **asdict(budget),
+                             **{f: f"{v:.10g}" if f in SCORED else f"{v:.6f}"
+                                for f, v in row.items()}})
+            handle.flush()
+            print(f"measured {i}/{len(missing)}: accuracy {row['accuracy']:.3f} in "
+                  f"{row['train_seconds']:.1f} s", file=sys.stderr, flush=True)
+    return cache
+
+
+def mbv2_taus(archs: list[str], cache: dict[str, dict[str, float]],
+              seed: int = 0) -> dict[str, dict[str, float]]:
+    """``{proxy or size count: tau_interval}`` of the cached scores against the accuracies."""
+    accuracy = np.array([cache[a]["accuracy"] for a in archs])
+    return {p: tau_interval(np.array([cache[a][p] for a in archs]), accuracy, seed)
+            for p in SCORED}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default = Budget()
     parser.add_argument("--archs", type=int, default=100,
                         help="mbv2-small architectures to train and score (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--epochs", type=int, default=1, help="training epochs (default 1)")
-    parser.add_argument("--max-train", type=int, default=960,
-                        help="training images per epoch (default 960)")
+    parser.add_argument("--epochs", type=int, default=default.epochs)
+    parser.add_argument("--max-train", type=int, default=default.max_train,
+                        help=f"training images per epoch (default {default.max_train})")
+    parser.add_argument("--batch-size", type=int, default=default.batch_size)
+    parser.add_argument("--max-val", type=int, default=default.max_val,
+                        help=f"validation images (default {default.max_val})")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--no-train", action="store_true",
-                        help="use only the cached accuracies among the sampled architectures")
+                        help="use only the cached measurements among the sampled architectures")
     parser.add_argument("--json", type=Path, help="also write the tau table here")
     args = parser.parse_args(argv)
     if args.archs < 3:
         parser.error(f"--archs must be >= 3, got {args.archs}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    budget = Budget(args.epochs, args.max_train, args.batch_size, args.max_val)
 
     nb201 = nb201_taus()
     archs = sample_archs(args.archs, args.seed)
-    cache = (read_cache(args.epochs, args.max_train) if args.no_train
-             else train_missing(archs, args.epochs, args.max_train))
+    cache = (read_cache(budget) if args.no_train
+             else measure_missing(archs, budget, args.jobs))
     archs = [a for a in archs if a in cache]
+    if len(archs) < 3:
+        print(f"only {len(archs)} of the sampled architectures are measured at {budget}",
+              file=sys.stderr)
+        return 1
+    mbv2 = mbv2_taus(archs, cache)
     accuracy = np.array([cache[a]["accuracy"] for a in archs])
-    scores, seconds = proxy_scores(archs, quickstart(args.epochs, args.max_train))
-    mbv2 = {p: tau(s, accuracy) for p, s in scores.items()}
     train_s = float(np.mean([cache[a]["train_seconds"] for a in archs]))
+    seconds = {p: float(np.mean([cache[a][f"{p}_seconds"] for a in archs])) for p in PROXIES}
+    quartiles = np.percentile(accuracy, [0, 25, 50, 75, 100])
 
     print(f"Kendall tau of proxy score vs accuracy: NAS-Bench-201 (491 cells, NASLib scores, "
-          f"full-training validation accuracy) and mbv2-small ({len(archs)} sampled, trained "
-          f"{args.epochs} epoch(s) of {args.max_train} digits, mean {train_s:.1f} s each; accuracy "
-          f"{accuracy.min():.3f}-{accuracy.max():.3f})")
+          f"full-training validation accuracy) and mbv2-small ({len(archs)} sampled, "
+          f"{budget.epochs} epoch(s) of {budget.max_train} digits in batches of "
+          f"{budget.batch_size}, validated on {budget.max_val}; mean {train_s:.1f} s each; "
+          f"accuracy min/quartiles/max {' / '.join(f'{q:.3f}' for q in quartiles)}; "
+          f"{int(np.sum(accuracy <= 0.15))} at chance (<= 0.15)); mbv2-small tau with bootstrap "
+          f"standard error and 95 % interval ({BOOTSTRAP} resamples)")
     print("| proxy | NB201 CIFAR-10 | NB201 CIFAR-100 | NB201 ImageNet16 | mbv2-small digits "
-          "| seconds per arch (mbv2-small) |")
-    print("|---|---|---|---|---|---|")
+          "| 95 % interval | seconds per arch (mbv2-small) |")
+    print("|---|---|---|---|---|---|---|")
     for proxy in (*PROXIES, *(p for p in NB201_PROXIES if p not in PROXIES)):
         cells = [f"{nb201[proxy][d]:.3f}" if proxy in nb201 else "-" for d in NB201_SETS]
-        ours = f"{mbv2[proxy]:.3f}" if proxy in mbv2 else "-"
+        t = mbv2.get(proxy)
+        ours = f"{t['tau']:.3f} ± {t['se']:.3f}" if t else "-"
+        interval = f"[{t['low']:.3f}, {t['high']:.3f}]" if t else "-"
         secs = f"{seconds[proxy]:.2f}" if proxy in seconds else "-"
-        print(f"| {proxy} | {' | '.join(cells)} | {ours} | {secs} |")
-    best = max(PROXIES, key=lambda p: mbv2[p])
-    print(f"best on mbv2-small: {best} (tau {mbv2[best]:.3f})")
+        print(f"| {proxy} | {' | '.join(cells)} | {ours} | {interval} | {secs} |")
+    best = max(PROXIES, key=lambda p: mbv2[p]["tau"])
+    print(f"best on mbv2-small: {best} (tau {mbv2[best]['tau']:.3f})")
     if args.json:
         finite = {p: {d: v for d, v in t.items() if math.isfinite(v)} for p, t in nb201.items()}
         args.json.write_text(json.dumps({
-            "nb201": finite, "mbv2_small": mbv2, "archs": len(archs),
-            "proxy_seconds": seconds, "train_seconds_mean": train_s}, indent=2))
+            "nb201": finite, "mbv2_small": mbv2, "archs": len(archs), "budget": asdict(budget),
+            "accuracy_quartiles": quartiles.tolist(), "proxy_seconds": seconds,
+            "train_seconds_mean": train_s}, indent=2, allow_nan=False))
     return 0
 
 

@@ -6,11 +6,11 @@ One entry point, :func:`make_datasets`, returns a :class:`DataSplit` (train and 
 - ``digits`` (the default in configs): scikit-learn's bundled ``load_digits`` (1797 8x8
   grayscale images, values 0..16; no download). Pixels are scaled to [0, 1] and standardised
   with the scalar mean/std of the *train split's* pixels (about 0.31/0.38; the validation
-  images use the same numbers, so nothing about them leaks into training), then resized to
-  ``resolution`` x ``resolution`` with bilinear interpolation (``align_corners=False``;
-  antialiased when shrinking). Bilinear weights sum to one, so standardising before or after
-  the resize is the same; it is done first, on the small images. One input channel. Everything
-  is held as a ``TensorDataset`` (under 2 MB at 32x32); labels are 0-d int64 tensors.
+  images use the same numbers, so nothing about them leaks into training), after they are
+  resized to ``resolution`` x ``resolution`` with bilinear interpolation
+  (``align_corners=False``; antialiased when shrinking) and rounded to 8-bit levels, like every
+  other dataset's images. One input channel. Everything is held as a ``TensorDataset`` (under
+  2 MB at 32x32); labels are 0-d int64 tensors.
 - ``cifar10``: the CIFAR-10 "python version" layout under ``data_dir``
   (``cifar-10-batches-py/data_batch_1..5`` and ``batches.meta``), read by a small reader of our
   own because torchvision's ``CIFAR10`` insists on the official md5 sums. All five training
@@ -18,7 +18,8 @@ One entry point, :func:`make_datasets`, returns a :class:`DataSplit` (train and 
   a choice); ``test_batch`` is never read, so it stays untouched for final evaluation, and the
   validation split is carved out of the training batches. ``download=True`` fetches missing
   files once with ``torchvision.datasets.CIFAR10``. Images stay uint8 in memory (150 MB for
-  the full set) and are resized and normalised per item with the usual CIFAR-10 statistics.
+  the full set) and are resized (back to 8-bit levels) and normalised per item with the usual
+  CIFAR-10 statistics.
 - ``imagefolder``: one sub-folder per class, as for ``torchvision.datasets.ImageFolder``.
   If both ``data_dir/train`` and ``data_dir/val`` exist they are the split; otherwise one
   seeded stratified split is made. Images are loaded lazily, converted to RGB, resized to
@@ -149,6 +150,13 @@ def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
                          align_corners=False, antialias=shrinking)
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1] to the nearest of 256 levels, as uint8: a resized image is an
+    8-bit image again (as PIL's resize of an ImageFolder's files gives), so the in-memory path
+    (:mod:`nas.fastdata`), which holds uint8, and the streaming path see the same pixels."""
+    return images.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
 class _Uint8ImageDataset(Dataset):
     """uint8 ``(N, C, H, W)`` images, resized and normalised one item at a time."""
 
@@ -170,13 +178,13 @@ class _Uint8ImageDataset(Dataset):
                           dtype=torch.uint8)
         for start in range(0, len(self), chunk):
             part = self.images[start:start + chunk].to(torch.float32).div_(255.0)
-            out[start:start + chunk] = _resize(part, self.resolution).mul_(255.0).round_(
-                ).clamp_(0, 255).to(torch.uint8)
+            out[start:start + chunk] = to_uint8(_resize(part, self.resolution))
         return out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index].to(torch.float32).div_(255.0)
-        image = _resize(image.unsqueeze(0), self.resolution).squeeze(0)
+        pixels = to_uint8(_resize(image.unsqueeze(0), self.resolution).squeeze(0))
+        image = pixels.to(torch.float32).div_(255.0)
         return (image - self._mean) / self._std, self.targets[index]
 
 
@@ -209,11 +217,12 @@ class _ImageFileDataset(Dataset):
 
 @functools.lru_cache(maxsize=1)
 def _digits_raw() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """sklearn's digits as read-only ``(1797, 8, 8)`` float32 in [0, 1] and int64 labels."""
+    """sklearn's digits as read-only ``(1797, 8, 8)`` float32 in [0, 1], on the 8-bit levels
+    (0..16 scaled to 0..255 and rounded), and int64 labels."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = (bunch.images / 16.0).astype(np.float32)
+    images = (np.round(bunch.images * (255.0 / 16.0)) / 255.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -229,8 +238,9 @@ def _make_digits(resolution: int, val_fraction: float, seed: int, max_train: int
     train_idx, val_idx = _cap(labels, train_idx, val_idx, seed, max_train, max_val)
 
     def build(idx: np.ndarray) -> TensorDataset:
-        x = torch.from_numpy((images[idx] - mean) / std).unsqueeze(1)
-        return TensorDataset(_resize(x, resolution).contiguous(), torch.from_numpy(labels[idx]))
+        x = to_uint8(_resize(torch.from_numpy(images[idx]).unsqueeze(1), resolution))
+        x = (x.to(torch.float32).div_(255.0) - mean) / std
+        return TensorDataset(x.contiguous(), torch.from_numpy(labels[idx]))
 
     return DataSplit(build(train_idx), build(val_idx), len(classes), 1, classes, (mean,), (std,))
 

@@ -8,9 +8,8 @@ resolution plus int64 labels (:class:`DeviceData`; 3 KiB an image at 32x32 RGB, 
 147 MiB); every batch is then gathered, augmented (:func:`augment`) and normalised
 (:meth:`DeviceData.normalise`) by a handful of tensor operations on the device.
 
-uint8 is a quarter of float32, and exact for CIFAR-10 and ImageFolder pixels (they are 8-bit
-to begin with). Digits (17 grey levels, bilinearly upsampled) are rounded to 1/255, far below
-what the network resolves.
+uint8 is a quarter of float32, and exact: every dataset's images are 8-bit on the streaming
+path too, after their resize (:func:`nas.data.to_uint8`), so both paths see the same pixels.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from nas.data import DataSplit
+from nas.data import DataSplit, to_uint8
 
 
 def holdable(data: DataSplit) -> bool:
@@ -38,7 +37,7 @@ def held_bytes(data: DataSplit, resolution: int) -> int:
 
 def _denormalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Standardised float images back to uint8 pixels (``x * std + mean`` in [0, 1])."""
-    return images.mul(std).add_(mean).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(images.mul(std).add_(mean))
 
 
 def _pixels(dataset: Dataset, mean: torch.Tensor, std: torch.Tensor

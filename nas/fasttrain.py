@@ -2,8 +2,9 @@
 
 :func:`nas.tasks.train` comes here when the dataset is held on the device
 (:func:`choose_path`). Against the streaming path it changes how an epoch is fed, not what is
-learned: the same model (same seed, same initial weights), optimiser (AdamW), cosine schedule
-over the whole budget and epochs. What differs:
+learned: the same model (same seed, same initial weights), the same batches in the same order
+(:class:`nas.task_base.EpochOrder`), optimiser (AdamW), cosine schedule over the whole budget
+and epochs. What differs:
 
 - batches are gathered from the uint8 tensors of :class:`nas.fastdata.DeviceData`, augmented
   (random crop with ``resolution // 8`` reflect padding, 4 px at 32 px as is usual for
@@ -32,6 +33,7 @@ from torch import nn
 from nas.config import TrainingConfig
 from nas.data import DataSplit
 from nas.fastdata import DeviceData, augment, held_bytes
+from nas.task_base import EpochOrder
 from searchspaces.genome import Architecture
 
 EVAL_BATCH = 1024
@@ -99,13 +101,14 @@ def train_in_memory(task: Any, arch: Architecture, data: DataSplit, training: Tr
                     seed: int, device: torch.device, report: Any) -> None:
     """:func:`nas.tasks.train` on the held dataset (``task.device_data``); same contract."""
     held: DeviceData = task.device_data(arch.resolution, device)
-    generator = torch.Generator(device=device).manual_seed(seed)  # shuffles and augmentation
+    generator = torch.Generator(device=device).manual_seed(seed)  # augmentation
     torch.manual_seed(seed)
     channels_last = device.type == "cuda"
     model = task.model(arch, data).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     count = len(held.train_labels)
+    order_of = EpochOrder(count, torch.Generator().manual_seed(seed))  # the streaming path's
     batch = min(training.memory_batch_size or training.batch_size, count)
     steps = max(count // batch, 1)  # the last partial batch is dropped, as on the stream path
     optimizer = torch.optim.AdamW(
@@ -121,7 +124,7 @@ def train_in_memory(task: Any, arch: Architecture, data: DataSplit, training: Tr
     for epoch in range(1, training.epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(count, generator=generator, device=device)
+        order = order_of.epoch().to(device)
         total = torch.zeros((), dtype=torch.float32, device=device)
         for step in range(steps):
             idx = order[step * batch:(step + 1) * batch]

@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from nas.config import TaskConfig
 from nas.data import DataSplit, make_datasets
@@ -65,6 +65,28 @@ class DatasetTask:
                              f"{self.head} head ({self.example}), got head kind "
                              f"{arch.head_kind!r}")
         return build_model(arch, num_classes=data.num_classes, in_channels=data.in_channels)
+
+
+class EpochOrder(Sampler[int]):
+    """A fresh permutation of ``count`` indices per epoch, drawn from ``generator`` (a CPU
+    ``torch.Generator``) and nothing else. Both training paths take their batch order from it,
+    the streaming path as its ``DataLoader``'s sampler, the in-memory path
+    (:mod:`nas.fasttrain`) directly: at one seed they see the same batches in the same order,
+    so what they learn differs only by what the paths really change (pixels rounded to uint8,
+    augmentation, batch size)."""
+
+    def __init__(self, count: int, generator: torch.Generator) -> None:
+        self.count, self.generator = count, generator
+
+    def epoch(self) -> torch.Tensor:
+        """The next epoch's order."""
+        return torch.randperm(self.count, generator=self.generator)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.epoch().tolist())
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def train_steps(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,

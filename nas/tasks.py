@@ -22,7 +22,7 @@ from nas.detection import DetectionTask
 from nas.fastdata import DeviceData, holdable, materialise
 from nas.fasttrain import choose_path, train_in_memory
 from nas.segmentation import SegmentationTask
-from nas.task_base import DatasetTask, train_steps
+from nas.task_base import DatasetTask, EpochOrder, train_steps
 from searchspaces.genome import Architecture
 
 
@@ -92,13 +92,19 @@ def make_task(config: TaskConfig, seed: int = 0) -> Task:
 
 def stream_loaders(data: DataSplit, batch_size: int, generator: torch.Generator,
                    collate: Any = None) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training batches drawn from ``generator`` (the last, partial batch dropped when
-    there is more than one), validation in order: the streaming path of a trial and of
-    ``hwnas train``. ``collate`` is the task's batching function (its ``collate`` attribute:
-    detection targets are lists), ``None`` for PyTorch's default."""
-    train = DataLoader(data.train, batch_size=batch_size, shuffle=True, generator=generator,
+    """Shuffled training batches in the order :class:`EpochOrder` draws from ``generator`` (the
+    last, partial batch dropped when there is more than one), validation in order: the
+    streaming path of a trial and of ``hwnas train``. ``collate`` is the task's batching
+    function (its ``collate`` attribute: detection targets are lists), ``None`` for PyTorch's
+    default. Each ``DataLoader`` gets a generator of its own for the seed it draws per pass
+    (for workers, which this path does not use), so neither that draw nor the shuffle touches
+    torch's global RNG (dropout's) or ``generator`` beyond the order."""
+    train = DataLoader(data.train, batch_size=batch_size,
+                       sampler=EpochOrder(len(data.train), generator),
+                       generator=torch.Generator().manual_seed(0),
                        drop_last=len(data.train) > batch_size, collate_fn=collate)
-    return train, DataLoader(data.val, batch_size=max(batch_size, 128), collate_fn=collate)
+    return train, DataLoader(data.val, batch_size=max(batch_size, 128), collate_fn=collate,
+                             generator=torch.Generator().manual_seed(0))
 
 
 def train(task: Task, arch: Architecture, training: TrainingConfig, seed: int,

@@ -38,6 +38,10 @@ TASK_HEADS: dict[str, str] = {"classification": "head", "detection": "det",
                               "segmentation": "seg"}
 """The head kind each task's candidates end in."""
 SEG_STRIDES: tuple[int, ...] = (2, 4, 8, 16, 32)
+DEFAULT_NUM_CLASSES: dict[str, int] = {"head": 1000, "det": 80, "seg": 21}
+"""Classes a head predicts when nobody says: ImageNet's (classifier), COCO's (detector), VOC's
+with the background (segmenter). A segmenter's score map is full resolution, so a classifier's
+1000 would make it a different network altogether."""
 
 
 def expansions_for(block: str, expansions: tuple[int, ...] | list[int]) -> tuple[int, ...]:

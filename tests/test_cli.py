@@ -48,6 +48,9 @@ def test_arch_info_mobilenetv2_json() -> None:
     assert info["layers"][-1]["name"] == "classifier"
     small = as_json("arch", "info", "mobilenetv2-cifar", "--num-classes", "10")
     assert small["layers"][-1]["output_shape"] == [10, 1, 1]
+    # a dense head's default is its task's usual classes (VOC's 21), not ImageNet's 1000
+    seg = as_json("arch", "info", "r32_w1.0_d8:stem_c32_s1-ibn_k3_e6_c32_r2_s2-seg_c64_o2")
+    assert seg["num_classes"] == 21 and seg["layers"][-1]["output_shape"] == [21, 32, 32]
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from estimators import strict_json
 from searchspaces.baselines import BASELINES, resolve_arch
-from searchspaces.genome import Architecture
+from searchspaces.genome import DEFAULT_NUM_CLASSES, Architecture
 from searchspaces.spaces import SearchSpace, get_space
 
 # Pipes and logs (make demo, CI) are not limited to 80 columns the way rich assumes.
@@ -94,6 +94,12 @@ def user_arch(text: str, space_name: str | None = None, parallelism_factor: int 
     return a
 
 
+def classes_for(a: Architecture, given: int | None) -> int:
+    """``--num-classes`` if given, else the default of ``a``'s head
+    (:data:`~searchspaces.genome.DEFAULT_NUM_CLASSES`)."""
+    return given if given is not None else DEFAULT_NUM_CLASSES[a.head_kind]
+
+
 def user_estimator(ref: str) -> tuple[Any, str]:
     """The loaded estimator ``ref`` names (a folder or a shipped name) and its label."""
     from estimators.latency import load_estimator
@@ -126,7 +132,10 @@ HeadOpt = Annotated[str, typer.Option(
 ArchArg = Annotated[str, typer.Argument(
     help="An architecture string (docs/architecture-strings.md) or a baseline: "
          f"{', '.join(BASELINES)}.")]
-NumClassesOpt = Annotated[int, typer.Option("--num-classes", min=1, help="Classifier outputs.")]
+NumClassesOpt = Annotated[int | None, typer.Option(
+    "--num-classes", min=1, show_default=False,
+    help="Classes the head predicts (default: 1000 for a classifier, 80 for a detector, 21 for "
+         "a segmenter: ImageNet, COCO, VOC).")]
 InChannelsOpt = Annotated[int, typer.Option("--in-channels", min=1, help="Input image channels.")]
 EstimatorOpt = Annotated[str, typer.Option(
     "--estimator", "-e", help="Estimator folder, or the name of a shipped one (see "

@@ -19,6 +19,7 @@ from nas.cli._common import (
     NumClassesOpt,
     PFactorOpt,
     UsageError,
+    classes_for,
     emit_json,
     mib,
     out,
@@ -36,7 +37,7 @@ SpaceOpt = Annotated[str | None, typer.Option(
 @app.command("info")
 def arch_info(
     arch: ArchArg,
-    num_classes: NumClassesOpt = 1000,
+    num_classes: NumClassesOpt = None,
     in_channels: InChannelsOpt = 3,
     dtype: Annotated[str, typer.Option(help="Activation dtype: fp32, fp16, bf16, int8.")] = "fp32",
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for activations.")] = 1,
@@ -51,6 +52,7 @@ def arch_info(
     from estimators.memory import dtype_bytes, memory_report
 
     a = user_arch(arch, space, parallelism_factor, curated)
+    num_classes = classes_for(a, num_classes)
     with user_input():
         dtype_bytes(dtype)
     rep = memory_report(a, num_classes, in_channels, dtype, batch_size)
@@ -112,8 +114,9 @@ def arch_export(
     tracking_uri: Annotated[str, typer.Option(
         "--tracking-uri", help="MLflow tracking URI of --run.")] = "sqlite:///mlflow.db",
     num_classes: Annotated[int | None, typer.Option(
-        "--num-classes", min=1, help="Classifier outputs (default 1000; with --run or "
-        "--weights, the training's).", show_default=False)] = None,
+        "--num-classes", min=1, help="Classes the head predicts (default 1000 for a "
+        "classifier, 80 for a detector, 21 for a segmenter; with --run or --weights, the "
+        "training's).", show_default=False)] = None,
     in_channels: Annotated[int | None, typer.Option(
         "--in-channels", min=1, help="Input image channels (default 3; with --run or "
         "--weights, the training's).", show_default=False)] = None,
@@ -136,7 +139,7 @@ def arch_export(
 
     if arch is not None:
         a = user_arch(arch, space, parallelism_factor, curated)
-        what = Exportable(build_model(a, num_classes or 1000, in_channels or 3), a,
+        what = Exportable(build_model(a, classes_for(a, num_classes), in_channels or 3), a,
                           in_channels or 3, False)
     else:
         with user_input():

@@ -16,6 +16,7 @@ from nas.cli._common import (
     InChannelsOpt,
     JsonOpt,
     NumClassesOpt,
+    classes_for,
     emit_json,
     err,
     mib,
@@ -43,7 +44,7 @@ app = typer.Typer(
 def explain_command(
     arch: ArchArg,
     estimator: EstimatorOpt,
-    num_classes: NumClassesOpt = 1000,
+    num_classes: NumClassesOpt = None,
     in_channels: InChannelsOpt = 3,
     png: Annotated[Path, typer.Option(help="Write the bar chart (latency per stage, effect of "
                                       "each edit) here.")] = Path("explain.png"),
@@ -55,6 +56,7 @@ def explain_command(
     from nas.expert.explain import explain, plot_explanation
 
     a = user_arch(arch)
+    num_classes = classes_for(a, num_classes)
     est, label = user_estimator(estimator)
     ex = explain(a, est, num_classes, in_channels)
     note_outside(a, ex.space, ex.parallelism_factor)

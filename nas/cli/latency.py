@@ -15,6 +15,7 @@ from nas.cli._common import (
     InChannelsOpt,
     JsonOpt,
     NumClassesOpt,
+    classes_for,
     emit_json,
     note_outside,
     out,
@@ -26,7 +27,7 @@ from nas.cli._common import (
 def latency(
     arch: ArchArg,
     estimator: EstimatorOpt,
-    num_classes: NumClassesOpt = 1000,
+    num_classes: NumClassesOpt = None,
     in_channels: InChannelsOpt = 3,
     per_layer: Annotated[bool, typer.Option(
         "--per-layer", help="Show the predicted latency of every block.")] = False,
@@ -34,6 +35,7 @@ def latency(
 ) -> None:
     """Predict an architecture's latency with a learned estimator (no device needed)."""
     a = user_arch(arch)
+    num_classes = classes_for(a, num_classes)
     est, label = user_estimator(estimator)
     ms = est.predict(a, num_classes, in_channels)
     p10 = p90 = None  # an estimator without ensemble members has no interval

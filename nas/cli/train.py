@@ -76,7 +76,7 @@ def train(
         plan = plan_final(source, epochs, out_dir or default_out(source))
     if threads is not None:
         torch.set_num_threads(threads)
-    err.print(f"training {source.arch} for {epochs} epochs on {torch_device} "
+    err.print(f"training {source.arch} for {epochs} epoch{'s' * (epochs != 1)} on {torch_device} "
               f"(data {source.config.task.dataset}) in {plan.folder}", highlight=False,
               soft_wrap=True)
     with _progress(epochs) as on_epoch:
@@ -89,7 +89,8 @@ def train(
     resumed = (" (already trained: nothing to do)" if result.start_epoch == result.epochs
                else f" (resumed after epoch {result.start_epoch})" if result.start_epoch
                else "")
-    out.print(f"trained {result.arch} for {result.epochs} epochs{resumed}: "
+    plural = "s" * (result.epochs != 1)
+    out.print(f"trained {result.arch} for {result.epochs} epoch{plural}{resumed}: "
               f"{result.metric} {final.get(result.metric, float('nan')):.4f} "
               f"(best {result.best_value:.4f} at epoch {result.best_epoch})", highlight=False,
               soft_wrap=True)

@@ -12,7 +12,14 @@ Model-assisted (``surrogate="lightgbm"``, the default): after ``initial`` random
 breeds a pool of ``candidates`` children (mutations, uniform crossovers of two parents and a few
 random configs), a LightGBM model fitted to every finished trial predicts their objectives, and
 the child that adds the most predicted hypervolume to the front is asked
-(:mod:`nas.strategies.surrogate`); with probability ``exploration`` a random pool member is
+(:mod:`nas.strategies.surrogate`). With ``local`` (the default) the pool also holds the unseen
+one-change neighbours of one archive point (the most isolated of a random sample, so the ends
+and gaps of the front come first): a local search around the front, screened by the model. A
+front point's best neighbours are often front points too, and breeding draws them slowly. On 16
+NAS-Bench-201 ImageNet16 pairs (3 seeds) it raised the mean hypervolume ratio at 200 evaluations
+from 0.965 to 0.976; the neighbours of *every* archive point in each pool did worse at 100
+evaluations (0.938 against 0.951 without), the model then picks greedily among hundreds. With
+probability ``exploration`` a random pool member is
 asked instead, so a wrong model cannot trap the search. An objective named in ``known`` (e.g.
 latency from an estimator, known before training) is computed instead of predicted. Children
 asked but not yet told count in the front at their predicted values ("kriging believer"), so
@@ -59,7 +66,7 @@ class Evolution(AskTellStrategy):
                  objectives: Objectives = (("accuracy", "max"), ("latency_ms", "min")),
                  population_size: int = 20, sample_size: int = 8, seed: int = 0,
                  max_retries: int = 50, surrogate: str = "lightgbm", candidates: int = 32,
-                 initial: int = 10, exploration: float = 0.1,
+                 initial: int = 10, exploration: float = 0.1, local: bool = True,
                  known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
@@ -81,7 +88,7 @@ class Evolution(AskTellStrategy):
         self.signs = np.array([-1.0 if m == "max" else 1.0 for _, m in self.objectives])
         self.population_size, self.sample_size = population_size, sample_size
         self.surrogate, self.candidates = surrogate, candidates
-        self.initial, self.exploration = initial, exploration
+        self.initial, self.exploration, self.local = initial, exploration, local
         self.known = dict(known or {})
         self.population: deque[Member] = deque(maxlen=population_size)
         self.history: list[Member] = []
@@ -194,21 +201,39 @@ class Evolution(AskTellStrategy):
         members = self._parents()
         fitness = self._fitness(members)
         pool: dict[str, dict[str, Any]] = {}
+
+        def add(child: dict[str, Any]) -> None:
+            key = config_key(child)
+            if key not in self.seen and key not in pool:
+                pool[key] = child
+
         for _ in range(4 * self.candidates):
             if len(pool) >= self.candidates:
                 break
             draw = self.rng.random()
             if draw < 0.125:
-                child = self.random_config()
+                add(self.random_config())
             else:
                 parent = self._tournament(members, fitness)
                 if draw < 0.125 + 0.875 / 4:
                     parent = self._crossover(parent, self._tournament(members, fitness))
-                child = self._mutate(parent)
-            key = config_key(child)
-            if key not in self.seen and key not in pool:
-                pool[key] = child
+                add(self._mutate(parent))
+        if self.local and self.archive:
+            centre = self._tournament(self.archive, self._fitness(self.archive))
+            for child in self.neighbours(centre):
+                add(child)
         return list(pool.values())
+
+    def neighbours(self, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Configs one change away: in a plain space every other choice of every dimension (all
+        of them, e.g. 6 edges x 4 other operations = 24 on NAS-Bench-201); in a hwnas space
+        ``candidates`` draws of ``space.mutate`` (its changes are genome-aware and include
+        steps that move several choices together), repeats dropped."""
+        if self.space is not None:
+            draws = (self._mutate(config) for _ in range(self.candidates))
+            return list({config_key(c): c for c in draws}.values())
+        return [{**config, name: choice} for name, choices in self.dimensions.items()
+                for choice in choices if choice != config[name]]
 
     def _crossover(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         """Each choice from ``a`` or ``b`` with equal odds; ``a`` when the mix is not a valid
