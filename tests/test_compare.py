@@ -88,3 +88,31 @@ def test_against_uncurated_counts_trials_to_the_twins_final() -> None:
     # target = the uncurated median final 0.3: seed 0 gets there at trial 2, seed 1 never
     assert out[0].trials_to_uncurated_final == 2 and out[0].reached_uncurated_final == 1
     assert out[1].trials_to_uncurated_final is None and out[1].reached_uncurated_final is None
+
+
+def test_comparison_json_reports_any_smaller_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    """comparison.json keeps each seed's curve (one point per counted trial), so the
+    hypervolume after 2 trials is read off the same 4-trial runs; a search that ended early
+    holds its last value."""
+    from benchmarks.quickstart_strategies import hv_after, print_table, rows_from_comparison
+    from nas.analysis.compare import Comparison, summarize
+    from nas.search import SearchSummary
+
+    def search(curve: list[float]) -> SearchSummary:
+        return SearchSummary("run", "exp", "0", "sqlite://", len(curve), len(curve), 0, 0, 0,
+                             curve[-1], 1.0, 10.0, curve=curve,
+                             compute=[5.0 * (i + 1) for i in range(len(curve))])
+
+    runs = [search([0.1, 0.4, 0.5, 0.6]), search([0.2, 0.3, 0.3]), search([0.0, 0.2, 0.7, 0.8])]
+    result = summarize("evolution", runs, 4, 0.8)
+    doc = json.loads(json.dumps(Comparison("c", "r", 4, False, 0.8, [result], "").to_json(),
+                                allow_nan=False))
+    assert doc["results"][0]["curves"] == [[0.1, 0.4, 0.5, 0.6], [0.2, 0.3, 0.3, 0.3],
+                                           [0.0, 0.2, 0.7, 0.8]]
+    rows = rows_from_comparison(doc)
+    assert [hv_after(r["curve"], 2) for r in rows] == [0.4, 0.3, 0.2]
+    assert [r["compute"][-1] for r in rows] == [20.0, 15.0, 20.0]
+    print_table(rows, [2, 4])
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| evolution")][0]
+    # medians: after 2 trials 0.3 (quartiles 0.25-0.35); after 4: 0.6 (0.45-0.7)
+    assert "| 3 | 0.300 [0.250-0.350] | 0.600 [0.450-0.700] | 20 | 10 | - |" in line

@@ -13,7 +13,8 @@ directly. The comparison run gets:
 - ``comparison.json`` and ``comparison.md``: per strategy the final hypervolume (median
   [quartiles]), the trials needed to reach 95% of the best final hypervolume of any run (median
   over seeds; missing when a seed never got there), the compute and wall time per search, and the
-  hypervolume at equal compute: at the median compute of the cheapest strategy's searches;
+  hypervolume at equal compute: at the median compute of the cheapest strategy's searches; the
+  JSON also holds each seed's hypervolume and compute after every counted trial;
 - ``report.html``: all of it in one page (also written to ``--out``).
 
 With ``curation=True`` every strategy runs on the curated space and on its uncurated twin
@@ -71,11 +72,11 @@ class Comparison:
     equal_compute: float = 0.0  # seconds: the cheapest strategy's median compute per search
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        for r in out["results"]:
-            r.pop("curves")
-            r.pop("computes")
-        return out
+        """Everything, per-seed curves included: ``curves[s][n - 1]`` is seed ``s``'s
+        hypervolume after ``n`` counted trials (trained candidates unless ``count_rejected``),
+        so one comparison reports any smaller budget too (``benchmarks/quickstart_strategies.py
+        --comparison``), and ``computes[s][n - 1]`` the compute spent by then."""
+        return asdict(self)
 
 
 def _padded(curve: Sequence[float], length: int) -> np.ndarray:
