@@ -237,12 +237,10 @@ def test_both_paths_train_the_same_batches_in_the_same_order(tmp_path) -> None:
                   np.arange(96) % 10, [f"c{i}" for i in range(10)])
     task = make_task(TaskConfig(dataset="cifar10", data_dir=str(tmp_path)), 0)
     arch = Architecture.from_string(TINY.replace("r16", "r32", 1))  # CIFAR's pixels, unresized
-    runs = {}
-    for path in ("stream", "memory"):
-        reports: list[dict] = []
+    runs: dict[str, list[dict]] = {"stream": [], "memory": []}
+    for path, reports in runs.items():
         train(task, arch, TrainingConfig(epochs=2, batch_size=8, data_path=path), 3, CPU,
-              lambda e, m: reports.append(m))
-        runs[path] = reports
+              lambda e, m, into=reports: into.append(m))
     for stream, memory in zip(runs["stream"], runs["memory"], strict=True):
         for key in ("train_loss", "val_loss"):
             assert memory[key] == pytest.approx(stream[key], rel=1e-6), key

@@ -269,7 +269,8 @@ def test_resume_ends_a_run_killed_between_its_final_tags_and_its_end(tmp_path: P
     client = MlflowClient(uri)
     first = SearchTracker(uri, "exp", "unit-resume", reference_ms=1.0)
     done = first.start_trial("t_done", ARCH, {"x": 1})
-    log_values(client, done, _result(0.5, 0.5), 3, {"hwnas.outcome": "completed"})  # ... and the driver dies here
+    # its final tags are written, and the driver dies before the run is ended
+    log_values(client, done, _result(0.5, 0.5), 3, {"hwnas.outcome": "completed"})
     mid = first.start_trial("t_mid", ARCH, {"x": 1})
     first.log_epoch("t_mid", _result(0.4, 0.6, epochs=1))
 
