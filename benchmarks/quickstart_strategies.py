@@ -36,10 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def quartiles(values: list[float], fmt: str = ".3f") -> str:
-    q = np.percentile(values, [25, 50, 75])
-    return f"{q[1]:{fmt}} [{q[0]:{fmt}}-{q[2]:{fmt}}]"
+from benchmarks.count_rejected import quartiles  # noqa: E402
 
 
 def run(strategy: str, seed: int, trials: int, folder: Path) -> dict[str, Any]:

@@ -63,7 +63,7 @@ HEAD_NUM_CLASSES_CHOICES = (1, 3, 21, 80)
 presence detector (1), a few synthetic shapes (3), VOC (21, with the background), COCO (80).
 A classifier's 1000 ImageNet classes would make a full-resolution 1000-channel score map."""
 IN_CHANNELS_CHOICES = (1, 3)
-HEADS: dict[str, tuple[str, ...]] = {"det": ("det",), "seg": ("seg",), "all": ("det", "seg")}
+HEADS: dict[str, tuple[str, ...]] = {**{h: (h,) for h in HEAD_BLOCKS}, "all": tuple(HEAD_BLOCKS)}
 """``--head`` values: the task heads (:data:`~searchspaces.genome.TASK_HEADS`) whose blocks a
 build measures besides a classifier's (which every estimator models)."""
 SMALL_KIND_SHARE = 0.06

@@ -54,8 +54,6 @@ DEFAULT_ARMS = ("multiplier", "fusion", "both")
 """The seed work's three arms; ``io`` is asked for by name."""
 MINIMISED = {"latency": "latency_ms", "memory": "peak_activation_bytes"}
 """What an ablation may minimise at equal metric, and the candidates' key holding it."""
-HEAD_OUTPUTS = ("head_scales", "head_stride")
-"""The output dimensions a task's head adds to the space (detection, segmentation)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ def arm_space(space: Any, arm: str) -> tuple[list[str], dict[str, list[Any]]]:
     if arm == "both":
         return ["width_mult", *blocks], fusion
     if arm == "io":
-        outputs = [k for k in HEAD_OUTPUTS if k in space.dimensions()]
+        outputs = [space.head_dimension] if space.head_dimension else []
         return ["width_mult", *blocks, "resolution", *outputs], fusion
     raise ValueError(f"unknown ablation arm {arm!r}; known: {', '.join(ARMS)}")
 
