@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +178,40 @@ def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.
                     head: str = "head") -> list[NetworkSample]:
     """``n`` whole networks ending in a ``head`` head, alternating curated and uncurated
     variants of the space."""
+    return list(islice(_network_stream(space, parallelism_factor, rng, head), n))
+
+
+def _network_stream(space: str, parallelism_factor: int, rng: np.random.Generator,
+                    head: str = "head") -> Iterator[NetworkSample]:
     variants = _variants(space, parallelism_factor, head)
     classes = num_classes_choices(head)
-    return [NetworkSample(variants[i % 2].sample(rng), int(rng.choice(classes)),
-                          int(rng.choice(IN_CHANNELS_CHOICES))) for i in range(n)]
+    for i in count():
+        yield NetworkSample(variants[i % 2].sample(rng), int(rng.choice(classes)),
+                            int(rng.choice(IN_CHANNELS_CHOICES)))
+
+
+def sample_context_networks(space: str, parallelism_factor: int, n: int,
+                            rng: np.random.Generator) -> list[NetworkSample]:
+    """Classifier networks (as :func:`sample_networks` draws them) until their blocks hold
+    ``n`` distinct blocks, for a build that times blocks in context: ``--samples`` stays the
+    number of blocks measured. At most ``n`` networks (each brings at least its first new
+    block, else the space has run out of them)."""
+    if n < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {n}")
+    chosen: list[NetworkSample] = []
+    keys: set[tuple] = set()
+    for sample in islice(_network_stream(space, parallelism_factor, rng), n):
+        new = {block_key(b) for b in _blocks(sample)} - keys
+        if new:
+            chosen.append(sample)
+            keys |= new
+        if len(keys) >= n:
+            break
+    return chosen
+
+
+def _blocks(sample: NetworkSample) -> list[BlockSpec]:
+    return decompose(sample.arch, sample.num_classes, sample.in_channels)
 
 
 # -- measurement tables (append-only CSV, resumable) --------------------------------------------
@@ -291,6 +322,11 @@ def measure_network_sample(sample: NetworkSample) -> Measurement:
     return _worker_backend().measure_network(sample.arch, sample.num_classes, sample.in_channels)
 
 
+def measure_network_blocks_sample(sample: NetworkSample) -> list[Measurement]:
+    return _worker_backend().measure_network_blocks(sample.arch, sample.num_classes,
+                                                    sample.in_channels)
+
+
 def measure_parallel(items: list, fn: Callable, profile: HardwareProfile, workers: int,
                      cache_dir: Path | None = None) -> Iterator[tuple[Any, Measurement]]:
     """``(item, fn(item))`` in order, measured by ``workers`` processes (spawned, each with its
@@ -374,6 +410,17 @@ def build_profile(profile: str | HardwareProfile, space: str, backend: str | Non
     return prof
 
 
+def blocks_in_context(backend: Backend, active: int = 0) -> bool:
+    """Whether a build on ``backend`` times its blocks inside whole networks; one-line
+    ``ValueError`` when it does and ``active`` asks for active profiling, which picks blocks
+    one by one."""
+    if active and backend.times_blocks_in_context:
+        raise ValueError(f"profile {backend.profile.name!r} times blocks inside whole networks "
+                         "(block_timing: context), which --active cannot choose one by one; "
+                         "use block_timing: isolated")
+    return backend.times_blocks_in_context
+
+
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
@@ -403,19 +450,26 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     if active:
         round_targets(samples, active)  # too few blocks a round -> ValueError before any work
     passes = timing_passes(prof, network_passes)
+    backend = create_backend(prof)
+    in_context = blocks_in_context(backend, active)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
     nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
     cache = out / "cache"
-    env = _env_row(create_backend(prof).environment())
+    env = _env_row(backend.environment())
 
     def measure(blocks: list[BlockSpec]) -> list[float]:
         return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress)
 
+    context_networks = 0
     if active:
         active_blocks(space, p, samples, active, seed, measure,
                       progress=(lambda r, n: progress("rounds", r, n)) if progress else None)
+    elif in_context:
+        context = sample_context_networks(space, p, samples, np.random.default_rng([seed, 0]))
+        context_networks = len(context)
+        _measure_in_context(context, out / BLOCK_TABLE, prof, workers, cache, env, progress)
     else:
         measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
     if heads:
@@ -431,12 +485,12 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     try:
         already = (len(nets) - len(todo_nets)) * passes
 
-        def count(done: int, _total: int) -> None:
+        def counted(done: int, _total: int) -> None:
             if progress:
                 progress("networks", already + done, len(nets) * passes)
 
         measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
-                                     cache, progress=count)
+                                     cache, progress=counted)
         for sample, ms in measured:
             m = robust_timing(ms)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
@@ -447,7 +501,10 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
                                             "samples": samples, "seed": seed,
                                             "network_passes": passes, "active_rounds": active,
-                                            "heads": list(heads)},
+                                            "heads": list(heads),
+                                            "block_timing": ("context" if in_context
+                                                             else "isolated"),
+                                            "context_networks": context_networks},
                          progress)
 
 
@@ -487,6 +544,34 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     return [latency[block_key(b)] for b in blocks]
 
 
+def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,
+                        workers: int, cache: Path, env: list[str],
+                        progress: Progress | None) -> None:
+    """Time the blocks of ``nets`` inside their networks
+    (:meth:`~estimators.backends.base.Backend.measure_network_blocks`) and append a row for
+    each block not yet in the table at ``path``: the first network holding a block gives its
+    row, as a block sampled twice is measured once. A network whose blocks all have rows is
+    not timed again, so an interrupted build resumes with the networks it had not reached."""
+    done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
+    wanted = {block_key(b) for s in nets for b in _blocks(s)}
+    todo = [s for s in nets if any(block_key(b) not in done for b in _blocks(s))]
+    writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
+    try:
+        for sample, ms in measure_parallel(todo, measure_network_blocks_sample, prof, workers,
+                                           cache):
+            for block, m in zip(_blocks(sample), ms, strict=True):
+                key = block_key(block)
+                if key in done:
+                    continue
+                done.add(key)
+                writer.write([block.kind, *key[1:], f"{m.latency_ms:.6g}",
+                              f"{m.spread_ms:.6g}", *env])
+            if progress:
+                progress("blocks", len(wanted & done), len(wanted))
+    finally:
+        writer.close()
+
+
 def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str,
                   out: str | Path, progress: Progress | None = None
                   ) -> tuple[LatencyEstimator, dict[str, Any]]:
@@ -518,7 +603,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
     extra: dict[str, Any] = {"environment": env, "fit_from_tables": {
         "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
     source = _previous_manifest(tables)
-    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "heads")
+    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "heads",
+                                         "block_timing", "context_networks")
                   if k in source})
     return _fit_and_save(out, space, prof, extra, progress)
 

@@ -32,7 +32,9 @@ def estimator_build(
     profile: Annotated[str, typer.Option(help="Hardware profile name or YAML path (see "
                                               "'hwnas estimator list').")],
     space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}.")],
-    samples: Annotated[int, typer.Option(min=10, help="Blocks to measure.")],
+    samples: Annotated[int, typer.Option(min=10, help=(
+        "Blocks to measure (a profile with block_timing: context times the blocks of whole "
+        "sampled networks, inside them, until it has this many)."))],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables, models, manifest.")],
     backend: Annotated[str | None, typer.Option(
         help="Back end; must match the profile's (checked), defaults to it.")] = None,
@@ -59,13 +61,15 @@ def estimator_build(
     missing from OUT/measurements.csv and OUT/networks.csv.
     """
     from estimators.active import round_targets
-    from estimators.build import build_estimator, build_profile, head_kinds
+    from estimators.backends import create_backend
+    from estimators.build import blocks_in_context, build_estimator, build_profile, head_kinds
 
     with user_input():
         prof = build_profile(profile, space, backend)
         head_kinds(head)
         if active:
             round_targets(samples, active)
+            blocks_in_context(create_backend(prof), active)
     with progress_bar("build") as bar:
         tasks: dict[str, Any] = {}
 
