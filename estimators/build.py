@@ -469,7 +469,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     elif in_context:
         context = sample_context_networks(space, p, samples, np.random.default_rng([seed, 0]))
         context_networks = len(context)
-        _measure_in_context(context, out / BLOCK_TABLE, prof, workers, cache, env, progress)
+        _measure_in_context(context, out / BLOCK_TABLE, prof, workers, cache, env, progress,
+                            passes)
     else:
         measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
     if heads:
@@ -544,30 +545,42 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     return [latency[block_key(b)] for b in blocks]
 
 
+CONTEXT_CHUNK = 16
+"""Networks a build times blocks in context at once, pass after pass (what an interruption can
+lose; their passes are this many networks apart, seconds)."""
+
+
 def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,
                         workers: int, cache: Path, env: list[str],
-                        progress: Progress | None) -> None:
+                        progress: Progress | None, passes: int = 1) -> None:
     """Time the blocks of ``nets`` inside their networks
     (:meth:`~estimators.backends.base.Backend.measure_network_blocks`) and append a row for
     each block not yet in the table at ``path``: the first network holding a block gives its
-    row, as a block sampled twice is measured once. A network whose blocks all have rows is
-    not timed again, so an interrupted build resumes with the networks it had not reached."""
+    row, as a block sampled twice is measured once. The networks are timed in chunks of
+    :data:`CONTEXT_CHUNK`, each chunk in ``passes`` passes (:func:`measure_in_passes`), and
+    each block keeps :func:`robust_timing` over its passes, as a whole network does: a burst
+    of load slows all the blocks of the network it hits, which a second pass a chunk later
+    discards. A network whose blocks all have rows is not timed again, so an interrupted build
+    resumes with the networks it had not finished."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
     wanted = {block_key(b) for s in nets for b in _blocks(s)}
     todo = [s for s in nets if any(block_key(b) not in done for b in _blocks(s))]
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
-        for sample, ms in measure_parallel(todo, measure_network_blocks_sample, prof, workers,
-                                           cache):
-            for block, m in zip(_blocks(sample), ms, strict=True):
-                key = block_key(block)
-                if key in done:
-                    continue
-                done.add(key)
-                writer.write([block.kind, *key[1:], f"{m.latency_ms:.6g}",
-                              f"{m.spread_ms:.6g}", *env])
-            if progress:
-                progress("blocks", len(wanted & done), len(wanted))
+        for start in range(0, len(todo), CONTEXT_CHUNK):
+            chunk = todo[start:start + CONTEXT_CHUNK]
+            for sample, timed in measure_in_passes(chunk, measure_network_blocks_sample, prof,
+                                                   workers, passes, cache):
+                for block, *per_pass in zip(_blocks(sample), *timed, strict=True):
+                    key = block_key(block)
+                    if key in done:
+                        continue
+                    done.add(key)
+                    m = robust_timing(per_pass)
+                    writer.write([block.kind, *key[1:], f"{m.latency_ms:.6g}",
+                                  f"{m.spread_ms:.6g}", *env])
+                if progress:
+                    progress("blocks", len(wanted & done), len(wanted))
     finally:
         writer.close()
 

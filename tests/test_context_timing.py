@@ -164,3 +164,26 @@ def test_build_in_context(tmp_path: Path) -> None:
                                                             s.in_channels)}
     assert {_row_key(r) for r in rows} == wanted
     assert est.predict(ARCH, 10) > 0
+
+
+def test_context_blocks_keep_their_fastest_pass(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import estimators.build as build
+
+    calls: list = []
+    fake = _fake_times(calls)
+
+    def slower_first_pass(sample: object) -> list[Measurement]:
+        scale = 2.0 if sample not in calls else 1.0  # the first pass over a network is slow
+        return [Measurement(m.latency_ms * scale, m.spread_ms * scale) for m in fake(sample)]
+
+    monkeypatch.setattr(build, "measure_network_blocks_sample", slower_first_pass)
+    nets = sample_context_networks("mbv2-small", 16, 30, np.random.default_rng([0, 1]))
+    table = tmp_path / BLOCK_TABLE
+    _measure_in_context(nets, table, _profile(block_timing="context"), 1, tmp_path,
+                        ["torch-cpu", "q", "m", "v"], None, passes=2)
+    assert len(calls) == 2 * len(nets)
+    stem = decompose(nets[0].arch, nets[0].num_classes, nets[0].in_channels)[0]
+    rows = _read_rows(table, BLOCK_COLUMNS)
+    by_key = {_row_key(r): r for r in rows}
+    assert float(by_key[block_key(stem)]["latency_ms"]) == 0.01

@@ -43,7 +43,8 @@ def estimator_build(
         min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
     passes: Annotated[int, typer.Option(
-        min=1, help="Timing passes over the whole networks (each keeps its fastest pass; "
+        min=1, help="Timing passes over the whole networks, and over the networks whose "
+        "blocks a block_timing: context profile times (each keeps its fastest pass; "
         "1 on a simulator).")] = 2,
     active: Annotated[int, typer.Option(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
