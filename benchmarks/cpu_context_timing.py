@@ -61,9 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     for folder in args.estimator:
         print(f"{folder}: {_composition(folder)}")
-    print("| estimator | measured set | within ±5% | within ±10% | MAPE | Kendall τ | "
-          "median signed error | ceiling ±10% (±5%) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| estimator | measured set | within ±5% | within ±10% | MAPE | Kendall τ | Spearman | "
+          "noise floor | median signed error | ceiling ±10% (±5%) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.rows:
         rows = _rows(path)
         ceiling = repeatability(np.array([float(r["timing_a_ms"]) for r in rows]),
@@ -72,6 +72,7 @@ def main() -> None:
             m = score(folder, rows)
             print(f"| {folder} | {path.name} ({len(rows)}) | {m['within_5pct']:.3f} | "
                   f"{m['within_10pct']:.3f} | {m['mape']:.2f}% | {m['kendall_tau']:.3f} | "
+                  f"{m['spearman']:.3f} | {m['noise_floor']:.3f} | "
                   f"{m['median_signed_pct']:+.1f}% | {ceiling['repeat_within_10pct']:.3f} "
                   f"({ceiling['repeat_within_5pct']:.3f}) |")
 
