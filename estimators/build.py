@@ -6,7 +6,9 @@
    architectures of both variants, so kinds, widths, resolutions and strides appear as they do
    in real candidates), plus a few whole networks for the per-network overhead; with ``heads``
    (``--head det|seg|all``), also the blocks of detection and segmentation heads, sampled from
-   the space's candidates with those heads (:func:`sample_head_blocks`);
+   the space's candidates with those heads (:func:`sample_head_blocks`). A back end that times
+   blocks in context (torch-cpu's ``block_timing: context``) gets whole networks instead
+   (:func:`sample_context_networks`) and times every block of each inside its forward pass;
 2. measure them on the back end, in parallel worker processes, appending each result to
    ``measurements.csv`` / ``networks.csv`` as it arrives, so an interrupted build continues where
    it stopped (rows already measured are skipped on the next run with the same arguments);
@@ -76,6 +78,11 @@ measures, as a share of ``--samples`` (42 each for 700 samples); they come on to
 
 BLOCK_GROUP = 8
 """Blocks handed to a back end at once (what a crash can lose, and what torch-cpu interleaves)."""
+
+CONTEXT_CHUNK = 16
+"""Networks a build times blocks in context at once, pass after pass (what an interruption can
+lose; their passes are this many networks apart, seconds)."""
+
 
 NETWORK_PASSES = 2
 """Timing passes over the whole networks of a build or an evaluation, on a back end that is not
@@ -543,11 +550,6 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
         writer.close()
     latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
     return [latency[block_key(b)] for b in blocks]
-
-
-CONTEXT_CHUNK = 16
-"""Networks a build times blocks in context at once, pass after pass (what an interruption can
-lose; their passes are this many networks apart, seconds)."""
 
 
 def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,

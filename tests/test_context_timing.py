@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import run_cli
 from estimators.backends import Measurement, create_backend
 from estimators.backends.torch_backends import TorchCPUBackend
 from estimators.build import (
@@ -187,3 +188,14 @@ def test_context_blocks_keep_their_fastest_pass(tmp_path: Path,
     rows = _read_rows(table, BLOCK_COLUMNS)
     by_key = {_row_key(r): r for r in rows}
     assert float(by_key[block_key(stem)]["latency_ms"]) == 0.01
+
+
+def test_cli_refuses_active_profiling_in_context(tmp_path: Path) -> None:
+    profile = tmp_path / "ctx.yaml"
+    profile.write_text("name: torch-cpu-ctx\nbackend: torch-cpu\nparallelism_factor: 16\n"
+                       "settings:\n  block_timing: context\n")
+    proc = run_cli("estimator", "build", "--profile", str(profile), "--space", "mbv2-small",
+                   "--samples", "40", "--active", "2", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "block_timing: isolated" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x" / BLOCK_TABLE).exists()
