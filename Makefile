@@ -36,8 +36,9 @@ expert-rules: $(STAMP)
 	$(BIN)/hwnas expert mine --experiments quickstart --tracking-uri sqlite:///rules.db \
 		--out configs/expert_rules_npu32.yaml
 
+# --durations: the 15 slowest tests, to keep the suite near its ~20 minutes on 2 cores
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The inner loop: everything but the tests marked slow (Ray, MLflow servers, subprocesses);
 # a few minutes on 2 cores. `make test` (what CI runs) still runs them all.

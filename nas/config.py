@@ -172,6 +172,12 @@ class TrainingConfig(_Section):
         return value
 
 
+class ClusterError(ValueError):
+    """The Ray cluster cannot run the search as configured: unreachable at the address given,
+    or no node has the CPUs and GPUs one trial asks for (``resources``). Bad input, found only
+    once the cluster is asked, and reported by the CLI as one line."""
+
+
 class ResourcesConfig(_Section):
     """Per trial; ``max_concurrent`` caps the trials in flight (default: as many as fit).
     A fraction of a GPU is also the trial's cap on that GPU's memory (:mod:`nas.packing`)."""

@@ -13,18 +13,21 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.config import SearchConfig
+from nas.config import ClusterError, SearchConfig
 from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -193,12 +196,13 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     address = address or os.environ.get("RAY_ADDRESS")  # set inside `ray job submit`
     if address:
+        check_reachable(address)
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"cannot connect to the Ray cluster at {address}: {first}"
-                             ) from None
+            raise ClusterError(f"cannot connect to the Ray cluster at {address}: {first}"
+                               ) from None
     else:
         # "local": a fresh Ray of our own, even when `ray start` left a cluster on this host
         ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
@@ -207,6 +211,41 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         yield bool(address)
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail in seconds, with one line, when nothing listens at a Ray ``address``
+    (``HOST:PORT`` or ``ray://HOST:PORT``; ``auto`` is left to Ray). Ray's own client retries
+    an unreachable GCS for minutes, printing C++ warnings, before it gives up."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {address}: {reason} (start one there with "
+            f"`ray start --head --port {port}`, or leave out --address for a local Ray)"
+        ) from None
+
+
+def trial_fit_problem(nodes: Sequence[Mapping[str, Any]], cpus: float, gpus: float
+                      ) -> str | None:
+    """Why no alive node of ``nodes`` (:func:`ray.nodes`) can hold one trial asking for
+    ``cpus`` CPUs and ``gpus`` GPUs, or ``None`` when one can. Ray would keep such trials
+    pending forever, the search never starting."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
+        return None
+    most_cpu = max((r.get("CPU", 0) for r in alive), default=0)
+    most_gpu = max((r.get("GPU", 0) for r in alive), default=0)
+    hint = " (resources.gpus: 0 trains on CPUs)" if gpus and not most_gpu else ""
+    return (f"a trial asks for {cpus:g} CPU and {gpus:g} GPU (resources in the config), but no "
+            f"Ray node has that (at most {most_cpu:g} CPU and {most_gpu:g} GPU on one node)"
+            + hint)
 
 
 def _open_tracking_store(uri: str) -> None:
@@ -373,6 +412,13 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                                daemon=True)
     opening.start()
     with ray_session(address) as joined:
+        import ray
+
+        problem = trial_fit_problem(ray.nodes(), config.resources.cpus, config.resources.gpus)
+        if problem and not joined:
+            raise ClusterError(problem)
+        if problem:  # a cluster's autoscaler may still add such a node
+            logger.warning("%s; its trials wait until such a node joins", problem)
         opening.join()
         # Tune errors, without a retry, a trial whose reused worker dies while being reset for
         # it (found by tests/test_cluster.py): on a cluster, where nodes are lost, every trial

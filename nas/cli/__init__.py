@@ -20,6 +20,7 @@ import typer
 
 from nas.cli import arch, compare, estimator, expert, latency, search, space, train
 from nas.cli._common import UsageError, one_line
+from nas.config import ClusterError
 
 app = typer.Typer(
     name="hwnas",
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join((fmt() if fmt else str(exc)).split())
         sys.stderr.write(f"hwnas: error: {message} (see --help)\n")
         return int(getattr(exc, "exit_code", 2))
-    except UsageError as exc:
+    except (UsageError, ClusterError) as exc:
         sys.stderr.write(f"hwnas: error: {exc}\n")
         return 2
     except Exception as exc:  # noqa: BLE001 - the last resort: a bug, said so
