@@ -88,6 +88,11 @@ NETWORK_PASSES = 2
 """Timing passes over the whole networks of a build or an evaluation, on a back end that is not
 deterministic (:func:`timing_passes`); each network's latency is :func:`robust_timing` over them."""
 
+BLOCK_PASSES = 1
+"""Timing passes over the blocks a build times in isolation, on a back end that is not
+deterministic; each block keeps :func:`robust_timing` over them (docs/estimators.md, "Block
+timing passes", measures 1 against 2 on torch-cpu)."""
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -432,7 +437,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
                     network_passes: int = NETWORK_PASSES, active: int = 0,
-                    head: str | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    head: str | None = None, block_passes: int = BLOCK_PASSES
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report.
 
     ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
@@ -447,7 +453,10 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
     pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
     statistic :func:`~estimators.evaluate.evaluate_estimator` scores against, so that the
-    per-network overhead is fitted on networks measured the way held-out networks are."""
+    per-network overhead is fitted on networks measured the way held-out networks are.
+
+    Blocks timed in isolation get ``block_passes`` passes over all of them (one on a
+    deterministic back end), each keeping its fastest (:func:`_measure_blocks`)."""
     prof = build_profile(profile, space, backend)
     heads = head_kinds(head)
     if workers < 1:
@@ -457,6 +466,7 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     if active:
         round_targets(samples, active)  # too few blocks a round -> ValueError before any work
     passes = timing_passes(prof, network_passes)
+    b_passes = timing_passes(prof, block_passes)
     backend = create_backend(prof)
     in_context = blocks_in_context(backend, active)
     out = Path(out)
@@ -467,7 +477,8 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     env = _env_row(backend.environment())
 
     def measure(blocks: list[BlockSpec]) -> list[float]:
-        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress)
+        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress,
+                               b_passes)
 
     context_networks = 0
     if active:
@@ -508,7 +519,9 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
 
     return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
                                             "samples": samples, "seed": seed,
-                                            "network_passes": passes, "active_rounds": active,
+                                            "network_passes": passes,
+                                            "block_passes": 1 if in_context else b_passes,
+                                            "active_rounds": active,
                                             "heads": list(heads),
                                             "block_timing": ("context" if in_context
                                                              else "isolated"),
@@ -528,9 +541,17 @@ def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str,
 
 
 def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, workers: int,
-                    cache: Path, env: list[str], progress: Progress | None) -> list[float]:
+                    cache: Path, env: list[str], progress: Progress | None,
+                    passes: int = 1) -> list[float]:
     """Measure the blocks not yet in the table at ``path`` (appending each), and return the
-    latency of every block from the table: resuming measures only what is missing."""
+    latency of every block from the table: resuming measures only what is missing.
+
+    The blocks go to the back end in groups of :data:`BLOCK_GROUP`, all groups in ``passes``
+    passes (:func:`measure_in_passes`), so the passes of one group are a whole sweep apart
+    (minutes), and each block keeps :func:`robust_timing` over its passes: a burst of load
+    slows every block of the group it hits, which another pass discards. A block's row is
+    written once its last pass is timed, so an interrupted pass leaves no row behind and the
+    next run times the block again."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
     todo = [b for b in blocks if block_key(b) not in done]
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
@@ -538,14 +559,21 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
         # groups of blocks: a back end may measure a group together (torch-cpu interleaves
         # them so each block runs after others, as in a network)
         groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
-        done_count = len(blocks) - len(todo)
-        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
-            for block, m in zip(group, ms):
+        timed_before = np.cumsum([0, *map(len, groups)])
+        already = len(blocks) - len(todo)
+
+        def counted(done_groups: int, _total: int) -> None:
+            if progress:
+                p, i = divmod(done_groups, len(groups))
+                progress("blocks", already * passes + p * len(todo) + int(timed_before[i]),
+                         len(blocks) * passes)
+
+        for group, timed in measure_in_passes(groups, measure_block_group, prof, workers,
+                                              passes, cache, progress=counted):
+            for block, *per_pass in zip(group, *timed, strict=True):
+                m = robust_timing(per_pass)
                 writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
                               f"{m.spread_ms:.6g}", *env])
-            done_count += len(group)
-            if progress:
-                progress("blocks", done_count, len(blocks))
     finally:
         writer.close()
     latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}

@@ -46,6 +46,9 @@ def estimator_build(
         min=1, help="Timing passes over the whole networks, and over the networks whose "
         "blocks a block_timing: context profile times (each keeps its fastest pass; "
         "1 on a simulator).")] = 2,
+    block_passes: Annotated[int, typer.Option(
+        min=1, help="Timing passes over the blocks a build times in isolation, a sweep apart "
+        "(each keeps its fastest pass; 1 on a simulator).")] = 1,
     active: Annotated[int, typer.Option(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
         "first round, each round measures the blocks the ensemble is most uncertain about "
@@ -82,7 +85,8 @@ def estimator_build(
 
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, progress=report,
-                                   network_passes=passes, active=active, head=head)
+                                   network_passes=passes, active=active, head=head,
+                                   block_passes=block_passes)
     _print_fit_report(out_dir, est, rep, as_json)
 
 
