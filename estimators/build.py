@@ -646,8 +646,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
     extra: dict[str, Any] = {"environment": env, "fit_from_tables": {
         "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
     source = _previous_manifest(tables)
-    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "heads",
-                                         "block_timing", "context_networks")
+    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "block_passes",
+                                         "heads", "block_timing", "context_networks")
                   if k in source})
     return _fit_and_save(out, space, prof, extra, progress)
 
