@@ -18,6 +18,7 @@ from estimators.build import (
     _read_rows,
     _row_key,
     build_estimator,
+    fit_estimator,
     sample_blocks,
 )
 from estimators.features import block_key
@@ -117,5 +118,8 @@ def test_a_deterministic_back_end_times_blocks_once(tmp_path: Path,
                                 block_passes=3)
     assert sum(timed) == report["block_rows"] == 60
     assert json.loads((tmp_path / "est" / MANIFEST).read_text())["block_passes"] == 1
+    fit_estimator(tmp_path / "est", "roofline-npu32", "mbv2", tmp_path / "refit")
+    assert json.loads((tmp_path / "refit" / MANIFEST).read_text())["block_passes"] == 1, \
+        "a refit keeps how its tables were timed"
     with pytest.raises(ValueError, match=">= 1"):
         build_estimator("roofline-npu32", "mbv2", 60, tmp_path / "x", block_passes=0)
