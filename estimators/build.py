@@ -6,7 +6,9 @@
    architectures of both variants, so kinds, widths, resolutions and strides appear as they do
    in real candidates), plus a few whole networks for the per-network overhead; with ``heads``
    (``--head det|seg|all``), also the blocks of detection and segmentation heads, sampled from
-   the space's candidates with those heads (:func:`sample_head_blocks`);
+   the space's candidates with those heads (:func:`sample_head_blocks`). A back end that times
+   blocks in context (torch-cpu's ``block_timing: context``) gets whole networks instead
+   (:func:`sample_context_networks`) and times every block of each inside its forward pass;
 2. measure them on the back end, in parallel worker processes, appending each result to
    ``measurements.csv`` / ``networks.csv`` as it arrives, so an interrupted build continues where
    it stopped (rows already measured are skipped on the next run with the same arguments);
@@ -27,6 +29,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +79,19 @@ measures, as a share of ``--samples`` (42 each for 700 samples); they come on to
 BLOCK_GROUP = 8
 """Blocks handed to a back end at once (what a crash can lose, and what torch-cpu interleaves)."""
 
+CONTEXT_CHUNK = 16
+"""Networks a build times blocks in context at once, pass after pass (what an interruption can
+lose; their passes are this many networks apart, seconds)."""
+
+
 NETWORK_PASSES = 2
 """Timing passes over the whole networks of a build or an evaluation, on a back end that is not
 deterministic (:func:`timing_passes`); each network's latency is :func:`robust_timing` over them."""
+
+BLOCK_PASSES = 1
+"""Timing passes over the blocks a build times in isolation, on a back end that is not
+deterministic; each block keeps :func:`robust_timing` over them (docs/estimators.md, "Block
+timing passes", measures 1 against 2 on torch-cpu)."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -177,10 +190,40 @@ def sample_networks(space: str, parallelism_factor: int, n: int, rng: np.random.
                     head: str = "head") -> list[NetworkSample]:
     """``n`` whole networks ending in a ``head`` head, alternating curated and uncurated
     variants of the space."""
+    return list(islice(_network_stream(space, parallelism_factor, rng, head), n))
+
+
+def _network_stream(space: str, parallelism_factor: int, rng: np.random.Generator,
+                    head: str = "head") -> Iterator[NetworkSample]:
     variants = _variants(space, parallelism_factor, head)
     classes = num_classes_choices(head)
-    return [NetworkSample(variants[i % 2].sample(rng), int(rng.choice(classes)),
-                          int(rng.choice(IN_CHANNELS_CHOICES))) for i in range(n)]
+    for i in count():
+        yield NetworkSample(variants[i % 2].sample(rng), int(rng.choice(classes)),
+                            int(rng.choice(IN_CHANNELS_CHOICES)))
+
+
+def sample_context_networks(space: str, parallelism_factor: int, n: int,
+                            rng: np.random.Generator) -> list[NetworkSample]:
+    """Classifier networks (as :func:`sample_networks` draws them) until their blocks hold
+    ``n`` distinct blocks, for a build that times blocks in context: ``--samples`` stays the
+    number of blocks measured. At most ``n`` networks (each brings at least its first new
+    block, else the space has run out of them)."""
+    if n < 1:
+        raise ValueError(f"the number of samples must be >= 1, got {n}")
+    chosen: list[NetworkSample] = []
+    keys: set[tuple] = set()
+    for sample in islice(_network_stream(space, parallelism_factor, rng), n):
+        new = {block_key(b) for b in _blocks(sample)} - keys
+        if new:
+            chosen.append(sample)
+            keys |= new
+        if len(keys) >= n:
+            break
+    return chosen
+
+
+def _blocks(sample: NetworkSample) -> list[BlockSpec]:
+    return decompose(sample.arch, sample.num_classes, sample.in_channels)
 
 
 # -- measurement tables (append-only CSV, resumable) --------------------------------------------
@@ -291,6 +334,11 @@ def measure_network_sample(sample: NetworkSample) -> Measurement:
     return _worker_backend().measure_network(sample.arch, sample.num_classes, sample.in_channels)
 
 
+def measure_network_blocks_sample(sample: NetworkSample) -> list[Measurement]:
+    return _worker_backend().measure_network_blocks(sample.arch, sample.num_classes,
+                                                    sample.in_channels)
+
+
 def measure_parallel(items: list, fn: Callable, profile: HardwareProfile, workers: int,
                      cache_dir: Path | None = None) -> Iterator[tuple[Any, Measurement]]:
     """``(item, fn(item))`` in order, measured by ``workers`` processes (spawned, each with its
@@ -374,11 +422,23 @@ def build_profile(profile: str | HardwareProfile, space: str, backend: str | Non
     return prof
 
 
+def blocks_in_context(backend: Backend, active: int = 0) -> bool:
+    """Whether a build on ``backend`` times its blocks inside whole networks; one-line
+    ``ValueError`` when it does and ``active`` asks for active profiling, which picks blocks
+    one by one."""
+    if active and backend.times_blocks_in_context:
+        raise ValueError(f"profile {backend.profile.name!r} times blocks inside whole networks "
+                         "(block_timing: context), which --active cannot choose one by one; "
+                         "use block_timing: isolated")
+    return backend.times_blocks_in_context
+
+
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
                     network_passes: int = NETWORK_PASSES, active: int = 0,
-                    head: str | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    head: str | None = None, block_passes: int = BLOCK_PASSES
+                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report.
 
     ``active`` > 0 spends the ``samples`` blocks in that many rounds of active profiling
@@ -393,7 +453,10 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
     pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
     statistic :func:`~estimators.evaluate.evaluate_estimator` scores against, so that the
-    per-network overhead is fitted on networks measured the way held-out networks are."""
+    per-network overhead is fitted on networks measured the way held-out networks are.
+
+    Blocks timed in isolation get ``block_passes`` passes over all of them (one on a
+    deterministic back end), each keeping its fastest (:func:`_measure_blocks`)."""
     prof = build_profile(profile, space, backend)
     heads = head_kinds(head)
     if workers < 1:
@@ -403,19 +466,29 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     if active:
         round_targets(samples, active)  # too few blocks a round -> ValueError before any work
     passes = timing_passes(prof, network_passes)
+    b_passes = timing_passes(prof, block_passes)
+    backend = create_backend(prof)
+    in_context = blocks_in_context(backend, active)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     p = prof.parallelism_factor
     nets = sample_networks(space, p, networks, np.random.default_rng([seed, 2]))
     cache = out / "cache"
-    env = _env_row(create_backend(prof).environment())
+    env = _env_row(backend.environment())
 
     def measure(blocks: list[BlockSpec]) -> list[float]:
-        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress)
+        return _measure_blocks(blocks, out / BLOCK_TABLE, prof, workers, cache, env, progress,
+                               b_passes)
 
+    context_networks = 0
     if active:
         active_blocks(space, p, samples, active, seed, measure,
                       progress=(lambda r, n: progress("rounds", r, n)) if progress else None)
+    elif in_context:
+        context = sample_context_networks(space, p, samples, np.random.default_rng([seed, 0]))
+        context_networks = len(context)
+        _measure_in_context(context, out / BLOCK_TABLE, prof, workers, cache, env, progress,
+                            passes)
     else:
         measure(sample_blocks(space, p, samples, np.random.default_rng([seed, 0])))
     if heads:
@@ -431,12 +504,12 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     try:
         already = (len(nets) - len(todo_nets)) * passes
 
-        def count(done: int, _total: int) -> None:
+        def counted(done: int, _total: int) -> None:
             if progress:
                 progress("networks", already + done, len(nets) * passes)
 
         measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
-                                     cache, progress=count)
+                                     cache, progress=counted)
         for sample, ms in measured:
             m = robust_timing(ms)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
@@ -446,8 +519,13 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
 
     return _fit_and_save(out, space, prof, {"environment": dict(zip(ENV_COLUMNS, env)),
                                             "samples": samples, "seed": seed,
-                                            "network_passes": passes, "active_rounds": active,
-                                            "heads": list(heads)},
+                                            "network_passes": passes,
+                                            "block_passes": 1 if in_context else b_passes,
+                                            "active_rounds": active,
+                                            "heads": list(heads),
+                                            "block_timing": ("context" if in_context
+                                                             else "isolated"),
+                                            "context_networks": context_networks},
                          progress)
 
 
@@ -463,9 +541,17 @@ def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str,
 
 
 def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, workers: int,
-                    cache: Path, env: list[str], progress: Progress | None) -> list[float]:
+                    cache: Path, env: list[str], progress: Progress | None,
+                    passes: int = 1) -> list[float]:
     """Measure the blocks not yet in the table at ``path`` (appending each), and return the
-    latency of every block from the table: resuming measures only what is missing."""
+    latency of every block from the table: resuming measures only what is missing.
+
+    The blocks go to the back end in groups of :data:`BLOCK_GROUP`, all groups in ``passes``
+    passes (:func:`measure_in_passes`), so the passes of one group are a whole sweep apart
+    (minutes), and each block keeps :func:`robust_timing` over its passes: a burst of load
+    slows every block of the group it hits, which another pass discards. A block's row is
+    written once its last pass is timed, so an interrupted pass leaves no row behind and the
+    next run times the block again."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
     todo = [b for b in blocks if block_key(b) not in done]
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
@@ -473,18 +559,60 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
         # groups of blocks: a back end may measure a group together (torch-cpu interleaves
         # them so each block runs after others, as in a network)
         groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
-        done_count = len(blocks) - len(todo)
-        for group, ms in measure_parallel(groups, measure_block_group, prof, workers, cache):
-            for block, m in zip(group, ms):
+        timed_before = np.cumsum([0, *map(len, groups)])
+        already = len(blocks) - len(todo)
+
+        def counted(done_groups: int, _total: int) -> None:
+            if progress:
+                p, i = divmod(done_groups, len(groups))
+                progress("blocks", already * passes + p * len(todo) + int(timed_before[i]),
+                         len(blocks) * passes)
+
+        for group, timed in measure_in_passes(groups, measure_block_group, prof, workers,
+                                              passes, cache, progress=counted):
+            for block, *per_pass in zip(group, *timed, strict=True):
+                m = robust_timing(per_pass)
                 writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
                               f"{m.spread_ms:.6g}", *env])
-            done_count += len(group)
-            if progress:
-                progress("blocks", done_count, len(blocks))
     finally:
         writer.close()
     latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
     return [latency[block_key(b)] for b in blocks]
+
+
+def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,
+                        workers: int, cache: Path, env: list[str],
+                        progress: Progress | None, passes: int = 1) -> None:
+    """Time the blocks of ``nets`` inside their networks
+    (:meth:`~estimators.backends.base.Backend.measure_network_blocks`) and append a row for
+    each block not yet in the table at ``path``: the first network holding a block gives its
+    row, as a block sampled twice is measured once. The networks are timed in chunks of
+    :data:`CONTEXT_CHUNK`, each chunk in ``passes`` passes (:func:`measure_in_passes`), and
+    each block keeps :func:`robust_timing` over its passes, as a whole network does: a burst
+    of load slows all the blocks of the network it hits, which a second pass a chunk later
+    discards. A network whose blocks all have rows is not timed again, so an interrupted build
+    resumes with the networks it had not finished."""
+    done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
+    wanted = {block_key(b) for s in nets for b in _blocks(s)}
+    todo = [s for s in nets if any(block_key(b) not in done for b in _blocks(s))]
+    writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
+    try:
+        for start in range(0, len(todo), CONTEXT_CHUNK):
+            chunk = todo[start:start + CONTEXT_CHUNK]
+            for sample, timed in measure_in_passes(chunk, measure_network_blocks_sample, prof,
+                                                   workers, passes, cache):
+                for block, *per_pass in zip(_blocks(sample), *timed, strict=True):
+                    key = block_key(block)
+                    if key in done:
+                        continue
+                    done.add(key)
+                    m = robust_timing(per_pass)
+                    writer.write([block.kind, *key[1:], f"{m.latency_ms:.6g}",
+                                  f"{m.spread_ms:.6g}", *env])
+                if progress:
+                    progress("blocks", len(wanted & done), len(wanted))
+    finally:
+        writer.close()
 
 
 def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str,
@@ -518,7 +646,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
     extra: dict[str, Any] = {"environment": env, "fit_from_tables": {
         "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
     source = _previous_manifest(tables)
-    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "heads")
+    extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "block_passes",
+                                         "heads", "block_timing", "context_networks")
                   if k in source})
     return _fit_and_save(out, space, prof, extra, progress)
 

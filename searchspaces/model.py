@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import ConvBnAct, make_block, make_head_block
+from .blocks import ConvBnAct, PoolFlatten, make_block, make_head_block
 from .genome import Architecture
 from .layers import decompose
 
@@ -76,6 +76,19 @@ class Network(nn.Module):
             nn.init.normal_(conv.weight, 0.0, PRED_STD)
         for head in getattr(self, "det", ()):
             nn.init.constant_(head.pred.bias[:self.num_classes], HEATMAP_PRIOR_BIAS)
+
+    def block_modules(self) -> list[nn.Module]:
+        """The modules of a classifier's :func:`~searchspaces.layers.decompose` blocks, in that
+        order (stem, stage blocks, head, pool, classifier): run one after another on the
+        input, each on the previous one's output, they compute :meth:`forward` (the eval-time
+        no-op dropout left out), so a back end can time each block inside the network.
+        The modules are this network's own (shared weights), except the parameterless pool.
+        One-line ``ValueError`` for a detection or segmentation network, whose head blocks
+        read several earlier outputs."""
+        if self.head_kind != "head":
+            raise ValueError(f"block_modules needs a classifier network; this one has a "
+                             f"{self.head_kind!r} head, whose blocks are not a chain")
+        return [self.stem, *self.blocks, self.head, PoolFlatten(), self.classifier]
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         if self.head_kind == "head":

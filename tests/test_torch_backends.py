@@ -65,6 +65,7 @@ def test_cpu_profile_loads() -> None:
     profile = load_profile("torch-cpu")
     assert profile.backend == "torch-cpu" and profile.parallelism_factor == 16
     assert TorchCPUBackend(profile).settings.threads == 1
+    assert not TorchCPUBackend(profile).times_blocks_in_context
 
 
 def test_cuda_profile_loads_without_a_gpu() -> None:

@@ -56,6 +56,19 @@ class Backend(ABC):
     def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
         return [self.measure_block(b) for b in blocks]
 
+    @property
+    def times_blocks_in_context(self) -> bool:
+        """Whether a build should time blocks inside whole networks
+        (:meth:`measure_network_blocks`) instead of one by one (:meth:`measure_blocks`)."""
+        return False
+
+    def measure_network_blocks(self, arch: Architecture, num_classes: int = 1000,
+                               in_channels: int = 3) -> list[Measurement]:
+        """The latency of each of ``arch``'s :func:`~searchspaces.layers.decompose` blocks,
+        timed inside a forward pass of the whole network; only back ends that say
+        :attr:`times_blocks_in_context` implement it."""
+        raise NotImplementedError(f"back end {self.name!r} does not time blocks in context")
+
     @abstractmethod
     def measure_network(self, arch: Architecture, num_classes: int = 1000,
                         in_channels: int = 3) -> Measurement:

@@ -27,7 +27,7 @@ from estimators.profiles import SETTINGS_CONFIG
 from searchspaces.blocks import block_input_shape, make_module
 from searchspaces.genome import Architecture
 from searchspaces.layers import BlockSpec
-from searchspaces.model import build_model
+from searchspaces.model import Network, build_model
 
 from .base import Measurement
 
@@ -156,7 +156,7 @@ def block_workload(block: BlockSpec, batch: int = 1) -> tuple[nn.Module, torch.T
 
 
 def network_workload(arch: Architecture, num_classes: int, in_channels: int, batch: int = 1
-                     ) -> tuple[nn.Module, torch.Tensor]:
+                     ) -> tuple[Network, torch.Tensor]:
     """The eval-mode whole network (:func:`~searchspaces.model.build_model`) and a random input,
     seeded like :func:`block_workload`."""
     with torch.random.fork_rng(devices=[]):

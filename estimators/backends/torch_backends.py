@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from pydantic import Field, field_validator, model_validator
@@ -83,16 +84,30 @@ class _ModuleBackend(Backend):
 
 
 # -- CPU --------------------------------------------------------------------------------------
+BLOCK_TIMINGS = ("isolated", "context")
+"""How a torch-cpu build times its blocks: ``isolated``, each block's own module in groups of
+unrelated blocks run round-robin (:meth:`TorchCPUBackend.measure_blocks`); ``context``, every
+block of sampled whole networks inside the network's own forward pass
+(:meth:`TorchCPUBackend.measure_network_blocks`)."""
+
+
 @dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCPUSettings(LoopSettings):
     """``threads`` intra-op threads (``torch.set_num_threads``), ``pin_core`` the core the
     measuring thread is pinned to (a core number, ``auto`` = the last allowed core, or
     ``none``; see :func:`~estimators.backends.timing.resolve_pin_core`), plus the shared loop
-    settings. Several measuring processes with ``auto`` would share that one core: measure a
+    settings; ``block_timing`` (:data:`BLOCK_TIMINGS`) how a build times blocks. Several
+    measuring processes with ``auto`` would share that one core: measure a
     real CPU with one process (``--workers 1``), as its timings need anyway."""
 
     threads: int = Field(1, ge=1)
     pin_core: int | str = "auto"
+    block_timing: str = "isolated"
+
+    @field_validator("block_timing")
+    @classmethod
+    def _block_timing(cls, value: str) -> str:
+        return check_choice(value, BLOCK_TIMINGS)
 
     @field_validator("pin_core")
     @classmethod
@@ -133,6 +148,38 @@ class TorchCPUBackend(_ModuleBackend):
             samples = time_host_interleaved(fns, self.settings)
         return [summarize(s) for s in samples]
 
+    @property
+    def times_blocks_in_context(self) -> bool:
+        return self.settings.block_timing == "context"
+
+    def measure_network_blocks(self, arch: Architecture, num_classes: int = 1000,
+                               in_channels: int = 3) -> list[Measurement]:
+        """Each block of a classifier network timed inside the network's forward pass.
+
+        The network (:func:`network_workload`, the one :meth:`measure_network` times) runs as
+        its :meth:`~searchspaces.model.Network.block_modules`, each prepared like a block on
+        its own (:func:`prepare_for_inference`), one after another on the previous block's
+        output, a host timer read between them; every repeat is a whole forward pass, the
+        previous activation freed as the next is made, as in the network. The CPU runs
+        synchronously, so the time between two reads is the block's time, with the caches,
+        predictors and allocator state the blocks before it (and the previous pass) left:
+        a block whose weights leave the cache inside this network pays for it here, which
+        one timed among unrelated blocks does not. Repeats, warm-up and pinning are those of
+        :meth:`measure_network`, so the per-block times add up to its time, up to one Python
+        call per block. Returns one measurement per
+        :func:`~searchspaces.layers.decompose` block, in order."""
+        network, x = network_workload(arch, num_classes, in_channels, self.settings.batch)
+        parts = [prepare_for_inference(m) for m in network.block_modules()]
+        current: list[torch.Tensor] = [x]
+
+        def step(i: int) -> None:
+            current[0] = parts[i](x if i == 0 else current[0])
+
+        fns = [partial(step, i) for i in range(len(parts))]
+        with self._context():
+            samples = time_host_interleaved(fns, self.settings)
+        return [summarize(s) for s in samples]
+
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
         with self._context():
@@ -152,6 +199,7 @@ class TorchCPUBackend(_ModuleBackend):
             "threads": str(self.settings.threads),
             "pin_core": "none" if self.core is None else str(self.core),
             "batch": str(self.settings.batch),
+            "block_timing": self.settings.block_timing,
             "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         })

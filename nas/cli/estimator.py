@@ -32,7 +32,9 @@ def estimator_build(
     profile: Annotated[str, typer.Option(help="Hardware profile name or YAML path (see "
                                               "'hwnas estimator list').")],
     space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}.")],
-    samples: Annotated[int, typer.Option(min=10, help="Blocks to measure.")],
+    samples: Annotated[int, typer.Option(min=10, help=(
+        "Blocks to measure (a profile with block_timing: context times the blocks of whole "
+        "sampled networks, inside them, until it has this many)."))],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for tables, models, manifest.")],
     backend: Annotated[str | None, typer.Option(
         help="Back end; must match the profile's (checked), defaults to it.")] = None,
@@ -41,8 +43,12 @@ def estimator_build(
         min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
     passes: Annotated[int, typer.Option(
-        min=1, help="Timing passes over the whole networks (each keeps its fastest pass; "
+        min=1, help="Timing passes over the whole networks, and over the networks whose "
+        "blocks a block_timing: context profile times (each keeps its fastest pass; "
         "1 on a simulator).")] = 2,
+    block_passes: Annotated[int, typer.Option(
+        min=1, help="Timing passes over the blocks a build times in isolation, a sweep apart "
+        "(each keeps its fastest pass; 1 on a simulator).")] = 1,
     active: Annotated[int, typer.Option(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
         "first round, each round measures the blocks the ensemble is most uncertain about "
@@ -59,13 +65,15 @@ def estimator_build(
     missing from OUT/measurements.csv and OUT/networks.csv.
     """
     from estimators.active import round_targets
-    from estimators.build import build_estimator, build_profile, head_kinds
+    from estimators.backends import create_backend
+    from estimators.build import blocks_in_context, build_estimator, build_profile, head_kinds
 
     with user_input():
         prof = build_profile(profile, space, backend)
         head_kinds(head)
         if active:
             round_targets(samples, active)
+            blocks_in_context(create_backend(prof), active)
     with progress_bar("build") as bar:
         tasks: dict[str, Any] = {}
 
@@ -77,7 +85,8 @@ def estimator_build(
 
         est, rep = build_estimator(prof, space, samples, out_dir, workers=workers, seed=seed,
                                    networks=networks, progress=report,
-                                   network_passes=passes, active=active, head=head)
+                                   network_passes=passes, active=active, head=head,
+                                   block_passes=block_passes)
     _print_fit_report(out_dir, est, rep, as_json)
 
 
