@@ -12,11 +12,12 @@ By default it runs every accuracy x latency pair: the three datasets' validation
 GPUs, DSPs, Edge TPU and Jetson), driving each strategy's ask/tell directly, one evaluation at a
 time: ``evolution`` and ``random`` are hwnas strategies, ``optuna-tpe`` / ``optuna-nsga2`` are
 Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/``study.tell``.
-Benchmark-only variants: ``evolution-plain`` (no model: plain aging evolution, the ablation) and
+Benchmark-only variants: ``evolution-plain`` (no model: plain aging evolution, the ablation),
 ``evolution-latency`` (told each candidate's table latency before asking, as a search with a
-latency estimator can be). Printed per pair: the median over seeds at each budget of
-``evolution`` and of the best other strategy, and whether evolution is >= it and >= 0.99 at the
-largest budget; ``--json`` gives every strategy's median and quartiles.
+latency estimator can be) and ``evolution-thompson`` (picks on one bagged sample of the accuracy
+model, ``sample=("accuracy",)``, rather than its mean). Printed per pair: the median over seeds
+at each budget of ``evolution`` and of the best other strategy, and whether evolution is >= it
+and >= 0.99 at the largest budget; ``--json`` gives every strategy's median and quartiles.
 
     python benchmarks/nb201_strategies.py --seeds 5 --jobs 2 --json > nb201.json
 
@@ -49,7 +50,7 @@ BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
-VARIANTS = ("evolution-plain", "evolution-latency")
+VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson")
 GOAL = 0.99
 
 
@@ -126,6 +127,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
     elif strategy == "evolution-latency":
         table = load_nb201()
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+    elif strategy == "evolution-thompson":
+        kwargs["sample"] = ("accuracy",)
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
@@ -215,6 +218,15 @@ def print_table(report: dict[str, Any], budgets: list[int]) -> None:
         print(f"- evolution >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
     goal = sum(p["verdict"].get("evolution_reaches_goal", False) for p in report["pairs"])
     print(f"- evolution >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
+    medians = []
+    for b in map(str, budgets):
+        evo = [p["hypervolume_ratio"]["evolution"][b]["median"] for p in report["pairs"]
+               if "evolution" in p["hypervolume_ratio"]]
+        best = [p["verdict"]["best_other"][b]["median"] for p in report["pairs"]
+                if b in p["verdict"]["best_other"]]
+        if evo and best:
+            medians.append(f"{b}: {np.median(evo):.3f} / {np.median(best):.3f}")
+    print(f"- median over the pairs, evolution / best other: {', '.join(medians)}")
     print(f"- CPU seconds per strategy: {report['cpu_seconds']}; wall {report['wall_seconds']} s "
           f"with {report['jobs']} jobs")
 

@@ -13,7 +13,7 @@ from test_strategies import drive as drive_with
 from benchmarks.nb201_strategies import hypervolume_ratios, run_direct
 from nas.pareto import pareto_mask
 from nas.strategies import Evolution
-from nas.strategies.surrogate import acquisition, encode
+from nas.strategies.surrogate import acquisition, encode, fit_predict
 from searchspaces.spaces import get_space
 
 OBJECTIVES = (("accuracy", "max"), ("latency_ms", "min"))
@@ -123,6 +123,39 @@ def test_state_round_trip_with_asks_in_flight() -> None:
         for config in in_flight:
             strategy.tell(config, landscape(config))
     assert drive(resumed, 8) == drive(reference, 8)
+
+
+def test_bagged_model_is_a_seeded_sample_not_the_mean() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(60, 6)).astype(np.float64)
+    y = x @ np.arange(1.0, 7.0) + rng.normal(0.0, 0.5, 60)
+    pool = rng.integers(0, 2, size=(30, 6)).astype(np.float64)
+    mean = fit_predict(x, y, pool)
+    draws = [fit_predict(x, y, pool, seed=s) for s in (1, 1, 2)]
+    assert np.array_equal(draws[0], draws[1])  # a seed repeats its sample
+    assert not np.allclose(draws[0], draws[2]) and not np.allclose(draws[0], mean)
+    assert np.abs(draws[0] - mean).max() < np.ptp(y) / 4  # a sample near the mean model
+
+
+def test_sampled_search_repeats_per_seed_and_resumes_exactly() -> None:
+    def search(seed: int) -> Evolution:
+        return Evolution(SPACE, OBJECTIVES, seed=seed, initial=4, exploration=0.0,
+                         sample=("accuracy",))
+
+    reference = search(2)
+    drive(reference, 9)
+    state = json.loads(json.dumps(reference.state_dict()))
+    resumed = search(99)
+    resumed.load_state_dict(state)
+    assert drive(resumed, 8) == drive(reference, 8)
+    again, other = search(2), search(3)
+    assert drive(again, 17) == [c for c, _ in reference.history]
+    assert drive(other, 17) != drive(search(2), 17)
+    mean = Evolution(SPACE, OBJECTIVES, seed=2, initial=4, exploration=0.0)
+    assert drive(mean, 17) != [c for c, _ in reference.history]  # the sample changes the picks
+    with pytest.raises(ValueError, match="sampled objectives energy, latency_ms"):
+        Evolution(SPACE, OBJECTIVES, sample=("energy", "latency_ms"),
+                  known={"latency_ms": lambda c: landscape(c)["latency_ms"]})
 
 
 def test_acquisition_prefers_hypervolume_then_closeness() -> None:
