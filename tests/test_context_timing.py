@@ -88,13 +88,19 @@ def test_active_profiling_refuses_context_timing() -> None:
 def test_blocks_in_context_sum_to_the_network() -> None:
     """A real property of the measurement, not a speed assertion: one forward pass is the
     blocks one after another, so their in-context times add up to the network's time
-    (medians of skewed repeats sum a few % low; wide bounds keep a noisy machine green)."""
+    (medians of skewed repeats sum a few % low). A burst of load between the two timings
+    skews one of them (it failed once on a busy core), so each is taken three times,
+    alternating, and the fastest of each compared, within wide bounds: a block left out or
+    timed twice moves the ratio far more."""
     backend = TorchCPUBackend(_profile(block_timing="context"))
-    blocks = backend.measure_network_blocks(ARCH, 10)
-    assert len(blocks) == len(decompose(ARCH, num_classes=10))
-    assert all(m.latency_ms > 0 and m.spread_ms >= 0 for m in blocks)
-    network = backend.measure_network(ARCH, 10).latency_ms
-    assert 0.8 <= sum(m.latency_ms for m in blocks) / network <= 1.2
+    sums, networks = [], []
+    for _ in range(3):
+        blocks = backend.measure_network_blocks(ARCH, 10)
+        assert len(blocks) == len(decompose(ARCH, num_classes=10))
+        assert all(m.latency_ms > 0 and m.spread_ms >= 0 for m in blocks)
+        sums.append(sum(m.latency_ms for m in blocks))
+        networks.append(backend.measure_network(ARCH, 10).latency_ms)
+    assert 0.75 <= min(sums) / min(networks) <= 1.25
 
 
 def test_context_networks_reach_the_block_budget() -> None:
