@@ -571,13 +571,19 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
         for group, timed in measure_in_passes(groups, measure_block_group, prof, workers,
                                               passes, cache, progress=counted):
             for block, *per_pass in zip(group, *timed, strict=True):
-                m = robust_timing(per_pass)
-                writer.write([block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
-                              f"{m.spread_ms:.6g}", *env])
+                writer.write(_block_row(block, per_pass, env))
     finally:
         writer.close()
     latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
     return [latency[block_key(b)] for b in blocks]
+
+
+def _block_row(block: BlockSpec, passes: Sequence[Measurement], env: list[str]) -> list[Any]:
+    """A block table row: the block's key, :func:`robust_timing` over its timing passes, and
+    the environment columns."""
+    m = robust_timing(passes)
+    return [block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
+            f"{m.spread_ms:.6g}", *env]
 
 
 def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,
@@ -593,22 +599,20 @@ def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwarePro
     discards. A network whose blocks all have rows is not timed again, so an interrupted build
     resumes with the networks it had not finished."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
-    wanted = {block_key(b) for s in nets for b in _blocks(s)}
-    todo = [s for s in nets if any(block_key(b) not in done for b in _blocks(s))]
+    blocks_of = {id(s): _blocks(s) for s in nets}  # decomposed once per network
+    wanted = {block_key(b) for blocks in blocks_of.values() for b in blocks}
+    todo = [s for s in nets if any(block_key(b) not in done for b in blocks_of[id(s)])]
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
         for start in range(0, len(todo), CONTEXT_CHUNK):
             chunk = todo[start:start + CONTEXT_CHUNK]
             for sample, timed in measure_in_passes(chunk, measure_network_blocks_sample, prof,
                                                    workers, passes, cache):
-                for block, *per_pass in zip(_blocks(sample), *timed, strict=True):
-                    key = block_key(block)
-                    if key in done:
+                for block, *per_pass in zip(blocks_of[id(sample)], *timed, strict=True):
+                    if block_key(block) in done:
                         continue
-                    done.add(key)
-                    m = robust_timing(per_pass)
-                    writer.write([block.kind, *key[1:], f"{m.latency_ms:.6g}",
-                                  f"{m.spread_ms:.6g}", *env])
+                    done.add(block_key(block))
+                    writer.write(_block_row(block, per_pass, env))
                 if progress:
                     progress("blocks", len(wanted & done), len(wanted))
     finally:
