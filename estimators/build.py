@@ -42,6 +42,7 @@ from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
+from .backends.timing import BLOCK_PASSES, NETWORK_PASSES
 from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
 from .latency import (
     BLOCK_KINDS,
@@ -84,14 +85,8 @@ CONTEXT_CHUNK = 16
 lose; their passes are this many networks apart, seconds)."""
 
 
-NETWORK_PASSES = 2
-"""Timing passes over the whole networks of a build or an evaluation, on a back end that is not
-deterministic (:func:`timing_passes`); each network's latency is :func:`robust_timing` over them."""
-
-BLOCK_PASSES = 1
-"""Timing passes over the blocks a build times in isolation, on a back end that is not
-deterministic; each block keeps :func:`robust_timing` over them (docs/estimators.md, "Block
-timing passes", measures 1 against 2 on torch-cpu)."""
+PASS_SETTINGS = {"network_passes": NETWORK_PASSES, "block_passes": BLOCK_PASSES}
+"""The profile settings that set a target's default timing passes, and their defaults."""
 
 Progress = Callable[[str, int, int], None]
 
@@ -356,9 +351,17 @@ def measure_parallel(items: list, fn: Callable, profile: HardwareProfile, worker
         yield from zip(items, pool.map(fn, items, chunksize=1))
 
 
-def timing_passes(profile: HardwareProfile, passes: int) -> int:
-    """``passes``, or 1 where the profile's back end is deterministic (a simulator gives the
-    same number every time, so a second pass would only repeat the first)."""
+def timing_passes(profile: HardwareProfile, passes: int | None = None,
+                  setting: str = "network_passes") -> int:
+    """``passes``; when ``None``, the profile's ``setting`` (``network_passes`` or
+    ``block_passes``, :class:`~estimators.backends.timing.LoopSettings`), else its default.
+    1 wherever the profile's back end is deterministic (a simulator gives the same number every
+    time, so a second pass would only repeat the first)."""
+    if passes is None:
+        passes = profile.settings.get(setting, PASS_SETTINGS[setting])
+        if not isinstance(passes, int) or isinstance(passes, bool):
+            raise ValueError(f"profile {profile.name!r}: setting {setting!r} must be a whole "
+                             f"number >= 1, got {passes!r}")
     if passes < 1:
         raise ValueError(f"the number of timing passes must be >= 1, got {passes}")
     return 1 if backend_class(profile).deterministic else passes
@@ -436,8 +439,8 @@ def blocks_in_context(backend: Backend, active: int = 0) -> bool:
 def build_estimator(profile: str | HardwareProfile, space: str, samples: int, out: str | Path,
                     workers: int = 1, seed: int = 0, networks: int = 16,
                     backend: str | None = None, progress: Progress | None = None,
-                    network_passes: int = NETWORK_PASSES, active: int = 0,
-                    head: str | None = None, block_passes: int = BLOCK_PASSES
+                    network_passes: int | None = None, active: int = 0,
+                    head: str | None = None, block_passes: int | None = None
                     ) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Measure, fit and save an estimator in ``out``; returns it and the build report.
 
@@ -450,13 +453,16 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     and so its models, are those of a build without ``head``, and adding heads to a finished
     build measures only the head blocks. The whole networks stay classifiers.
 
-    The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`, one
-    pass on a deterministic back end) and each keeps :func:`robust_timing` over them, the
-    statistic :func:`~estimators.evaluate.evaluate_estimator` scores against, so that the
-    per-network overhead is fitted on networks measured the way held-out networks are.
+    The whole networks are timed in ``network_passes`` passes (:func:`measure_in_passes`; by
+    default the profile's, :func:`timing_passes`; one pass on a deterministic back end) and
+    each keeps :func:`robust_timing` over them, the statistic
+    :func:`~estimators.evaluate.evaluate_estimator` scores against (in as many passes, by
+    default), so that the per-network overhead is fitted on networks measured the way
+    held-out networks are.
 
-    Blocks timed in isolation get ``block_passes`` passes over all of them (one on a
-    deterministic back end), each keeping its fastest (:func:`_measure_blocks`)."""
+    Blocks timed in isolation get ``block_passes`` passes over all of them (by default the
+    profile's; one on a deterministic back end), each keeping its fastest
+    (:func:`_measure_blocks`)."""
     prof = build_profile(profile, space, backend)
     heads = head_kinds(head)
     if workers < 1:
@@ -466,7 +472,7 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
     if active:
         round_targets(samples, active)  # too few blocks a round -> ValueError before any work
     passes = timing_passes(prof, network_passes)
-    b_passes = timing_passes(prof, block_passes)
+    b_passes = timing_passes(prof, block_passes, "block_passes")
     backend = create_backend(prof)
     in_context = blocks_in_context(backend, active)
     out = Path(out)

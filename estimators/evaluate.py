@@ -46,7 +46,6 @@ from searchspaces.layers import HEAD_BLOCKS
 
 from .backends import Measurement
 from .build import (
-    NETWORK_PASSES,
     measure_in_passes,
     measure_network_sample,
     robust_timing,
@@ -54,7 +53,7 @@ from .build import (
     timing_passes,
 )
 from .latency import LatencyEstimator, read_manifest, resolve_estimator
-from .profiles import load_profile
+from .profiles import HardwareProfile, load_profile
 
 METRIC_KEYS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "spearman",
                "noise_floor", "repeat_within_5pct", "repeat_within_10pct", "repeat_passes")
@@ -91,6 +90,17 @@ def repeatability(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
             "repeat_within_10pct": float(np.mean(ratio <= 1.10))}
 
 
+def eval_passes(estimator: LatencyEstimator, profile: HardwareProfile) -> int:
+    """Default timing passes of an evaluation: the passes the estimator's build timed its whole
+    networks in (its manifest), else its profile's ``network_passes``; at least 2. Each network
+    keeps its fastest pass, and the fastest of 4 runs lower than the fastest of 2: scored against
+    networks timed in more passes than the build's, an estimator reads a few percent high
+    (docs/estimators.md, "Block timing passes")."""
+    built = estimator.meta.get("network_passes")
+    passes = built if isinstance(built, int) and built > 1 else timing_passes(profile)
+    return max(2, passes)
+
+
 def split_timings(passes: list[Measurement]) -> tuple[Measurement, Measurement]:
     """Timings A (odd passes) and B (even passes) of one network, each
     :func:`~estimators.build.robust_timing` over its half; one pass is both."""
@@ -114,20 +124,22 @@ def check_head(folder: str | Path, head: str) -> None:
 def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: int = 1,
                        cache_dir: Path | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       passes: int = NETWORK_PASSES, head: str = "head"
+                       passes: int | None = None, head: str = "head"
                        ) -> tuple[dict[str, float], list[dict[str, object]]]:
     """Metrics over ``archs`` held-out networks, and the per-network rows.
 
     ``workers`` processes measure in parallel (use 1 for a real CPU back end: parallel runs
     disturb each other); ``cache_dir`` is where a memoizing back end (ZigZag) keeps its layer
     results, by default the estimator's own ``cache/`` folder when it is writable. ``passes``
-    (>= 2) timing passes give the repeatability ceiling (one on a deterministic back end);
+    (>= 2) timing passes give the repeatability ceiling (one on a deterministic back end); by
+    default as many as the estimator's build timed its networks in, at least 2, so that the
+    networks scored are timed as the ones its composition was fitted on (:func:`eval_passes`);
     ``progress(done, total)`` counts single network measurements over all passes. ``head``
     (``head``, ``det`` or ``seg``) is the task head the held-out networks end in.
     """
     if archs < 2:
         raise ValueError(f"evaluate needs at least 2 networks, got {archs}")
-    if passes < 2:
+    if passes is not None and passes < 2:
         raise ValueError(f"evaluate needs at least 2 timing passes (the repeatability ceiling "
                          f"compares two), got {passes}")
     folder = resolve_estimator(folder)
@@ -138,7 +150,7 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
         cache_dir = folder / "cache"
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
                            np.random.default_rng([seed, 1]), head)
-    passes = timing_passes(profile, passes)
+    passes = timing_passes(profile, eval_passes(estimator, profile) if passes is None else passes)
     rows = []
     for net, timed in measure_in_passes(nets, measure_network_sample, profile, workers, passes,
                                         cache_dir, progress):

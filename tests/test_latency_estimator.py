@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from estimators.build import (
 from estimators.evaluate import (
     METRIC_KEYS,
     accuracy_metrics,
+    eval_passes,
     evaluate_estimator,
     repeatability,
     split_timings,
@@ -231,6 +233,31 @@ def test_timing_passes() -> None:
     assert timing_passes(load_profile("torch-cpu"), 3) == 3
     with pytest.raises(ValueError, match=">= 1"):
         timing_passes(load_profile("torch-cpu"), 0)
+
+
+def test_default_timing_passes_come_from_the_profile() -> None:
+    """A real CPU profile sets its own protocol (torch-cpu: 4 network passes, 2 block passes);
+    a GPU profile keeps the defaults; a simulator times once whatever it says."""
+    cpu, gpu = load_profile("torch-cpu"), load_profile("h200-fp16")
+    assert (timing_passes(cpu), timing_passes(cpu, None, "block_passes")) == (4, 2)
+    assert (timing_passes(gpu), timing_passes(gpu, None, "block_passes")) == (2, 1)
+    assert timing_passes(load_profile("roofline-npu32"), None, "block_passes") == 1
+    assert create_backend(cpu).settings.network_passes == 4  # a setting the back end accepts
+    bad = replace(cpu, settings={**cpu.settings, "block_passes": "two"})
+    with pytest.raises(ValueError, match="'block_passes' must be a whole number >= 1"):
+        timing_passes(bad, None, "block_passes")
+
+
+def test_evaluation_times_networks_as_the_build_did() -> None:
+    """An evaluation's default passes: the build's network passes (the manifest), else the
+    profile's, never fewer than 2."""
+    cpu = load_profile("torch-cpu")
+    built = LatencyEstimator.load(ROOT / "estimators" / "shipped" / "torch-cpu-mbv2-small",
+                                  intervals=False)
+    for network_passes, expected in ((3, 3), (1, 4), (None, 4)):
+        built.meta["network_passes"] = network_passes
+        assert eval_passes(built, cpu) == expected
+    assert eval_passes(built, load_profile("h200-fp16")) == 2
 
 
 def test_eval_needs_two_passes(roofline_dir: Path) -> None:

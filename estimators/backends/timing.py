@@ -43,16 +43,32 @@ def check_choice(value: str, choices: Sequence[str]) -> str:
     return value
 
 
+NETWORK_PASSES = 2
+"""Timing passes over the whole networks of a build or an evaluation, on a back end that is not
+deterministic, unless its profile sets ``network_passes``
+(:func:`estimators.build.timing_passes`); each network keeps its fastest pass."""
+
+BLOCK_PASSES = 1
+"""Timing passes over the blocks a build times in isolation, on a back end that is not
+deterministic, unless its profile sets ``block_passes``; each block keeps its fastest pass
+(docs/estimators.md, "Block timing passes", measures 1 against 2 on torch-cpu)."""
+
+
 @dataclass(frozen=True, config=SETTINGS_CONFIG)
 class LoopSettings:
     """What every measuring back end shares: ``warmup`` untimed runs, then at least ``repeats``
     timed runs, continuing until the timed runs have taken ``min_time_ms`` (so that a very fast
-    block gets enough samples for a stable median), on a batch of ``batch`` inputs."""
+    block gets enough samples for a stable median), on a batch of ``batch`` inputs; and the
+    protocol a build and an evaluation follow by default on this target: ``network_passes``
+    passes over whole networks, ``block_passes`` over isolated blocks (a noisy CPU needs more
+    than a GPU timed by CUDA graphs; the command-line options override them)."""
 
     warmup: int = Field(5, ge=0)
     repeats: int = Field(25, ge=3)
     min_time_ms: float = Field(20.0, ge=0.0)
     batch: int = Field(1, ge=1)
+    network_passes: int = Field(NETWORK_PASSES, ge=1)
+    block_passes: int = Field(BLOCK_PASSES, ge=1)
 
 
 # -- timing -----------------------------------------------------------------------------------

@@ -42,13 +42,15 @@ def estimator_build(
     networks: Annotated[int, typer.Option(
         min=0, help="Whole networks to measure for the per-network overhead.")] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the block and network samples.")] = 0,
-    passes: Annotated[int, typer.Option(
-        min=1, help="Timing passes over the whole networks, and over the networks whose "
-        "blocks a block_timing: context profile times (each keeps its fastest pass; "
-        "1 on a simulator).")] = 2,
-    block_passes: Annotated[int, typer.Option(
-        min=1, help="Timing passes over the blocks a build times in isolation, a sweep apart "
-        "(each keeps its fastest pass; 1 on a simulator).")] = 1,
+    passes: Annotated[int | None, typer.Option(
+        min=1, show_default=False, help="Timing passes over the whole networks, and over the "
+        "networks whose blocks a block_timing: context profile times (each keeps its fastest "
+        "pass; 1 on a simulator). Default: the profile's network_passes (torch-cpu: 4), "
+        "else 2.")] = None,
+    block_passes: Annotated[int | None, typer.Option(
+        min=1, show_default=False, help="Timing passes over the blocks a build times in "
+        "isolation, a sweep apart (each keeps its fastest pass; 1 on a simulator). Default: "
+        "the profile's block_passes (torch-cpu: 2), else 1.")] = None,
     active: Annotated[int, typer.Option(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
         "first round, each round measures the blocks the ensemble is most uncertain about "
@@ -167,9 +169,11 @@ def estimator_eval(
     rows_out: Annotated[Path | None, typer.Option(
         "--rows", help="Also write each network's measured and predicted latency to this "
         "CSV.")] = None,
-    passes: Annotated[int, typer.Option(
-        min=2, help="Timing passes over the networks: odd against even passes give the "
-        "repeatability ceiling, all of them the measurement scored (1 on a simulator).")] = 2,
+    passes: Annotated[int | None, typer.Option(
+        min=2, show_default=False, help="Timing passes over the networks: odd against even "
+        "passes give the repeatability ceiling, all of them the measurement scored (1 on a "
+        "simulator). Default: as many as the estimator's build timed its networks in (at "
+        "least 2), so both are timed alike.")] = None,
     head: Annotated[str, typer.Option(
         help="Task head of the held-out networks: head (classifiers), det or seg (the "
         "estimator needs that head: 'estimator build --head').")] = "head",
@@ -183,7 +187,7 @@ def estimator_eval(
         folder = resolve_estimator(estimator)
         check_head(folder, head)
     with progress_bar("eval") as bar:
-        task = bar.add_task("measuring networks", total=archs * passes)
+        task = bar.add_task("measuring networks", total=archs * (passes or 2))  # set on start
         metrics, rows = evaluate_estimator(
             folder, archs, seed, workers=workers, passes=passes, head=head,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
