@@ -16,7 +16,9 @@ Two measurements:
   a trained trial: what each further trial costs. With ``--before REV`` the same search runs on git
   revision REV's tree too, alternating with this tree ``--repeats`` times, so the overheads
   compare within one run on a noisy machine; it also checks that both trees found the same
-  candidates with the same accuracies.
+  candidates with the same accuracies. It also prints the trial workers' resident memory: the
+  largest worker's peak, and its size when the search ended (a reused worker that only grows
+  is what Ray's memory monitor kills in a long search).
 
     python benchmarks/trial_speed.py --devices cpu --archs 2 --epochs 2
     python benchmarks/trial_speed.py --devices cpu,cuda --archs 3 --json
@@ -33,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -167,6 +170,42 @@ def breakdown(run: dict[str, Any]) -> dict[str, float]:
     return parts
 
 
+class WorkerMemory(threading.Thread):
+    """Samples, every ``interval`` seconds, the resident memory of the trial workers (Ray
+    processes named ``ray::ImplicitFunc``) that descend from process ``pid``: each worker's
+    peak and its last sample, in MB."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.done.wait(self.interval):
+            try:
+                children = psutil.Process(self.pid).children(recursive=True)
+            except psutil.Error:
+                return
+            for child in children:
+                try:
+                    if not child.name().startswith("ray::ImplicitFunc"):
+                        continue
+                    mb = child.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peak[child.pid] = max(mb, self.peak.get(child.pid, 0.0))
+                self.last[child.pid] = mb
+
+    def summary(self) -> dict[str, float]:
+        """The largest worker's peak and the largest last sample (0 when none was seen)."""
+        return {"worker_peak_mb": max(self.peak.values(), default=0.0),
+                "worker_end_mb": max(self.last.values(), default=0.0)}
+
+
 def _child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--search", "--child",
            "--tree", str(tree), "--config", args.config, "--epochs", str(args.epochs),
@@ -174,11 +213,17 @@ def _child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
            "--trials", str(args.trials or 0)]
     env = {**os.environ, "PYTHONPATH": str(tree)}  # Ray workers import nas from there too
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    memory = WorkerMemory(proc.pid)
+    memory.start()
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - start
+    memory.done.set()
+    memory.join()
     if proc.returncode != 0:
-        raise SystemExit(f"search on {tree} failed:\n{proc.stderr[-3000:]}")
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall": wall}
+        raise SystemExit(f"search on {tree} failed:\n{stderr[-3000:]}")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "wall": wall, **memory.summary()}
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -217,6 +262,9 @@ def compare(args: argparse.Namespace) -> int:
     print(f"{'':>24}" + "".join(f"{label:>22}" for label in labels))
     for key in table[labels[0]]:
         print(f"{key:>24}" + "".join(f"{table[label][key]:>22.2f}" for label in labels))
+    for key, name in (("worker_peak_mb", "worker peak MB"), ("worker_end_mb", "worker end MB")):
+        print(f"{name:>24}" + "".join(
+            f"{statistics.median(r[key] for r in runs[label]):>22.0f}" for label in labels))
     if len(labels) == 2:
         ratio = table[labels[1]]["overhead"] / table[labels[0]]["overhead"]
         print(f"overhead after / before = {ratio:.2f}; same candidates and accuracies: "

@@ -114,3 +114,11 @@ def test_a_broken_link_is_reported(tmp_path: Path) -> None:
     assert [p.split(": ", 1)[1] for p in problems] == [
         "missing.md: no such file", "missing.png: no such file",
         "#nowhere: no heading #nowhere in page.md", "other/missing.md: no such file"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_merge_conflict_is_left_in_a_page(page: Path) -> None:
+    """A merge that kept both sides' text as conflict markers (docs/search.md once did)."""
+    markers = [n for n, line in enumerate(page.read_text().splitlines(), 1)
+               if re.match(r"(<{7} |>{7} |={7}$)", line)]
+    assert not markers, f"{page.name}: conflict markers on lines {markers}"
