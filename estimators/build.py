@@ -588,8 +588,7 @@ def _block_row(block: BlockSpec, passes: Sequence[Measurement], env: list[str]) 
     """A block table row: the block's key, :func:`robust_timing` over its timing passes, and
     the environment columns."""
     m = robust_timing(passes)
-    return [block.kind, *block_key(block)[1:], f"{m.latency_ms:.6g}",
-            f"{m.spread_ms:.6g}", *env]
+    return [*block_key(block), f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env]
 
 
 def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwareProfile,
@@ -615,9 +614,10 @@ def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwarePro
             for sample, timed in measure_in_passes(chunk, measure_network_blocks_sample, prof,
                                                    workers, passes, cache):
                 for block, *per_pass in zip(blocks_of[id(sample)], *timed, strict=True):
-                    if block_key(block) in done:
+                    key = block_key(block)
+                    if key in done:
                         continue
-                    done.add(block_key(block))
+                    done.add(key)
                     writer.write(_block_row(block, per_pass, env))
                 if progress:
                     progress("blocks", len(wanted & done), len(wanted))
