@@ -365,7 +365,7 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
     is there), log it to MLflow and write the weights and the ONNX export; ``on_epoch(epoch,
     metrics)`` after every epoch. A ``SIGTERM`` ends the run ``KILLED`` (exit status 143), an
     error ``FAILED``; either way the checkpoint of the last whole epoch stays."""
-    from nas.search import sigterm_raises
+    from nas.signals import held, sigterm_raises
     from nas.tracking.store import log_values
     from nas.trial import trial_seed
 
@@ -426,19 +426,22 @@ def train_final(plan: FinalPlan, device: torch.device | None = None,
                     "cuda_rng": (torch.cuda.get_rng_state(device) if device.type == "cuda"
                                  else None),
                     "history": history, "best_epoch": best_epoch, "best": best})
-                log_values(client, run_id, row, epoch)
+                with held():  # a SIGTERM here waits for the epoch's metrics
+                    log_values(client, run_id, row, epoch)
                 if on_epoch is not None:
                     on_epoch(epoch, row)
             if not finished:
-                _finish(client, run_id, model.cpu().eval(), meta, folder, data, epochs,
-                        {f"best_{task.metric}": best, "best_epoch": best_epoch})
+                with held():
+                    _finish(client, run_id, model.cpu().eval(), meta, folder, data, epochs,
+                            {f"best_{task.metric}": best, "best_epoch": best_epoch})
             status = "FINISHED"
     except (KeyboardInterrupt, SystemExit):
         status = "KILLED"
         raise
     finally:
         if status != "FINISHED":
-            client.set_terminated(run_id, status=status)
+            with sigterm_raises(), held():  # a second SIGTERM waits until the run is ended
+                client.set_terminated(run_id, status=status)
     return FinalResult(run_id, exp, config.tracking.uri, source.arch, task.metric, epochs,
                        start_epoch, history, best_epoch, best, str(folder),
                        time.perf_counter() - started, source.search_run_id,

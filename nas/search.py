@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ClusterError, SearchConfig
+from nas.signals import Signals, held, sigterm_raises
 from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
@@ -187,13 +188,22 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
     if started here); inside an already initialised Ray, use that one. Several searches in one
     session (``hwnas compare``, ``hwnas ablation``) share one Ray this way. Yields whether the
     Ray in use is a cluster joined (one whose nodes can be lost) rather than one this process
-    started."""
+    started.
+
+    ``ray.init`` replaces the SIGTERM handler with its own ``sys.exit(15)`` for good; a Python
+    handler installed before it is put back, so a SIGTERM between two searches reaches the
+    caller's :func:`~nas.signals.sigterm_raises` (run ended ``KILLED``, exit status 143)."""
+    import signal
+
     import ray
 
     if ray.is_initialized():
         yield len([n for n in ray.nodes() if n.get("Alive")]) > 1
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    handler = handler if callable(handler) else None  # not SIG_DFL: Ray's is better then
     address = address or os.environ.get("RAY_ADDRESS")  # set inside `ray job submit`
     if address:
         check_reachable(address)
@@ -207,6 +217,8 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         # "local": a fresh Ray of our own, even when `ray start` left a cluster on this host
         ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                  **kwargs)
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)
     try:
         yield bool(address)
     finally:
@@ -262,41 +274,6 @@ def _open_tracking_store(uri: str) -> None:
 def _trial_name(trial: Any) -> str:
     """Short trial names and folders (Tune's default spells out the whole config)."""
     return f"trial_{trial.trial_id}"
-
-
-@dataclass
-class Signals:
-    """The termination signal a search received (``None``: none)."""
-
-    received: int | None = None
-
-
-@contextlib.contextmanager
-def sigterm_raises() -> Iterator[Signals]:
-    """Turn SIGTERM (a scheduler's kill, ``timeout``) into ``SystemExit`` in the main thread so
-    the ``finally`` that closes the MLflow runs still runs.
-
-    The signal is also recorded: a ``SystemExit`` raised while the driver waits inside Ray can
-    come back as another exception, or be absorbed by Tune, which then ends the experiment as
-    if it had finished. The caller checks ``received`` so such a search still ends KILLED with a
-    non-zero exit status."""
-    import signal
-    import threading
-
-    signals = Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield signals
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        signals.received = signum
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield signals
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 STATE_FILE = "hwnas_search.json"
@@ -507,7 +484,8 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         finally:
             if signals.received is not None:
                 status = "KILLED"
-            tracker.close(status)  # no run stays RUNNING, whatever happened
+            with sigterm_raises(), held():  # a second SIGTERM waits until the runs are closed
+                tracker.close(status)  # no run stays RUNNING, whatever happened
             if signals.received is not None:  # whatever Ray made of the SystemExit
                 raise SystemExit(128 + signals.received)
 

@@ -116,3 +116,38 @@ def test_comparison_json_reports_any_smaller_budget(capsys: pytest.CaptureFixtur
     line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| evolution")][0]
     # medians: after 2 trials 0.3 (quartiles 0.25-0.35); after 4: 0.6 (0.45-0.7)
     assert "| 3 | 0.300 [0.250-0.350] | 0.600 [0.450-0.700] | 20 | 10 | - |" in line
+
+
+@pytest.mark.slow
+def test_sigterm_between_searches_ends_the_comparison_killed(tmp_path: Path) -> None:
+    """A SIGTERM that lands between two searches (no search's handler installed) still ends
+    the comparison's run KILLED with exit status 143, never leaving it RUNNING."""
+    import os
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    from nas.analysis.compare import plan_comparison, run_comparison
+    from nas.config import SearchConfig
+
+    config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    config.update(storage_path=str(tmp_path / "ray"))
+    config["tracking"]["uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config["strategy"]["params"] = {"population_size": 2, "sample_size": 1}
+    config["budgets"] = {}
+    plan = plan_comparison(SearchConfig.model_validate(config), ["random", "evolution"], 1,
+                           trials=2, surrogate=True)
+
+    def on_search(label: str, seed: int, summary: object) -> None:
+        if summary is not None:  # the first search is done: kill before the second
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit) as exc:
+        run_comparison(plan, out_dir=tmp_path / "out", on_search=on_search)
+    assert exc.value.code == 128 + signal.SIGTERM
+    client = MlflowClient(config["tracking"]["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
+    roles = [(r.data.tags.get("hwnas.role"), r.info.status) for r in runs]
+    assert ("comparison", "KILLED") in roles and ("search", "FINISHED") in roles
+    assert not [r for r in roles if r[1] == "RUNNING"] and len(
+        [r for r in roles if r[0] == "search"]) == 1

@@ -357,7 +357,7 @@ def test_sigterm_is_recorded_even_when_its_exit_is_swallowed() -> None:
     import os
     import signal
 
-    from nas.search import sigterm_raises
+    from nas.signals import sigterm_raises
 
     before = signal.getsignal(signal.SIGTERM)
     with sigterm_raises() as signals:

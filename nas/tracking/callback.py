@@ -1,6 +1,9 @@
 """The Ray Tune side of tracking: a driver-side callback that feeds a
 :class:`~nas.tracking.tracker.SearchTracker` (which owns the MLflow runs) from Tune's trial
-events. Ray kills a trial that ASHA stops, so runs are never opened inside a trial."""
+events. Ray kills a trial that ASHA stops, so runs are never opened inside a trial.
+
+Every hook writes inside :func:`nas.signals.held`: a SIGTERM that arrives during a write
+stops the search when the hook is done, never half way through a run's creation."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from nas.signals import held
 from nas.tracking.tracker import SearchTracker
 
 
@@ -57,33 +61,37 @@ class TrackingCallback(Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if self.tracker is None:
             return
-        if trial.trial_id not in self.tracker.children:
-            self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
-        self._changed()
+        with held():
+            if trial.trial_id not in self.tracker.children:
+                self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
+            self._changed()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         if self.tracker is None:
             return
-        self.tracker.log_epoch(trial.trial_id, result)
-        self._changed()
+        with held():
+            self.tracker.log_epoch(trial.trial_id, result)
+            self._changed()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if self.tracker is None:
             return
-        self.tracker.finish_trial(trial.trial_id, trial.last_result, "FINISHED",
-                                  self.max_epochs)
-        self._changed()
+        with held():
+            self.tracker.finish_trial(trial.trial_id, trial.last_result, "FINISHED",
+                                      self.max_epochs)
+            self._changed()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial that failed and will be retried (``resources.max_failures``)."""
         if self.tracker is None:
             return
-        run_id = self.tracker.children.get(trial.trial_id)
-        if run_id is not None:
-            error = _trial_error(trial) or ""
-            self.tracker.client.set_tag(run_id, "hwnas.retried_after", error[-4000:])
-        self._changed()
+        with held():
+            run_id = self.tracker.children.get(trial.trial_id)
+            if run_id is not None:
+                error = _trial_error(trial) or ""
+                self.tracker.client.set_tag(run_id, "hwnas.retried_after", error[-4000:])
+            self._changed()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A trial Tune gave up on. It may never have started: Tune errors a trial whose
@@ -91,11 +99,12 @@ class TrackingCallback(Callback):
         a retry or an ``on_trial_start``, so it gets its failed run here."""
         if self.tracker is None:
             return
-        if trial.trial_id not in self.tracker.children:
-            self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
-        self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
-                                  error=_trial_error(trial))
-        self._changed()
+        with held():
+            if trial.trial_id not in self.tracker.children:
+                self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
+            self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
+                                      error=_trial_error(trial))
+            self._changed()
 
 
 def register_live(tracker: SearchTracker, arch_of: Callable[[dict], str],
