@@ -44,16 +44,17 @@ from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
 from .backends.timing import BLOCK_PASSES, NETWORK_PASSES
 from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
+from .fitpool import FitPool, FitTask, fit_jobs
 from .latency import (
     BLOCK_KINDS,
     LatencyEstimator,
     file_sha256,
-    fit_kind_selected,
     fit_overhead,
     read_manifest,
+    select_prior,
 )
 from .profiles import PROFILE_DIR, HardwareProfile, load_profile
-from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks, fit_members
+from .uncertainty import DEFAULT_MEMBERS, calibrate_on_networks
 
 BLOCK_TABLE = "measurements.csv"
 NETWORK_TABLE = "networks.csv"
@@ -709,30 +710,47 @@ def _row_key(row: dict[str, str]) -> tuple:
 
 def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: int = 5,
                     progress: Progress | None = None, params: dict[str, Any] | None = None,
-                    prior: bool | None = None, members: int = DEFAULT_MEMBERS
-                    ) -> tuple[LatencyEstimator, dict[str, Any]]:
+                    prior: bool | None = None, members: int = DEFAULT_MEMBERS,
+                    jobs: int | None = None) -> tuple[LatencyEstimator, dict[str, Any]]:
     """Fit the per-kind models on ``folder``'s tables, with k-fold training error, and an
     ensemble of ``members`` bootstrap models per kind for intervals (0: none), calibrated on
-    the tables' whole networks; ``progress("fit", kinds_done, kinds)`` after each kind.
+    the tables' whole networks; ``progress("fit", fits_done, fits)`` as fits finish.
     ``params`` and ``prior`` override the recipe (see
-    :func:`~estimators.latency.fit_kind_selected`; for ablations)."""
+    :func:`~estimators.latency.fit_kind_selected`; for ablations). The fits run in ``jobs``
+    processes (:func:`~estimators.fitpool.fit_jobs`: every core for a table of some size); the
+    models are the same for any ``jobs``."""
     rows = _read_rows(folder / BLOCK_TABLE, BLOCK_COLUMNS)
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
-    models, errors, ensemble = {}, {}, {}
     kinds = BLOCK_KINDS + tuple(k for k in HEAD_BLOCK_KINDS if any(r["kind"] == k for r in rows))
-    for done, kind in enumerate(kinds):
-        if progress:
-            progress("fit", done, len(kinds))
+    data = {}
+    for kind in kinds:
         sel = [r for r in rows if r["kind"] == kind]
-        if not sel:
-            continue
-        config = np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel], dtype=np.int64)
-        y = np.array([float(r["latency_ms"]) for r in sel])
-        models[kind], errors[kind] = fit_kind_selected(kind, config, y, p, folds, params, prior)
-        if members:
-            ensemble[kind] = fit_members(kind, config, y, p, errors[kind]["prior"], members)
+        if sel:
+            data[kind] = (np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel],
+                                   dtype=np.int64),
+                          np.array([float(r["latency_ms"]) for r in sel]))
+    uses = [use for use in (True, False) if prior in (None, use)]
+    cv_tasks = [FitTask("cv", kind, *xy, p, use, params, folds)
+                for kind, xy in data.items() for use in uses]
+    total = len(cv_tasks) + len(data) * (1 + members)
+    report_fit = (lambda done, all_: progress("fit", done, all_)) if progress else None
+    if progress:
+        progress("fit", 0, total)
+    with FitPool(fit_jobs(jobs, len(rows)), total, report_fit) as pool:
+        cv = iter(pool.run(cv_tasks))
+        errors = {kind: select_prior(*(next(cv) if use in uses else None
+                                       for use in (True, False)), prior)
+                  for kind in data}
+        fits = [FitTask("fit", kind, *xy, p, errors[kind]["prior"], params)
+                for kind, xy in data.items()]
+        fits += [FitTask("member", kind, *xy, p, errors[kind]["prior"], index=i)
+                 for kind, xy in data.items() for i in range(members)]
+        fitted = pool.run(fits)
+    models = dict(zip(data, fitted[:len(data)]))
+    ensemble = {kind: tuple(fitted[len(data) + k * members:len(data) + (k + 1) * members])
+                for k, kind in enumerate(data)} if members else {}
     missing = [k for k in BLOCK_KINDS if k not in models]
     if missing:
         raise ValueError(f"no measurements of block kinds {', '.join(missing)}; "
@@ -757,8 +775,6 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
                  int(r["in_channels"])) for r in net_rows]
         interval_report = calibrate_on_networks(
             estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
-    if progress:
-        progress("fit", len(kinds), len(kinds))
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},

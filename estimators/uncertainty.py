@@ -52,18 +52,21 @@ def fit_members(kind: str, config: np.ndarray, latency_ms: np.ndarray, paralleli
                 ) -> tuple[KindModel, ...]:
     """``count`` regressors of one kind, each on a bootstrap resample of the rows (drawn from
     ``numpy.random.default_rng([seed, i])``) and with LightGBM seed ``i``."""
-    from .latency import LGBM_PARAMS, fit_kind
-
     if count < 2:
         raise ValueError(f"an ensemble needs at least 2 members, got {count}")
+    return tuple(fit_member(kind, config, latency_ms, parallelism_factor, prior, i, seed)
+                 for i in range(count))
+
+
+def fit_member(kind: str, config: np.ndarray, latency_ms: np.ndarray, parallelism_factor: int,
+               prior: bool, index: int, seed: int = 0) -> KindModel:
+    """Member ``index`` of :func:`fit_members` (each is fitted on its own, so in any order)."""
+    from .latency import LGBM_PARAMS, fit_kind
+
     y = np.asarray(latency_ms, dtype=np.float64)
-    members = []
-    for i in range(count):
-        rows = np.random.default_rng([seed, i]).integers(len(y), size=len(y))
-        model = fit_kind(kind, config[rows], y[rows], parallelism_factor,
-                         params={**LGBM_PARAMS, "seed": i}, prior=prior)
-        members.append(model)
-    return tuple(members)
+    rows = np.random.default_rng([seed, index]).integers(len(y), size=len(y))
+    return fit_kind(kind, config[rows], y[rows], parallelism_factor,
+                    params={**LGBM_PARAMS, "seed": index}, prior=prior)
 
 
 def member_views(est: LatencyEstimator) -> list[LatencyEstimator]:

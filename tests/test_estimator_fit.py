@@ -91,3 +91,27 @@ def test_fit_cli_prints_strict_json_and_one_line_errors(built: Path, tmp_path: P
                    "--space", "mbv2", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "measured with profile" in proc.stderr and not (tmp_path / "x").exists()
+
+
+def test_fits_in_several_processes_are_the_fits_in_one(built: Path) -> None:
+    """``jobs`` changes only how long a fit takes: the models, their ensembles and the
+    cross-validated report are the same as fitted one after another in this process."""
+    from estimators.build import fit_from_tables
+    from estimators.fitpool import fit_jobs
+    from estimators.profiles import load_profile
+
+    profile = load_profile("roofline-npu32")
+    one, report_one = fit_from_tables(built, "mbv2", profile, members=2, jobs=1)
+    seen: list[tuple[int, int]] = []
+    two, report_two = fit_from_tables(built, "mbv2", profile, members=2, jobs=2,
+                                      progress=lambda _s, done, total: seen.append((done, total)))
+    assert report_two == report_one
+    kinds = len(report_one["rows_per_kind"])
+    assert seen[-1] == (kinds * (2 + 1 + 2),) * 2 and len(seen) == kinds * 5 + 1
+    space = get_space("mbv2", 32, curated=False)
+    archs = [space.sample(np.random.default_rng(s)) for s in range(40)]
+    np.testing.assert_array_equal(two.predict_many(archs), one.predict_many(archs))
+    np.testing.assert_array_equal(two.predict_interval(archs), one.predict_interval(archs))
+    assert fit_jobs(None, 10) == 1 and fit_jobs(3, 10) == 3
+    with pytest.raises(ValueError, match="must be >= 1"):
+        fit_jobs(0, 10)

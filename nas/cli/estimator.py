@@ -152,7 +152,7 @@ def estimator_fit(
     # Everything a fit reads is the user's: a ValueError (a table of another profile, too few
     # rows of a kind, a non-positive latency) is bad input, not a bug.
     with user_input(), progress_bar("fit") as bar:
-        task = bar.add_task("fitting block kinds", total=None)
+        task = bar.add_task("fitting block models", total=None)
         est, rep = fit_estimator(
             tables, profile, space, out_dir,
             progress=lambda _stage, done, total: bar.update(task, completed=done, total=total))
