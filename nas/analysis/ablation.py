@@ -198,8 +198,9 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
     """Run the baseline and the arms of ``plan`` (see module doc) under one MLflow run."""
     from mlflow.tracking import MlflowClient
 
-    from nas.signals import held, sigterm_raises
+    from nas.signals import held
     from nas.tracking import experiment_id
+    from nas.tracking.store import ended_run
     from nas.trial import MIB
 
     base, space, tolerance, minimise = plan.config, plan.space, plan.tolerance, plan.minimise
@@ -211,7 +212,6 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
     run_id = client.create_run(exp, run_name=ab_id, tags={
         "hwnas.role": "ablation", "hwnas.ablation_id": ab_id, "hwnas.minimise": minimise,
         "hwnas.surrogate": str(base.training.surrogate)}).info.run_id
-    status = "FAILED"
 
     def search(name: str, free: list[str], choices: dict[str, list[Any]],
                count: int, budgets: dict[str, float] | None = None) -> SearchSummary:
@@ -224,61 +224,53 @@ def run_ablation(plan: AblationPlan, *, out_dir: str | Path = "ablations",
                           extra_tags={"hwnas.ablation_id": ab_id, "hwnas.arm": name},
                           tune_output=tune_output)
 
-    with sigterm_raises():  # SIGTERM ends the run KILLED, not RUNNING
-        try:
-            with ray_session(address):
-                width = baseline.width_mult
-                ref = search("baseline", *pinned(["width_mult"], {"width_mult": [width]},
-                                                 plan.pins), 1)
-                if not ref.points:
-                    raise ValueError("the baseline itself could not be evaluated (see its MLflow "
-                                     "child run)")
-                base_point = ref.points[0]
-                # A candidate worse than the baseline in the minimised quantity can never be the
-                # answer (the baseline itself qualifies), so it is rejected before any training.
-                budgets = ({"latency_ms": base_point["latency_ms"] * (1 + 1e-9)}
-                           if minimise == "latency" else
-                           {"peak_activation_mib": base_point["peak_activation_bytes"] / MIB
-                            * (1 + 1e-9)})
-                arms, points = [], {}
-                for arm in plan.arms:
-                    if on_arm is not None:
-                        on_arm(arm, None)
-                    free, choices = pinned(*arm_space(space, arm), plan.pins)
-                    count = min(base.trials, _size(space, free, choices))
-                    summary = search(arm, free, choices, count, budgets)
-                    points[arm] = summary.points
-                    best = pick(summary.points + [base_point],
-                                base_point["accuracy"] - tolerance, minimise)
-                    arms.append(_arm_result(arm, summary, best, base_point))
-                    if on_arm is not None:
-                        on_arm(arm, arms[-1])
-            folder = Path(out_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-            png = plot_ablation(base_point, arms, points, tolerance, folder / f"{ab_id}.png",
-                                f"{ab_id} ({base.hardware.profile})", metric=metric,
-                                minimise=minimise)
-            result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
-                              base_point["latency_ms"], tolerance, base.training.surrogate, arms,
-                              str(png), metric, minimise, int(base_point["peak_activation_bytes"]),
-                              plan.pins)
-            path = folder / f"{ab_id}.json"
-            path.write_text(json.dumps(result.to_json(), indent=2))
-            with held():  # a SIGTERM waits for these writes
-                client.log_artifact(run_id, str(path))
-                client.log_artifact(run_id, str(png))
-                for a in arms:
-                    if a.reduction is not None:
-                        client.log_metric(run_id, f"reduction.{a.arm}", a.reduction)
-                        client.log_metric(run_id, f"memory_reduction.{a.arm}", a.memory_reduction)
-            status = "FINISHED"
-            return result
-        except (KeyboardInterrupt, SystemExit):
-            status = "KILLED"
-            raise
-        finally:
-            with held():  # a second SIGTERM waits until the run is ended
-                client.set_terminated(run_id, status=status)
+    with ended_run(client, run_id):  # FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED
+        with ray_session(address):
+            width = baseline.width_mult
+            ref = search("baseline", *pinned(["width_mult"], {"width_mult": [width]},
+                                             plan.pins), 1)
+            if not ref.points:
+                raise ValueError("the baseline itself could not be evaluated (see its MLflow "
+                                 "child run)")
+            base_point = ref.points[0]
+            # A candidate worse than the baseline in the minimised quantity can never be the
+            # answer (the baseline itself qualifies), so it is rejected before any training.
+            budgets = ({"latency_ms": base_point["latency_ms"] * (1 + 1e-9)}
+                       if minimise == "latency" else
+                       {"peak_activation_mib": base_point["peak_activation_bytes"] / MIB
+                        * (1 + 1e-9)})
+            arms, points = [], {}
+            for arm in plan.arms:
+                if on_arm is not None:
+                    on_arm(arm, None)
+                free, choices = pinned(*arm_space(space, arm), plan.pins)
+                count = min(base.trials, _size(space, free, choices))
+                summary = search(arm, free, choices, count, budgets)
+                points[arm] = summary.points
+                best = pick(summary.points + [base_point],
+                            base_point["accuracy"] - tolerance, minimise)
+                arms.append(_arm_result(arm, summary, best, base_point))
+                if on_arm is not None:
+                    on_arm(arm, arms[-1])
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        png = plot_ablation(base_point, arms, points, tolerance, folder / f"{ab_id}.png",
+                            f"{ab_id} ({base.hardware.profile})", metric=metric,
+                            minimise=minimise)
+        result = Ablation(ab_id, run_id, base_point["arch"], base_point["accuracy"],
+                          base_point["latency_ms"], tolerance, base.training.surrogate, arms,
+                          str(png), metric, minimise, int(base_point["peak_activation_bytes"]),
+                          plan.pins)
+        path = folder / f"{ab_id}.json"
+        path.write_text(json.dumps(result.to_json(), indent=2))
+        with held():  # a SIGTERM waits for these writes
+            client.log_artifact(run_id, str(path))
+            client.log_artifact(run_id, str(png))
+            for a in arms:
+                if a.reduction is not None:
+                    client.log_metric(run_id, f"reduction.{a.arm}", a.reduction)
+                    client.log_metric(run_id, f"memory_reduction.{a.arm}", a.memory_reduction)
+        return result
 
 
 def _arm_result(arm: str, summary: SearchSummary, best: dict[str, Any] | None,

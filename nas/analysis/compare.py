@@ -319,8 +319,9 @@ def run_comparison(plan: ComparisonPlan, *, out_dir: str | Path = "comparisons",
     """Run every strategy x seed (seeds ``0..seeds-1``) and report (see module docstring)."""
     from mlflow.tracking import MlflowClient
 
-    from nas.signals import held, sigterm_raises
+    from nas.signals import held
     from nas.tracking import experiment_id
+    from nas.tracking.store import ended_run
 
     base, strategies, seeds, curation = plan.config, plan.strategies, plan.seeds, plan.curation
     cmp_id = f"{base.name}-compare-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -331,55 +332,46 @@ def run_comparison(plan: ComparisonPlan, *, out_dir: str | Path = "comparisons",
         "hwnas.strategies": ",".join(strategies), "hwnas.seeds": str(seeds),
         "hwnas.surrogate": str(base.training.surrogate)})
     run_id = parent.info.run_id
-    status = "FAILED"
     variants = [(s, c) for s in strategies for c in ((True, False) if curation else (None,))]
     runs: dict[str, list[SearchSummary]] = {_label(s, c): [] for s, c in variants}
-    with sigterm_raises():  # SIGTERM ends the run KILLED, not RUNNING
-        try:
-            with ray_session(address):
-                for strategy, curated in variants:
-                    label = _label(strategy, curated)
-                    for seed in range(seeds):
-                        if on_search is not None:
-                            on_search(label, seed, None)
-                        other = strategy != base.strategy.name and not shares_params(
-                            strategy, base.strategy.params)
-                        tag = "" if curated is None else ("-curated" if curated else "-uncurated")
-                        cfg = base.with_overrides(**{
-                            "strategy.name": strategy, "strategy.params": {} if other else None,
-                            "seed": seed, "name": f"{cmp_id}-{strategy}{tag}-s{seed}",
-                            "space.curated": curated})
-                        summary = run_search(cfg, extra_tags={"hwnas.comparison_id": cmp_id},
-                                             nest_under=run_id, tune_output=tune_output)
-                        runs[label].append(summary)
-                        if on_search is not None:
-                            on_search(label, seed, summary)
-            best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
-            twins = {_label(s, True): _label(s, False) for s, c in variants if c}
-            equal, results = at_equal_compute(
-                _against_uncurated([summarize(label, rs, base.trials, best)
-                                    for label, rs in runs.items()], twins), runs)
-            folder = Path(out_dir) / cmp_id
-            folder.mkdir(parents=True, exist_ok=True)
-            markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate,
-                                 equal)
-            (folder / "comparison.md").write_text(markdown)
-            pngs = _plots(results, folder, f"{cmp_id}: median and IQR over {seeds} seeds")
-            report = _html(markdown, pngs, folder / "report.html")
-            comparison = Comparison(cmp_id, run_id, base.trials, base.training.surrogate, best,
-                                    results, str(report.resolve()), equal)
-            (folder / "comparison.json").write_text(json.dumps(comparison.to_json(), indent=2))
-            with held():  # a SIGTERM waits for these writes
-                for file in sorted(folder.iterdir()):
-                    client.log_artifact(run_id, str(file))
-                for r in results:
-                    name = r.strategy.replace(" (", ".").replace(")", "")  # MLflow: no parentheses
-                    client.log_metric(run_id, f"final_hypervolume.{name}", r.final_hv[1])
-            status = "FINISHED"
-            return comparison
-        except (KeyboardInterrupt, SystemExit):
-            status = "KILLED"
-            raise
-        finally:
-            with held():  # a second SIGTERM waits until the run is ended
-                client.set_terminated(run_id, status=status)
+    with ended_run(client, run_id):  # FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED
+        with ray_session(address):
+            for strategy, curated in variants:
+                label = _label(strategy, curated)
+                for seed in range(seeds):
+                    if on_search is not None:
+                        on_search(label, seed, None)
+                    other = strategy != base.strategy.name and not shares_params(
+                        strategy, base.strategy.params)
+                    tag = "" if curated is None else ("-curated" if curated else "-uncurated")
+                    cfg = base.with_overrides(**{
+                        "strategy.name": strategy, "strategy.params": {} if other else None,
+                        "seed": seed, "name": f"{cmp_id}-{strategy}{tag}-s{seed}",
+                        "space.curated": curated})
+                    summary = run_search(cfg, extra_tags={"hwnas.comparison_id": cmp_id},
+                                         nest_under=run_id, tune_output=tune_output)
+                    runs[label].append(summary)
+                    if on_search is not None:
+                        on_search(label, seed, summary)
+        best = max((max(r.curve or [0.0]) for rs in runs.values() for r in rs), default=0.0)
+        twins = {_label(s, True): _label(s, False) for s, c in variants if c}
+        equal, results = at_equal_compute(
+            _against_uncurated([summarize(label, rs, base.trials, best)
+                                for label, rs in runs.items()], twins), runs)
+        folder = Path(out_dir) / cmp_id
+        folder.mkdir(parents=True, exist_ok=True)
+        markdown = _markdown(cmp_id, results, best, base.trials, base.training.surrogate,
+                             equal)
+        (folder / "comparison.md").write_text(markdown)
+        pngs = _plots(results, folder, f"{cmp_id}: median and IQR over {seeds} seeds")
+        report = _html(markdown, pngs, folder / "report.html")
+        comparison = Comparison(cmp_id, run_id, base.trials, base.training.surrogate, best,
+                                results, str(report.resolve()), equal)
+        (folder / "comparison.json").write_text(json.dumps(comparison.to_json(), indent=2))
+        with held():  # a SIGTERM waits for these writes
+            for file in sorted(folder.iterdir()):
+                client.log_artifact(run_id, str(file))
+            for r in results:
+                name = r.strategy.replace(" (", ".").replace(")", "")  # MLflow: no parentheses
+                client.log_metric(run_id, f"final_hypervolume.{name}", r.final_hv[1])
+        return comparison

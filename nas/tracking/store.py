@@ -23,12 +23,13 @@ JavaScript and checked in a headless browser):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shlex
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,26 @@ def all_runs(client: Any, experiment_ids: list[str], filter_string: str) -> list
         token = page.token
         if not token:
             return runs
+
+
+@contextlib.contextmanager
+def ended_run(client: Any, run_id: str) -> Iterator[None]:
+    """End run ``run_id`` when the block ends: ``FINISHED``, ``KILLED`` on Ctrl-C or SIGTERM
+    (a SIGTERM raises ``SystemExit(143)`` here, see :mod:`nas.signals`) and ``FAILED`` on an
+    error; never left ``RUNNING``. A second SIGTERM waits until the run is ended."""
+    from nas.signals import held, sigterm_raises
+
+    status = "FAILED"
+    with sigterm_raises():
+        try:
+            yield
+            status = "FINISHED"
+        except (KeyboardInterrupt, SystemExit):
+            status = "KILLED"
+            raise
+        finally:
+            with held():
+                client.set_terminated(run_id, status=status)
 
 
 def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
