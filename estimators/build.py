@@ -736,8 +736,6 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
                 for kind, xy in data.items() for use in uses]
     total = len(cv_tasks) + len(data) * (1 + members)
     report_fit = (lambda done, all_: progress("fit", done, all_)) if progress else None
-    if progress:
-        progress("fit", 0, total)
     with FitPool(fit_jobs(jobs, len(rows)), total, report_fit) as pool:
         cv = iter(pool.run(cv_tasks))
         errors = {kind: select_prior(*(next(cv) if use in uses else None

@@ -78,14 +78,17 @@ def fit_jobs(jobs: int | None, rows: int) -> int:
 
 class FitPool:
     """Runs :class:`FitTask` lists in ``jobs`` spawned processes (in this one for 1), calling
-    ``progress(done, total)`` after each task; ``total`` is what the caller announces."""
+    ``progress(done, total)`` on entry and after each task; ``total`` is how many tasks the
+    caller will run in all."""
 
-    def __init__(self, jobs: int, total: int = 0,
+    def __init__(self, jobs: int, total: int,
                  progress: Callable[[int, int], None] | None = None) -> None:
         self.jobs, self.total, self.done, self.progress = jobs, total, 0, progress
         self._pool: Executor | None = None
 
     def __enter__(self) -> FitPool:
+        if self.progress is not None:
+            self.progress(0, self.total)
         if self.jobs > 1:
             self._pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"))
         return self
@@ -97,33 +100,29 @@ class FitPool:
     def _tick(self) -> None:
         self.done += 1
         if self.progress is not None:
-            self.progress(self.done, max(self.total, self.done))
+            self.progress(self.done, self.total)
 
     def run(self, tasks: Sequence[FitTask]) -> list[Any]:
-        """Each task's result, in the order of ``tasks``."""
-        if self._pool is None:
-            results = []
-            for task in tasks:
-                results.append(task.run())
-                self._tick()
-            return results
-        # the longest first, so no long fit is left for the end
-        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].cost)
+        """Each task's result, in the order of ``tasks``: in the worker processes, and in this
+        one whatever they did not run (all of it for ``jobs=1``)."""
         results: list[Any] = [None] * len(tasks)
         left = set(range(len(tasks)))
-        try:
-            futures = {self._pool.submit(_run, tasks[i]): i for i in order}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                left.discard(futures[future])
-                self._tick()
-        except BrokenProcessPool as err:
-            logger.warning("fitting in this process: the fitting processes stopped (%s; a "
-                           "script that fits should start under `if __name__ == "
-                           "\"__main__\":`)", err)
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            for i in sorted(left):
-                results[i] = tasks[i].run()
-                self._tick()
+        if self._pool is not None:
+            # the longest first, so no long fit is left for the end
+            order = sorted(left, key=lambda i: -tasks[i].cost)
+            try:
+                futures = {self._pool.submit(_run, tasks[i]): i for i in order}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    left.discard(futures[future])
+                    self._tick()
+            except BrokenProcessPool as err:
+                logger.warning("fitting in this process: the fitting processes stopped (%s; a "
+                               "script that fits should start under `if __name__ == "
+                               "\"__main__\":`)", err)
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        for i in sorted(left):
+            results[i] = tasks[i].run()
+            self._tick()
         return results

@@ -201,9 +201,8 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         yield len([n for n in ray.nodes() if n.get("Alive")]) > 1
         return
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    main = threading.current_thread() is threading.main_thread()
-    handler = signal.getsignal(signal.SIGTERM) if main else None
-    handler = handler if callable(handler) else None  # not SIG_DFL: Ray's is better then
+    handler = (signal.getsignal(signal.SIGTERM)
+               if threading.current_thread() is threading.main_thread() else None)
     address = address or os.environ.get("RAY_ADDRESS")  # set inside `ray job submit`
     if address:
         check_reachable(address)
@@ -217,7 +216,7 @@ def ray_session(address: str | None = None, cpus: int | None = None) -> Iterator
         # "local": a fresh Ray of our own, even when `ray start` left a cluster on this host
         ray.init(address="local", num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                  **kwargs)
-    if handler is not None:
+    if callable(handler):  # a Python handler (over SIG_DFL, Ray's exit is the better one)
         signal.signal(signal.SIGTERM, handler)
     try:
         yield bool(address)
