@@ -183,7 +183,8 @@ def main() -> int:
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "blocks": args.samples, "networks": args.networks, "archs": args.archs,
         # a rank correlation of constant values is NaN: null keeps the line strict JSON
-        "metrics": {k: v if math.isfinite(v) else None for k, v in metrics.items()},
+        "metrics": {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                    for k, v in metrics.items()},
         "phases_s": {k: round(v, 1) for k, v in clock.seconds.items()},
         "elapsed_s": round(elapsed, 1), "total_s": round(elapsed + args.setup_s, 1),
         "goals": None if args.dry_run else goals_met(args.profile, metrics, elapsed),

@@ -368,6 +368,15 @@ def timing_passes(profile: HardwareProfile, passes: int | None = None,
     return 1 if backend_class(profile).deterministic else passes
 
 
+def timing_statistic(profile: HardwareProfile) -> str | None:
+    """What a timing pass of ``profile`` reports of its repeats (its ``statistic`` setting,
+    :data:`~estimators.backends.timing.STATISTICS`; median unless set), or ``None`` on a
+    deterministic back end, which has no repeats to choose from."""
+    if backend_class(profile).deterministic:
+        return None
+    return str(profile.settings.get("statistic", "median"))
+
+
 def measure_in_passes(items: list, fn: Callable, profile: HardwareProfile, workers: int,
                       passes: int, cache_dir: Path | None = None,
                       progress: Callable[[int, int], None] | None = None
@@ -528,6 +537,7 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
                                             "samples": samples, "seed": seed,
                                             "network_passes": passes,
                                             "block_passes": 1 if in_context else b_passes,
+                                            "statistic": timing_statistic(prof),
                                             "active_rounds": active,
                                             "heads": list(heads),
                                             "block_timing": ("context" if in_context
@@ -658,7 +668,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
         "tables": str(tables), **{n: file_sha256(out / n) for n in names}}}
     source = _previous_manifest(tables)
     extra.update({k: source[k] for k in ("samples", "seed", "network_passes", "block_passes",
-                                         "heads", "block_timing", "context_networks")
+                                         "statistic", "heads", "block_timing",
+                                         "context_networks")
                   if k in source})
     return _fit_and_save(out, space, prof, extra, progress)
 

@@ -26,7 +26,9 @@ and the **repeatability ceiling**, how well two timings of the same network agre
   agree within 5% / 10% (the larger over the smaller at most 1.05 / 1.10). No estimator can be
   expected to agree with a measurement more often than the measurement agrees with itself;
 - ``repeat_passes``: the passes timed. A deterministic back end (a simulator) is timed once:
-  its ceiling is 1 by definition, not by measurement.
+  its ceiling is 1 by definition, not by measurement;
+- ``repeat_statistic``: what a pass reports of its repeats, ``median`` or ``min`` (the
+  fastest), as the estimator's build did (:func:`eval_profile`); ``null`` on a simulator.
 
 The accuracy metrics score the prediction against :func:`~estimators.build.robust_timing` over
 *all* passes.
@@ -34,6 +36,7 @@ The accuracy metrics score the prediction against :func:`~estimators.build.robus
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -51,12 +54,14 @@ from .build import (
     robust_timing,
     sample_networks,
     timing_passes,
+    timing_statistic,
 )
 from .latency import LatencyEstimator, read_manifest, resolve_estimator
 from .profiles import HardwareProfile, load_profile
 
 METRIC_KEYS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "spearman",
-               "noise_floor", "repeat_within_5pct", "repeat_within_10pct", "repeat_passes")
+               "noise_floor", "repeat_within_5pct", "repeat_within_10pct", "repeat_passes",
+               "repeat_statistic")
 
 
 def accuracy_metrics(predicted: np.ndarray, measured: np.ndarray, spread: np.ndarray
@@ -99,6 +104,19 @@ def eval_passes(estimator: LatencyEstimator, profile: HardwareProfile) -> int:
     built = estimator.meta.get("network_passes")
     passes = built if isinstance(built, int) and built > 1 else timing_passes(profile)
     return max(2, passes)
+
+
+def eval_profile(estimator: LatencyEstimator, profile: HardwareProfile) -> HardwareProfile:
+    """``profile`` timing passes with the statistic the estimator's build used (its manifest;
+    median for an estimator built before the setting existed): an estimator fitted on medians,
+    scored against fastest repeats, would read a few percent high, and the other way round."""
+    current = timing_statistic(profile)
+    if current is None:
+        return profile
+    wanted = estimator.meta.get("statistic") or "median"
+    if wanted == current:
+        return profile
+    return dataclasses.replace(profile, settings={**profile.settings, "statistic": wanted})
 
 
 def split_timings(passes: list[Measurement]) -> tuple[Measurement, Measurement]:
@@ -145,7 +163,8 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
     folder = resolve_estimator(folder)
     check_head(folder, head)
     estimator = LatencyEstimator.load(folder)
-    profile = load_profile(estimator.meta.get("profile_path") or estimator.profile)
+    profile = eval_profile(estimator, load_profile(estimator.meta.get("profile_path")
+                                                   or estimator.profile))
     if cache_dir is None and os.access(folder, os.W_OK):
         cache_dir = folder / "cache"
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
@@ -168,4 +187,5 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
     metrics.update(repeatability(np.array([r["timing_a_ms"] for r in rows]),
                                  np.array([r["timing_b_ms"] for r in rows])))
     metrics["repeat_passes"] = passes
+    metrics["repeat_statistic"] = timing_statistic(profile)
     return metrics, rows

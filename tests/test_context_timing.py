@@ -89,18 +89,22 @@ def test_blocks_in_context_sum_to_the_network() -> None:
     """A real property of the measurement, not a speed assertion: one forward pass is the
     blocks one after another, so their in-context times add up to the network's time
     (medians of skewed repeats sum a few % low). A burst of load between the two timings
-    skews one of them (it failed once on a busy core), so each is taken three times,
-    alternating, and the fastest of each compared, within wide bounds: a block left out or
-    timed twice moves the ratio far more."""
+    skews one of them, so each is taken at least three times, alternating, and the fastest of
+    each compared, within wide bounds: a block left out or timed twice moves the ratio far more.
+    On a VM whose speed swings 2x within seconds (measured 2026-12-01: 3 of 8 such triples out
+    of bounds, each a fast phase on one side only) more rounds follow, up to 8, until both
+    sides have had a fast one."""
     backend = TorchCPUBackend(_profile(block_timing="context"))
     sums, networks = [], []
-    for _ in range(3):
+    for _ in range(8):
         blocks = backend.measure_network_blocks(ARCH, 10)
         assert len(blocks) == len(decompose(ARCH, num_classes=10))
         assert all(m.latency_ms > 0 and m.spread_ms >= 0 for m in blocks)
         sums.append(sum(m.latency_ms for m in blocks))
         networks.append(backend.measure_network(ARCH, 10).latency_ms)
-    assert 0.75 <= min(sums) / min(networks) <= 1.25
+        if len(sums) >= 3 and 0.75 <= min(sums) / min(networks) <= 1.25:
+            break
+    assert 0.75 <= min(sums) / min(networks) <= 1.25, (sums, networks)
 
 
 def test_context_networks_reach_the_block_budget() -> None:

@@ -108,6 +108,7 @@ def test_cuda_backend_rejects_another_profile_without_a_gpu() -> None:
     ({"pin_core": 1.0}, "pin_core"),
     ({"pin_core": True}, "pin_core"),
     ({"pin_core": 0, "threads": 2}, "pin_core"),
+    ({"statistic": "mean"}, "statistic"),
 ])
 def test_bad_cpu_settings_raise(settings: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key) as info:
@@ -134,6 +135,14 @@ def test_summarize_is_median_and_iqr() -> None:
     m = summarize([5.0, 1.0, 3.0, 2.0, 4.0, 100.0, 3.0])
     assert m.latency_ms == 3.0
     assert m.spread_ms == pytest.approx(4.5 - 2.5)
+
+
+def test_summarize_min_is_the_fastest_repeat_with_the_same_spread() -> None:
+    samples = [5.0, 1.0, 3.0, 2.0, 4.0, 100.0, 3.0]
+    m = summarize(samples, "min")
+    assert m.latency_ms == 1.0 and m.spread_ms == summarize(samples).spread_ms
+    with pytest.raises(ValueError, match="statistic must be one of median, min, got 'mean'"):
+        summarize(samples, "mean")
 
 
 def test_time_host_runs_warmup_repeats_and_min_time() -> None:

@@ -141,7 +141,8 @@ class OnnxRuntimeCPUBackend(Backend):
     def _measure(self, model: bytes, example: np.ndarray) -> Measurement:
         session = self.session(model)
         feed = {session.get_inputs()[0].name: example}
-        return summarize(time_host(lambda: session.run(None, feed), self.settings))
+        return summarize(time_host(lambda: session.run(None, feed), self.settings),
+                         self.settings.statistic)
 
     def environment(self) -> dict[str, str]:
         import onnxruntime

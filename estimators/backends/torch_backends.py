@@ -146,7 +146,7 @@ class TorchCPUBackend(_ModuleBackend):
         fns = [(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)]
         with self._context():
             samples = time_host_interleaved(fns, self.settings)
-        return [summarize(s) for s in samples]
+        return [summarize(s, self.settings.statistic) for s in samples]
 
     @property
     def times_blocks_in_context(self) -> bool:
@@ -178,13 +178,13 @@ class TorchCPUBackend(_ModuleBackend):
         fns = [partial(step, i) for i in range(len(parts))]
         with self._context():
             samples = time_host_interleaved(fns, self.settings)
-        return [summarize(s) for s in samples]
+        return [summarize(s, self.settings.statistic) for s in samples]
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
         with self._context():
             samples = time_host(lambda: model(example), self.settings)
-        return summarize(samples)
+        return summarize(samples, self.settings.statistic)
 
     @contextmanager
     def _context(self) -> Iterator[None]:
@@ -283,7 +283,7 @@ class TorchCUDABackend(_ModuleBackend):
                     samples = time_cuda(lambda: model(x), self.settings)
         finally:
             torch.backends.cudnn.benchmark = previous
-        return summarize(samples)
+        return summarize(samples, self.settings.statistic)
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
