@@ -13,6 +13,11 @@ for like:
 - **fastest of K**: timing A, the fastest of the odd sweeps' statistics, against timing B, the
   fastest of the even ones (what ``hwnas estimator eval`` reports as the ceiling).
 
+With ``--reference`` every network is timed round-robin with a fixed reference workload (one
+more network of the sampler, from its own random stream), repeat by repeat, and two more rows
+score the median and the fastest of the per-repeat ratios network / reference: a slowdown of the
+whole machine that hits both divides out (measured on 2026-12-01: docs/estimators.md).
+
 Each row gives the share of items whose two timings agree within +-10% and +-5% (the larger over
 the smaller, :func:`~estimators.evaluate.repeatability`) and the median disagreement. Compare the
 rows of one run, not runs: the machine's load moves every row.
@@ -72,10 +77,11 @@ def runner(module: torch.nn.Module, example: torch.Tensor) -> Callable[[], objec
     return lambda: model(example)
 
 
-def score(raw: list[list[np.ndarray]]) -> list[dict[str, object]]:
+def score(raw: list[list[np.ndarray]], statistics: dict[str, Callable[[np.ndarray], float]]
+          = STATISTICS) -> list[dict[str, object]]:
     """Rows per statistic; ``raw[sweep][item]`` holds one item's timed repeats in one sweep."""
     rows = []
-    for name, stat in STATISTICS.items():
+    for name, stat in statistics.items():
         values = np.array([[stat(r) for r in sweep] for sweep in raw])  # sweeps x items
         one = agreement(values[0::2].ravel(), values[1::2].ravel())
         k = agreement(values[0::2].min(axis=0), values[1::2].min(axis=0))
@@ -90,6 +96,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=4,
                         help="passes per timing (K; 2K sweeps are run)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reference", action="store_true",
+                        help="time each network round-robin with a fixed reference network and "
+                        "also score the per-repeat ratios to it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.networks < 1 or args.blocks < 0 or args.passes < 1:
@@ -107,13 +116,21 @@ def main() -> None:
     groups = [[runner(*block_workload(b, loop.batch)) for b in blocks[i:i + BLOCK_GROUP]]
               for i in range(0, len(blocks), BLOCK_GROUP)]
 
+    ref = sample_networks("mbv2-small", p, 1, np.random.default_rng([args.seed, 9]))[0]
+    reference = runner(*network_workload(ref.arch, ref.num_classes, ref.in_channels, loop.batch))
+    raw_ratios: list[list[np.ndarray]] = []
     raw_nets: list[list[np.ndarray]] = []
     raw_blocks: list[list[np.ndarray]] = []
     started = time.perf_counter()
     for s in range(2 * args.passes):
         with (torch_threads(loop.threads), pinned_to_core(backend.core),
               torch.inference_mode()):
-            raw_nets.append([np.asarray(time_host(fn, loop)) for fn in net_fns])
+            if args.reference:  # each network's repeats alternate with the reference's
+                pairs = [time_host_interleaved([fn, reference], loop) for fn in net_fns]
+                raw_nets.append([np.asarray(net) for net, _ in pairs])
+                raw_ratios.append([np.asarray(net) / np.asarray(ref) for net, ref in pairs])
+            else:
+                raw_nets.append([np.asarray(time_host(fn, loop)) for fn in net_fns])
             raw_blocks.append([np.asarray(t) for g in groups
                                for t in time_host_interleaved(g, loop)])
         _log(f"sweep {s + 1}/{2 * args.passes} done at {time.perf_counter() - started:.0f} s")
@@ -124,7 +141,10 @@ def main() -> None:
                "repeats": loop.repeats, "cpu": backend.environment()["cpu"],
                "pinned_core": backend.core, "network_iqr_over_median": spread,
                "elapsed_s": round(time.perf_counter() - started, 1),
-               "network_rows": score(raw_nets),
+               "network_rows": score(raw_nets) + (score(raw_ratios, {
+                   "median of ratios to the reference": lambda v: float(np.median(v)),
+                   "min of ratios to the reference": lambda v: float(np.min(v))})
+                   if args.reference else []),
                "block_rows": score(raw_blocks) if blocks else []}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
@@ -132,14 +152,14 @@ def main() -> None:
     print(f"{len(nets)} networks and {len(blocks)} blocks of mbv2-small, {2 * args.passes} "
           f"sweeps, {summary['cpu']}, pinned to core {backend.core}; repeats' IQR / median "
           f"{spread:.3f} (networks); {summary['elapsed_s']:.0f} s")
-    head = (f"{'items':<9}{'statistic of a pass':<22}{'one pass ±10%':>14}{'±5%':>6}"
+    head = (f"{'items':<9}{'statistic of a pass':<36}{'one pass ±10%':>14}{'±5%':>6}"
             f"{f'fastest of {args.passes} ±10%':>22}{'±5%':>6}{'median diff':>13}")
     print(head)
     print("-" * len(head))
     for items, rows in (("networks", summary["network_rows"]), ("blocks", summary["block_rows"])):
         for r in rows:
             one, k = r["one_pass"], r["fastest_of_k"]
-            print(f"{items:<9}{r['statistic']:<22}{one['repeat_within_10pct']:>14.2f}"
+            print(f"{items:<9}{r['statistic']:<36}{one['repeat_within_10pct']:>14.2f}"
                   f"{one['repeat_within_5pct']:>6.2f}{k['repeat_within_10pct']:>22.2f}"
                   f"{k['repeat_within_5pct']:>6.2f}{k['median_disagreement'] * 100:>12.1f}%")
 
