@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.cpu_repeatability import agreement  # noqa: E402
 from estimators.backends.timing import (  # noqa: E402
     block_workload,
     network_workload,
@@ -50,7 +51,6 @@ from estimators.backends.timing import (  # noqa: E402
 )
 from estimators.backends.torch_backends import TorchCPUBackend, torch_threads  # noqa: E402
 from estimators.build import BLOCK_GROUP, sample_blocks, sample_networks  # noqa: E402
-from estimators.evaluate import repeatability  # noqa: E402
 from estimators.profiles import load_profile  # noqa: E402
 
 STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
@@ -63,12 +63,6 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def agreement(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
-    """:func:`repeatability` plus the median disagreement (larger over smaller, minus 1)."""
-    return {**repeatability(first, second), "median_disagreement": float(np.median(
-        np.maximum(first, second) / np.minimum(first, second) - 1))}
 
 
 def runner(module: torch.nn.Module, example: torch.Tensor) -> Callable[[], object]:

@@ -42,7 +42,7 @@ from searchspaces.spaces import get_space
 
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
-from .backends.timing import BLOCK_PASSES, NETWORK_PASSES
+from .backends.timing import BLOCK_PASSES, NETWORK_PASSES, STATISTIC
 from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
 from .fitpool import FitPool, FitTask, fit_jobs
 from .latency import (
@@ -374,7 +374,7 @@ def timing_statistic(profile: HardwareProfile) -> str | None:
     deterministic back end, which has no repeats to choose from."""
     if backend_class(profile).deterministic:
         return None
-    return str(profile.settings.get("statistic", "median"))
+    return str(profile.settings.get("statistic", STATISTIC))
 
 
 def measure_in_passes(items: list, fn: Callable, profile: HardwareProfile, workers: int,

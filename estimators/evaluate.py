@@ -48,6 +48,7 @@ from searchspaces.genome import TASK_HEADS
 from searchspaces.layers import HEAD_BLOCKS
 
 from .backends import Measurement
+from .backends.timing import STATISTIC
 from .build import (
     measure_in_passes,
     measure_network_sample,
@@ -113,7 +114,7 @@ def eval_profile(estimator: LatencyEstimator, profile: HardwareProfile) -> Hardw
     current = timing_statistic(profile)
     if current is None:
         return profile
-    wanted = estimator.meta.get("statistic") or "median"
+    wanted = estimator.meta.get("statistic") or STATISTIC
     if wanted == current:
         return profile
     return dataclasses.replace(profile, settings={**profile.settings, "statistic": wanted})

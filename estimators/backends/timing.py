@@ -55,6 +55,10 @@ or the fastest of them. On the shared 2-core CPU the fastest repeat, kept over 4
 0.95 of 40 networks' two timings within +-10% of each other against 0.70 for the median
 (``benchmarks/cpu_timing_statistic.py``, docs/estimators.md)."""
 
+STATISTIC = "median"
+"""The statistic of a profile that sets none, and of every build made before the setting existed
+(a manifest without ``statistic``)."""
+
 BLOCK_PASSES = 1
 """Timing passes over the blocks a build times in isolation, on a back end that is not
 deterministic, unless its profile sets ``block_passes``; each block keeps its fastest pass
@@ -77,7 +81,7 @@ class LoopSettings:
     batch: int = Field(1, ge=1)
     network_passes: int = Field(NETWORK_PASSES, ge=1)
     block_passes: int = Field(BLOCK_PASSES, ge=1)
-    statistic: str = "median"
+    statistic: str = STATISTIC
 
     @field_validator("statistic")
     @classmethod
@@ -86,7 +90,7 @@ class LoopSettings:
 
 
 # -- timing -----------------------------------------------------------------------------------
-def summarize(samples_ms: Sequence[float], statistic: str = "median") -> Measurement:
+def summarize(samples_ms: Sequence[float], statistic: str = STATISTIC) -> Measurement:
     """The ``statistic`` (:data:`STATISTICS`: median or fastest) and the interquartile range of
     the timed repeats."""
     if len(samples_ms) == 0:

@@ -205,9 +205,8 @@ def estimator_eval(
     table = Table("metric", "value", box=box.SIMPLE, title=f"{estimator}: {archs} held-out "
                   f"{nets}networks")
     for key, value in metrics.items():
-        table.add_row(key, "n/a" if value is None else
-                      str(value) if key in ("repeat_passes", "repeat_statistic") else
-                      f"{value:.4f}")
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else
+                      "n/a" if value is None else str(value))
     out.print(table)
     m = metrics
     if m["repeat_passes"] == 1:
