@@ -28,7 +28,9 @@ and the **repeatability ceiling**, how well two timings of the same network agre
 - ``repeat_passes``: the passes timed. A deterministic back end (a simulator) is timed once:
   its ceiling is 1 by definition, not by measurement;
 - ``repeat_statistic``: what a pass reports of its repeats, ``median`` or ``min`` (the
-  fastest), as the estimator's build did (:func:`eval_profile`); ``null`` on a simulator.
+  fastest), as the estimator's build did (:func:`eval_profile`); ``null`` on a simulator;
+- ``repeat_reference_ms``: with a back end timed against a reference (``reference:
+  network``), the reference's time every ratio was scaled by, the build's own; else ``null``.
 
 The accuracy metrics score the prediction against :func:`~estimators.build.robust_timing` over
 *all* passes.
@@ -55,6 +57,7 @@ from .build import (
     robust_timing,
     sample_networks,
     timing_passes,
+    timing_reference,
     timing_statistic,
 )
 from .latency import LatencyEstimator, read_manifest, resolve_estimator
@@ -62,7 +65,7 @@ from .profiles import HardwareProfile, load_profile
 
 METRIC_KEYS = ("within_5pct", "within_10pct", "mape", "rmse_ms", "kendall_tau", "spearman",
                "noise_floor", "repeat_within_5pct", "repeat_within_10pct", "repeat_passes",
-               "repeat_statistic")
+               "repeat_statistic", "repeat_reference_ms")
 
 
 def accuracy_metrics(predicted: np.ndarray, measured: np.ndarray, spread: np.ndarray
@@ -108,24 +111,35 @@ def eval_passes(estimator: LatencyEstimator, profile: HardwareProfile) -> int:
 
 
 def eval_profile(estimator: LatencyEstimator, profile: HardwareProfile) -> HardwareProfile:
-    """``profile`` timing passes with the statistic the estimator's build used (its manifest;
-    median for an estimator built before the setting existed): an estimator fitted on medians,
-    scored against fastest repeats, would read a few percent high, and the other way round."""
-    current = timing_statistic(profile)
-    if current is None:
+    """``profile`` timing passes as the estimator's build did (its manifest): with its statistic
+    (median for an estimator built before the setting existed: an estimator fitted on medians,
+    scored against fastest repeats, would read a few percent high, and the other way round),
+    and against its reference with the build's own scale (``reference_ms``), or against none
+    for an estimator built without one: two calibrations of the reference differ by the
+    machine's speed at the moment, which the build's scale divides out."""
+    if timing_statistic(profile) is None:
         return profile
-    wanted = estimator.meta.get("statistic") or STATISTIC
-    if wanted == current:
+    settings = {**profile.settings, "statistic": estimator.meta.get("statistic") or STATISTIC}
+    reference = estimator.meta.get("reference") or "none"
+    if reference != "none" or "reference" in settings:
+        settings["reference"] = reference
+        settings.pop("reference_ms", None)
+        if reference != "none" and estimator.meta.get("reference_ms") is not None:
+            settings["reference_ms"] = float(estimator.meta["reference_ms"])
+    if settings == profile.settings:
         return profile
-    return dataclasses.replace(profile, settings={**profile.settings, "statistic": wanted})
+    return dataclasses.replace(profile, settings=settings)
 
 
-def split_timings(passes: list[Measurement]) -> tuple[Measurement, Measurement]:
+def split_timings(passes: list[Measurement], referenced: bool = False
+                  ) -> tuple[Measurement, Measurement]:
     """Timings A (odd passes) and B (even passes) of one network, each
-    :func:`~estimators.build.robust_timing` over its half; one pass is both."""
+    :func:`~estimators.build.robust_timing` over its half (``referenced``: passes timed
+    against a reference); one pass is both."""
     if len(passes) == 1:
         return passes[0], passes[0]
-    return robust_timing(passes[0::2]), robust_timing(passes[1::2])
+    return (robust_timing(passes[0::2], referenced),
+            robust_timing(passes[1::2], referenced))
 
 
 def check_head(folder: str | Path, head: str) -> None:
@@ -171,11 +185,12 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
     nets = sample_networks(estimator.space, estimator.parallelism_factor, archs,
                            np.random.default_rng([seed, 1]), head)
     passes = timing_passes(profile, eval_passes(estimator, profile) if passes is None else passes)
+    referenced = timing_reference(profile) is not None
     rows = []
     for net, timed in measure_in_passes(nets, measure_network_sample, profile, workers, passes,
                                         cache_dir, progress):
-        m = robust_timing(timed)
-        a, b = split_timings(timed)
+        m = robust_timing(timed, referenced)
+        a, b = split_timings(timed, referenced)
         rows.append({"arch": net.arch.to_string(), "num_classes": net.num_classes,
                      "in_channels": net.in_channels, "measured_ms": m.latency_ms,
                      "spread_ms": m.spread_ms,
@@ -189,4 +204,6 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                                  np.array([r["timing_b_ms"] for r in rows])))
     metrics["repeat_passes"] = passes
     metrics["repeat_statistic"] = timing_statistic(profile)
+    metrics["repeat_reference_ms"] = (profile.settings.get("reference_ms")
+                                      if timing_reference(profile) else None)
     return metrics, rows

@@ -12,15 +12,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (``/proc/self/status`` on Linux; else
+    the usual 022)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path in ``path``'s folder for the block to write; renamed onto ``path`` when
-    the block ends normally, removed when it raises."""
+    the block ends normally, removed when it raises. The file gets the permissions of the one
+    it replaces, or of a file made with ``open`` (0666 less the umask), not the owner-only
+    0600 of :func:`tempfile.mkstemp`: an estimator or a rules file is shared."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

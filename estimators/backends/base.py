@@ -74,6 +74,12 @@ class Backend(ABC):
                         in_channels: int = 3) -> Measurement:
         """Latency of the whole network run end to end (not the sum of its blocks)."""
 
+    def reference_ms(self) -> float | None:
+        """The time of the fixed reference workload that a back end divides its timings by and
+        scales them back with (calibrated on first use, or its profile's ``reference_ms``), so
+        that a build can keep it for its evaluations; ``None`` for a back end without one."""
+        return None
+
     def environment(self) -> dict[str, str]:
         """What a measurement table records beside the numbers: back end, profile, library
         versions, machine."""

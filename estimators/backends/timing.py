@@ -131,6 +131,32 @@ def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSetting
     return samples
 
 
+# -- a reference workload ---------------------------------------------------------------------
+REFERENCE_NETWORK = ("r24_w0.5_d16:stem_c32_s1-ibn_k5_e1_c16_r2_s1-fibn_k3_e3_c32_r3_s1-"
+                     "conv_k5_c16_r3_s2-fibn_k5_e3_c48_r4_s2-conv_k5_c112_r4_s1-ibn_k3_e4_c192_r3_s2-"
+                     "conv_k3_c480_r2_s1-head_c1280", 10, 3)
+"""The fixed network (architecture string, classes, input channels) a back end with
+``reference: network`` times beside everything it measures, round by round: about 4 ms on one
+core of the project's 2-core VM, the first network ``benchmarks/cpu_timing_statistic.py
+--reference`` drew (seed 0) and measured as a reference."""
+
+REFERENCE_CALIBRATION_PASSES = 3
+"""Timing passes of the reference on its own when a back end calibrates its scale; the scale is
+the fastest repeat of all of them."""
+
+
+def reference_ratios(samples: Sequence[Sequence[float]], reference: Sequence[float],
+                     scale_ms: float) -> list[np.ndarray]:
+    """Each workload's timed repeats divided by the reference's repeat of the same round, times
+    ``scale_ms``: a slowdown of the machine that lasts a round (load from other processes, a
+    lower clock) slows the reference alike and divides out. The result is in the reference's
+    milliseconds: a workload that took 0.5x the reference's time reads ``0.5 * scale_ms``."""
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.size == 0 or np.any(ref <= 0):
+        raise ValueError("the reference needs a positive time in every round")
+    return [np.asarray(s, dtype=np.float64) / ref * scale_ms for s in samples]
+
+
 # -- core pinning -----------------------------------------------------------------------------
 PIN_CHOICES = ("auto", "none")
 """``pin_core`` values besides a core number: ``auto`` (the last core this process may run on)

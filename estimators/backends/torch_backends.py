@@ -6,13 +6,16 @@ eval mode, every BatchNorm folded into the conv before it, eval-time no-ops drop
 same kind of program.
 
 - :class:`TorchCPUBackend` (``torch-cpu``): fixed thread count, the measuring thread pinned to
-  one core, wall-clock timing with ``time.perf_counter_ns``.
+  one core, wall-clock timing with ``time.perf_counter_ns``; optionally every repeat divided by
+  the repeat of a fixed reference network in the same round (``reference: network``), which
+  cancels the machine's own slowdowns.
 - :class:`TorchCUDABackend` (``torch-cuda``): fp16/bf16, channels-last, CUDA-event timing of
   replays of a captured CUDA graph (``timing: graph``, :func:`time_cuda_graph`: the GPU's own
   time) or of plain eager calls (``timing: eager``, :func:`time_cuda`: kernel-launch cost
   included), a synchronize after every run.
 
-Both report the median of the timed repeats and their interquartile range.
+Both report one statistic of the timed repeats (the profile's ``statistic``) and their
+interquartile range.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from searchspaces.layers import BlockSpec
 from .base import Backend, Measurement
 from .timing import (
     PIN_CHOICES,
+    REFERENCE_CALIBRATION_PASSES,
+    REFERENCE_NETWORK,
     LoopSettings,
     block_workload,
     check_choice,
@@ -40,6 +45,7 @@ from .timing import (
     network_workload,
     pinned_to_core,
     prepare_for_inference,
+    reference_ratios,
     resolve_pin_core,
     summarize,
     time_host,
@@ -90,6 +96,12 @@ unrelated blocks run round-robin (:meth:`TorchCPUBackend.measure_blocks`); ``con
 block of sampled whole networks inside the network's own forward pass
 (:meth:`TorchCPUBackend.measure_network_blocks`)."""
 
+REFERENCES = ("none", "network")
+"""What a torch-cpu measurement is timed against: ``none``, the plain wall clock; ``network``, a
+fixed reference network (:data:`~estimators.backends.timing.REFERENCE_NETWORK`) run once in
+every round of repeats, each repeat divided by the reference's in its round and scaled by the
+reference's calibrated time (``reference_ms``)."""
+
 
 @dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCPUSettings(LoopSettings):
@@ -98,11 +110,23 @@ class TorchCPUSettings(LoopSettings):
     ``none``; see :func:`~estimators.backends.timing.resolve_pin_core`), plus the shared loop
     settings; ``block_timing`` (:data:`BLOCK_TIMINGS`) how a build times blocks. Several
     measuring processes with ``auto`` would share that one core: measure a
-    real CPU with one process (``--workers 1``), as its timings need anyway."""
+    real CPU with one process (``--workers 1``), as its timings need anyway.
+
+    ``reference`` (:data:`REFERENCES`) times every workload against a fixed reference network;
+    ``reference_ms`` is the reference's time that turns the ratios back into milliseconds (a
+    build calibrates it once and keeps it in its manifest, so that the build and every
+    evaluation of it share one scale; left unset, the back end calibrates it on first use)."""
 
     threads: int = Field(1, ge=1)
     pin_core: int | str = "auto"
     block_timing: str = "isolated"
+    reference: str = "none"
+    reference_ms: float | None = Field(None, gt=0.0)
+
+    @field_validator("reference")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        return check_choice(value, REFERENCES)
 
     @field_validator("block_timing")
     @classmethod
@@ -123,6 +147,9 @@ class TorchCPUSettings(LoopSettings):
         if self.pin_core != "none" and self.threads > 1:
             raise ValueError(f"setting 'pin_core' would put all {self.threads} threads on one "
                              "core; use threads: 1 or pin_core: none")
+        if self.reference != "none" and self.statistic == "min":
+            raise ValueError("setting 'statistic: min' with a reference would pair the luckiest "
+                             "repeat with an unlucky reference; use statistic: median")
         return self
 
 
@@ -137,16 +164,54 @@ class TorchCPUBackend(_ModuleBackend):
     def __init__(self, profile: HardwareProfile) -> None:
         super().__init__(profile)
         self.core = resolve_pin_core(self.settings.pin_core)
+        self._reference: Callable[[], object] | None = None
+        self._reference_ms = self.settings.reference_ms
 
     def measure_blocks(self, blocks: Sequence[BlockSpec]) -> list[Measurement]:
         """Blocks measured together, round-robin (:func:`time_host_interleaved`), so each runs
         after other blocks as it would inside a network."""
         work = [block_workload(b, self.settings.batch) for b in blocks]
         models = [prepare_for_inference(m) for m, _ in work]
-        fns = [(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)]
+        return self._timed([(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)])
+
+    def reference_ms(self) -> float | None:
+        """The reference's time that scales every ratio (the ``reference_ms`` setting, else
+        calibrated here once: the fastest repeat of
+        :data:`~estimators.backends.timing.REFERENCE_CALIBRATION_PASSES` passes of the
+        reference on its own, pinned), or ``None`` without a reference."""
+        if self.settings.reference == "none":
+            return None
+        if self._reference_ms is None:
+            fn = self._reference_fn()
+            with self._context():
+                fastest = min(min(time_host(fn, self.settings))
+                              for _ in range(REFERENCE_CALIBRATION_PASSES))
+            self._reference_ms = float(fastest)
+        return self._reference_ms
+
+    def _reference_fn(self) -> Callable[[], object]:
+        if self._reference is None:
+            arch, num_classes, in_channels = REFERENCE_NETWORK
+            module, x = network_workload(Architecture.from_string(arch), num_classes,
+                                         in_channels, self.settings.batch)
+            model = prepare_for_inference(module)
+            self._reference = lambda: model(x)
+        return self._reference
+
+    def _timed(self, fns: Sequence[Callable[[], object]]) -> list[Measurement]:
+        """``fns`` timed round-robin, pinned, each summarized by the profile's statistic; with
+        a reference, the reference runs last in every round and each repeat is divided by the
+        reference's in its round (:func:`reference_ratios`)."""
+        statistic = self.settings.statistic
+        if self.settings.reference == "none":
+            with self._context():
+                samples = time_host_interleaved(fns, self.settings)
+            return [summarize(s, statistic) for s in samples]
+        scale, reference = self.reference_ms(), self._reference_fn()
+        assert scale is not None
         with self._context():
-            samples = time_host_interleaved(fns, self.settings)
-        return [summarize(s, self.settings.statistic) for s in samples]
+            *samples, ref = time_host_interleaved([*fns, reference], self.settings)
+        return [summarize(r, statistic) for r in reference_ratios(samples, ref, scale)]
 
     @property
     def times_blocks_in_context(self) -> bool:
@@ -175,16 +240,11 @@ class TorchCPUBackend(_ModuleBackend):
         def step(i: int) -> None:
             current[0] = parts[i](x if i == 0 else current[0])
 
-        fns = [partial(step, i) for i in range(len(parts))]
-        with self._context():
-            samples = time_host_interleaved(fns, self.settings)
-        return [summarize(s, self.settings.statistic) for s in samples]
+        return self._timed([partial(step, i) for i in range(len(parts))])
 
     def _measure(self, module: nn.Module, example: torch.Tensor) -> Measurement:
         model = prepare_for_inference(module)
-        with self._context():
-            samples = time_host(lambda: model(example), self.settings)
-        return summarize(samples, self.settings.statistic)
+        return self._timed([lambda: model(example)])[0]
 
     @contextmanager
     def _context(self) -> Iterator[None]:
@@ -200,6 +260,7 @@ class TorchCPUBackend(_ModuleBackend):
             "pin_core": "none" if self.core is None else str(self.core),
             "batch": str(self.settings.batch),
             "block_timing": self.settings.block_timing,
+            "reference": self.settings.reference,
             "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         })

@@ -45,12 +45,12 @@ def estimator_build(
     passes: Annotated[int | None, typer.Option(
         min=1, show_default=False, help="Timing passes over the whole networks, and over the "
         "networks whose blocks a block_timing: context profile times (each keeps its fastest "
-        "pass; 1 on a simulator). Default: the profile's network_passes (torch-cpu: 4), "
-        "else 2.")] = None,
+        "pass, or the median of its passes when timed against a reference; 1 on a "
+        "simulator). Default: the profile's network_passes, else 2.")] = None,
     block_passes: Annotated[int | None, typer.Option(
         min=1, show_default=False, help="Timing passes over the blocks a build times in "
-        "isolation, a sweep apart (each keeps its fastest pass; 1 on a simulator). Default: "
-        "the profile's block_passes (torch-cpu: 2), else 1.")] = None,
+        "isolation, a sweep apart (combined as --passes; 1 on a simulator). Default: the "
+        "profile's block_passes, else 1.")] = None,
     active: Annotated[int, typer.Option(
         min=0, help="Spend --samples in this many rounds of active profiling: after a random "
         "first round, each round measures the blocks the ensemble is most uncertain about "
