@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from estimators.backends.timing import (
     resolve_pin_core,
     summarize,
     time_host,
+    time_host_interleaved,
 )
 from estimators.backends.torch_backends import (
     TorchCPUBackend,
@@ -154,6 +157,39 @@ def test_time_host_runs_warmup_repeats_and_min_time() -> None:
     assert len(samples) > 3 and all(s >= 0 for s in samples)
 
 
+def test_interleaved_rounds_run_each_workload_once_in_fixed_or_shuffled_order() -> None:
+    """Every round runs every workload once; fixed, always in the given order; shuffled, in a
+    new order each round, and each workload's times still come back in its own list."""
+    loop = LoopSettings(warmup=0, repeats=40, min_time_ms=0.0)
+    for shuffle in (None, np.random.default_rng(0)):
+        calls: list[int] = []
+        fns = [lambda i=i, calls=calls: calls.append(i) for i in range(4)]
+        samples = time_host_interleaved(fns, loop, shuffle)
+        assert [len(s) for s in samples] == [40] * 4
+        rounds = [tuple(calls[i:i + 4]) for i in range(0, len(calls), 4)]
+        assert all(sorted(r) == [0, 1, 2, 3] for r in rounds) and len(rounds) == 40
+        if shuffle is None:
+            assert set(rounds) == {(0, 1, 2, 3)}
+        else:
+            assert len(set(rounds)) > 10  # 24 orders possible
+            first = {r[0] for r in rounds}
+            assert first == {0, 1, 2, 3}  # no workload always follows the same one
+    slow = [lambda: time.sleep(0.002), lambda: None]
+    timed = time_host_interleaved(slow, LoopSettings(warmup=0, repeats=5, min_time_ms=0.0),
+                                  np.random.default_rng(1))
+    assert min(timed[0]) > max(timed[1])  # the sleeper's times stay the sleeper's
+
+
+def test_cpu_block_order_setting() -> None:
+    assert TorchCPUBackend(_profile("torch-cpu")).settings.block_order == "fixed"
+    shuffled = TorchCPUBackend(_profile("torch-cpu", block_order="shuffled", repeats=3,
+                                        warmup=0, min_time_ms=0))
+    assert shuffled.environment()["block_order"] == "shuffled"
+    assert [m.latency_ms > 0 for m in shuffled.measure_blocks([TINY, WIDE])] == [True, True]
+    with pytest.raises(ValueError, match="block_order"):
+        TorchCPUBackend(_profile("torch-cpu", block_order="random"))
+
+
 def test_time_cuda_graph_needs_a_cuda_input() -> None:
     calls = []
     with pytest.raises(ValueError, match="CUDA device"):
@@ -193,7 +229,8 @@ def test_cpu_measures_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(os.sched_getaffinity(0))
         return [1.0, 1.0, 1.0]
 
-    def fake_interleaved(fns: list, loop: LoopSettings) -> list[list[float]]:
+    def fake_interleaved(fns: list, loop: LoopSettings, shuffle: object = None
+                         ) -> list[list[float]]:
         seen.append(os.sched_getaffinity(0))
         return [[1.0, 1.0, 1.0] for _ in fns]
 

@@ -110,24 +110,30 @@ def time_host(fn: Callable[[], object], loop: LoopSettings) -> list[float]:
     return time_host_interleaved([fn], loop)[0]
 
 
-def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSettings
-                          ) -> list[list[float]]:
+def time_host_interleaved(fns: Sequence[Callable[[], object]], loop: LoopSettings,
+                          shuffle: np.random.Generator | None = None) -> list[list[float]]:
     """Time several workloads round-robin: each repeat runs every ``fn`` once, in turn, and
     times each run on its own. A workload thus always follows *other* work, with the caches
     and predictors that other work left — as a block runs inside a network — instead of
-    following itself. Returns the timed durations in ms, one list per ``fn``."""
+    following itself. With ``shuffle`` every round runs the workloads in a new order drawn from
+    that generator, so that a workload follows a different one each round, not always the same
+    neighbour (whose weights may have just evicted its own). Returns the timed durations in ms,
+    one list per ``fn``, in the order of ``fns``."""
     for _ in range(loop.warmup):
         for fn in fns:
             fn()
     samples: list[list[float]] = [[] for _ in fns]
     total_ns, min_ns = 0, int(loop.min_time_ms * 1e6) * len(fns)
+    order = np.arange(len(fns))
     while len(samples[0]) < loop.repeats or total_ns < min_ns:
-        for fn, out in zip(fns, samples):
+        if shuffle is not None:
+            order = shuffle.permutation(len(fns))
+        for i in order:
             start = time.perf_counter_ns()
-            fn()
+            fns[i]()
             elapsed = time.perf_counter_ns() - start
             total_ns += elapsed
-            out.append(elapsed / 1e6)
+            samples[i].append(elapsed / 1e6)
     return samples
 
 

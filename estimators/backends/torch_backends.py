@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
+import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -38,6 +39,7 @@ from .timing import (
     PIN_CHOICES,
     REFERENCE_CALIBRATION_PASSES,
     REFERENCE_NETWORK,
+    WEIGHT_SEED,
     LoopSettings,
     block_workload,
     check_choice,
@@ -96,6 +98,11 @@ unrelated blocks run round-robin (:meth:`TorchCPUBackend.measure_blocks`); ``con
 block of sampled whole networks inside the network's own forward pass
 (:meth:`TorchCPUBackend.measure_network_blocks`)."""
 
+BLOCK_ORDERS = ("fixed", "shuffled")
+"""In what order a torch-cpu group of isolated blocks runs in each round of repeats: ``fixed``,
+the same order every round (each block always after the same neighbour); ``shuffled``, a new
+order every round (:func:`~estimators.backends.timing.time_host_interleaved`)."""
+
 REFERENCES = ("none", "network")
 """What a torch-cpu measurement is timed against: ``none``, the plain wall clock; ``network``, a
 fixed reference network (:data:`~estimators.backends.timing.REFERENCE_NETWORK`) run once in
@@ -112,7 +119,9 @@ class TorchCPUSettings(LoopSettings):
     measuring processes with ``auto`` would share that one core: measure a
     real CPU with one process (``--workers 1``), as its timings need anyway.
 
-    ``reference`` (:data:`REFERENCES`) times every workload against a fixed reference network;
+    ``block_order`` (:data:`BLOCK_ORDERS`) is the order of a group of isolated blocks in each
+    round. ``reference`` (:data:`REFERENCES`) times every workload against a fixed reference
+    network;
     ``reference_ms`` is the reference's time that turns the ratios back into milliseconds (a
     build calibrates it once and keeps it in its manifest, so that the build and every
     evaluation of it share one scale; left unset, the back end calibrates it on first use)."""
@@ -122,6 +131,12 @@ class TorchCPUSettings(LoopSettings):
     block_timing: str = "isolated"
     reference: str = "none"
     reference_ms: float | None = Field(None, gt=0.0)
+    block_order: str = "fixed"
+
+    @field_validator("block_order")
+    @classmethod
+    def _block_order(cls, value: str) -> str:
+        return check_choice(value, BLOCK_ORDERS)
 
     @field_validator("reference")
     @classmethod
@@ -172,7 +187,10 @@ class TorchCPUBackend(_ModuleBackend):
         after other blocks as it would inside a network."""
         work = [block_workload(b, self.settings.batch) for b in blocks]
         models = [prepare_for_inference(m) for m, _ in work]
-        return self._timed([(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)])
+        shuffle = (np.random.default_rng(WEIGHT_SEED) if self.settings.block_order == "shuffled"
+                   else None)
+        return self._timed([(lambda m=m, x=x: m(x)) for m, (_, x) in zip(models, work)],
+                           shuffle)
 
     def reference_ms(self) -> float | None:
         """The reference's time that scales every ratio (the ``reference_ms`` setting, else
@@ -198,19 +216,21 @@ class TorchCPUBackend(_ModuleBackend):
             self._reference = lambda: model(x)
         return self._reference
 
-    def _timed(self, fns: Sequence[Callable[[], object]]) -> list[Measurement]:
-        """``fns`` timed round-robin, pinned, each summarized by the profile's statistic; with
-        a reference, the reference runs last in every round and each repeat is divided by the
+    def _timed(self, fns: Sequence[Callable[[], object]],
+               shuffle: np.random.Generator | None = None) -> list[Measurement]:
+        """``fns`` timed round-robin (in a new order every round with ``shuffle``), pinned,
+        each summarized by the profile's statistic; with a reference, the reference runs once
+        in every round (last, or at its shuffled place) and each repeat is divided by the
         reference's in its round (:func:`reference_ratios`)."""
         statistic = self.settings.statistic
         if self.settings.reference == "none":
             with self._context():
-                samples = time_host_interleaved(fns, self.settings)
+                samples = time_host_interleaved(fns, self.settings, shuffle)
             return [summarize(s, statistic) for s in samples]
         scale, reference = self.reference_ms(), self._reference_fn()
         assert scale is not None
         with self._context():
-            *samples, ref = time_host_interleaved([*fns, reference], self.settings)
+            *samples, ref = time_host_interleaved([*fns, reference], self.settings, shuffle)
         return [summarize(r, statistic) for r in reference_ratios(samples, ref, scale)]
 
     @property
@@ -261,6 +281,7 @@ class TorchCPUBackend(_ModuleBackend):
             "batch": str(self.settings.batch),
             "block_timing": self.settings.block_timing,
             "reference": self.settings.reference,
+            "block_order": self.settings.block_order,
             "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         })
