@@ -13,13 +13,15 @@ from pathlib import Path
 
 
 def _umask() -> int:
-    """This process's umask, read without changing it (``/proc/self/status`` on Linux; else
-    the usual 022)."""
+    """This process's umask: read from ``/proc/self/status`` on Linux, without changing it;
+    elsewhere set and put back at once (``os.umask`` has no read-only form)."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
-    return 0o022
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 @contextlib.contextmanager

@@ -121,10 +121,10 @@ class TorchCPUSettings(LoopSettings):
 
     ``block_order`` (:data:`BLOCK_ORDERS`) is the order of a group of isolated blocks in each
     round. ``reference`` (:data:`REFERENCES`) times every workload against a fixed reference
-    network;
-    ``reference_ms`` is the reference's time that turns the ratios back into milliseconds (a
-    build calibrates it once and keeps it in its manifest, so that the build and every
-    evaluation of it share one scale; left unset, the back end calibrates it on first use)."""
+    network; ``reference_ms`` is the reference's time that turns the ratios back into
+    milliseconds (a build calibrates it once and keeps it in its manifest, so that the build
+    and every evaluation of it share one scale; left unset, the back end calibrates it on
+    first use)."""
 
     threads: int = Field(1, ge=1)
     pin_core: int | str = "auto"
