@@ -26,7 +26,7 @@ from functools import partial
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 from torch import nn
 
@@ -110,6 +110,10 @@ every round of repeats, each repeat divided by the reference's in its round and 
 reference's calibrated time (``reference_ms``)."""
 
 
+_CPU_CHOICES = {"block_timing": BLOCK_TIMINGS, "block_order": BLOCK_ORDERS,
+                "reference": REFERENCES}
+
+
 @dataclass(frozen=True, config=SETTINGS_CONFIG)
 class TorchCPUSettings(LoopSettings):
     """``threads`` intra-op threads (``torch.set_num_threads``), ``pin_core`` the core the
@@ -133,20 +137,10 @@ class TorchCPUSettings(LoopSettings):
     reference_ms: float | None = Field(None, gt=0.0)
     block_order: str = "fixed"
 
-    @field_validator("block_order")
+    @field_validator("block_timing", "block_order", "reference")
     @classmethod
-    def _block_order(cls, value: str) -> str:
-        return check_choice(value, BLOCK_ORDERS)
-
-    @field_validator("reference")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        return check_choice(value, REFERENCES)
-
-    @field_validator("block_timing")
-    @classmethod
-    def _block_timing(cls, value: str) -> str:
-        return check_choice(value, BLOCK_TIMINGS)
+    def _choice(cls, value: str, info: ValidationInfo) -> str:
+        return check_choice(value, _CPU_CHOICES[str(info.field_name)])
 
     @field_validator("pin_core")
     @classmethod
