@@ -393,6 +393,21 @@ def timing_reference(profile: HardwareProfile) -> str | None:
     return str(value)
 
 
+def read_timing_file(folder: Path) -> dict[str, Any] | None:
+    """``folder``'s :data:`TIMING_FILE` (statistic, reference, ``reference_ms``), ``None`` where
+    there is none; one-line ``ValueError`` for a file that cannot be read."""
+    path = folder / TIMING_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        scale = saved["reference_ms"]
+        return {**saved, "reference_ms": None if scale is None else float(scale)}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}); it says how the tables beside it "
+                         "were timed: delete it only with them") from None
+
+
 def timing_protocol(profile: HardwareProfile, backend: Backend, folder: Path
                     ) -> tuple[HardwareProfile, dict[str, Any]]:
     """How a build in ``folder`` times on a measuring back end (the statistic of a pass, the
@@ -404,28 +419,22 @@ def timing_protocol(profile: HardwareProfile, backend: Backend, folder: Path
     from ``backend`` (calibrated now, or the profile's own setting). A resumed build reads the
     time back (its rows were scaled by it) and refuses, with one line, a profile whose
     statistic or reference differs from the one the rows were measured with."""
-    if timing_statistic(profile) is None:
+    statistic = timing_statistic(profile)
+    if statistic is None:
         return profile, {}
-    wanted: dict[str, Any] = {"statistic": timing_statistic(profile),
-                              "reference": timing_reference(profile)}
-    path = folder / TIMING_FILE
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            scale = saved["reference_ms"]
-            scale = None if scale is None else float(scale)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is unreadable ({exc}); it says how the tables beside it "
-                             "were timed: delete it only with them") from None
+    wanted: dict[str, Any] = {"statistic": statistic, "reference": timing_reference(profile)}
+    saved = read_timing_file(folder)
+    if saved is not None:
         for key, value in wanted.items():
             if saved.get(key) != value:
                 raise ValueError(f"{folder} holds rows timed with {key} {saved.get(key)!r}, but "
                                  f"profile {profile.name!r} times with {value!r}; finish the "
                                  "build with the profile it began with, or use a new --out")
+        scale = saved["reference_ms"]
     else:
         scale = backend.reference_ms() if wanted["reference"] else None
-        atomic_write(path, (json.dumps({**wanted, "reference_ms": scale}, indent=1)
-                            + "\n").encode())
+        atomic_write(folder / TIMING_FILE, (json.dumps({**wanted, "reference_ms": scale},
+                                                       indent=1) + "\n").encode())
     if scale is not None:
         profile = dataclasses.replace(profile, settings={**profile.settings,
                                                          "reference_ms": scale})
@@ -592,7 +601,7 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
         measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
                                      cache, progress=counted)
         for sample, ms in measured:
-            m = robust_timing(ms, protocol.get("reference") is not None)
+            m = robust_timing(ms, timing_reference(prof) is not None)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
                           f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
     finally:
@@ -743,8 +752,8 @@ def fit_estimator(tables: str | Path, profile: str | HardwareProfile, space: str
                                          "statistic", "reference", "reference_ms", "heads",
                                          "block_timing", "context_networks")
                   if k in source})
-    if (out / TIMING_FILE).is_file():  # tables without a manifest, or measured elsewhere
-        saved = json.loads((out / TIMING_FILE).read_text())
+    saved = read_timing_file(out)  # tables without a manifest, or measured elsewhere
+    if saved is not None:
         extra.update({k: saved.get(k) for k in ("statistic", "reference", "reference_ms")
                       if k not in extra})
     return _fit_and_save(out, space, prof, extra, progress)

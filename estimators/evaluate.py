@@ -204,6 +204,5 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                                  np.array([r["timing_b_ms"] for r in rows])))
     metrics["repeat_passes"] = passes
     metrics["repeat_statistic"] = timing_statistic(profile)
-    metrics["repeat_reference_ms"] = (profile.settings.get("reference_ms")
-                                      if timing_reference(profile) else None)
+    metrics["repeat_reference_ms"] = profile.settings.get("reference_ms") if referenced else None
     return metrics, rows
