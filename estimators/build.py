@@ -45,7 +45,7 @@ from searchspaces.spaces import get_space
 from .active import active_blocks, round_targets
 from .backends import Backend, Measurement, backend_class, create_backend
 from .backends.timing import BLOCK_PASSES, NETWORK_PASSES, STATISTIC
-from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, row_config
+from .features import ADDED_FIELDS, CONFIG_FIELDS, block_key, footprint, row_config
 from .fitpool import FitPool, FitTask, fit_jobs
 from .latency import (
     BLOCK_KINDS,
@@ -401,8 +401,9 @@ def read_timing_file(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         saved = json.loads(path.read_text())
-        scale = saved["reference_ms"]
-        return {**saved, "reference_ms": None if scale is None else float(scale)}
+        scale, fastest = saved["reference_ms"], saved.get("reference_fastest_ms")
+        return {**saved, "reference_ms": None if scale is None else float(scale),
+                "reference_fastest_ms": None if fastest is None else float(fastest)}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} is unreadable ({exc}); it says how the tables beside it "
                          "were timed: delete it only with them") from None
@@ -439,6 +440,46 @@ def timing_protocol(profile: HardwareProfile, backend: Backend, folder: Path
         profile = dataclasses.replace(profile, settings={**profile.settings,
                                                          "reference_ms": scale})
     return profile, {**wanted, "reference_ms": scale}
+
+
+class _FastestReference:
+    """Keeps the fastest repeat of the reference over all of a build's measurements in its
+    :data:`TIMING_FILE` (``reference_fastest_ms``), rewritten whenever a faster one comes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        saved = read_timing_file(folder)
+        self.saved = saved
+        self.fastest = None if saved is None else saved.get("reference_fastest_ms")
+
+    def note(self, measurements: Iterable[Measurement]) -> None:
+        if self.saved is None or self.saved.get("reference") is None:
+            return
+        seen = [m.reference_fastest_ms for m in measurements
+                if m.reference_fastest_ms is not None]
+        if seen and (self.fastest is None or min(seen) < self.fastest):
+            self.fastest = float(min(seen))
+            self.saved = {**self.saved, "reference_fastest_ms": self.fastest}
+            atomic_write(self.folder / TIMING_FILE,
+                         (json.dumps(self.saved, indent=1) + "\n").encode())
+
+
+def table_scale(folder: Path) -> tuple[float | None, float]:
+    """The reference time that ``folder``'s estimator reads in (``None`` without a reference),
+    and the factor its tables' latencies take to get there.
+
+    A build scales its rows by the reference's time calibrated before the first row; but a
+    machine that is slow for minutes calibrates it slow (3.30 to 4.69 ms over six builds on the
+    project's VM in one day), and every prediction would read as much too high. The build
+    also keeps the fastest repeat of the reference seen in any round of its measurements
+    (thousands): where that is faster, it is the scale, and the tables are rescaled to it."""
+    saved = read_timing_file(folder)
+    if saved is None or saved.get("reference") is None or saved.get("reference_ms") is None:
+        return None, 1.0
+    calibrated = float(saved["reference_ms"])
+    fastest = saved.get("reference_fastest_ms")
+    scale = calibrated if fastest is None else min(calibrated, float(fastest))
+    return scale, scale / calibrated
 
 
 def measure_in_passes(items: list, fn: Callable, profile: HardwareProfile, workers: int,
@@ -600,7 +641,9 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
 
         measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
                                      cache, progress=counted)
+        fastest = _FastestReference(out)
         for sample, ms in measured:
+            fastest.note(ms)
             m = robust_timing(ms, timing_reference(prof) is not None)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
                           f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
@@ -627,6 +670,11 @@ def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str,
     """Fit on ``out``'s tables and save there, the report and ``extra`` in the manifest."""
     estimator, report = fit_from_tables(out, space, prof, progress=progress)
     extra = {"build": report, **extra}
+    scale, _ = table_scale(out)
+    if scale is not None:
+        saved = read_timing_file(out) or {}
+        extra.update({"reference_ms": scale, "reference_calibrated_ms": saved["reference_ms"],
+                      "reference_fastest_ms": saved.get("reference_fastest_ms")})
     if prof.path is not None and prof.path.parent != PROFILE_DIR:
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)
@@ -646,7 +694,7 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     written once its last pass is timed, so an interrupted pass leaves no row behind and the
     next run times the block again."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
-    todo = [b for b in blocks if block_key(b) not in done]
+    todo = block_groups_order([b for b in blocks if block_key(b) not in done], prof)
     referenced = timing_reference(prof) is not None
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
@@ -662,14 +710,26 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
                 progress("blocks", already * passes + p * len(todo) + int(timed_before[i]),
                          len(blocks) * passes)
 
+        fastest = _FastestReference(path.parent)
         for group, timed in measure_in_passes(groups, measure_block_group, prof, workers,
                                               passes, cache, progress=counted):
+            fastest.note(m for per_pass in timed for m in per_pass)
             for block, *per_pass in zip(group, *timed, strict=True):
                 writer.write(_block_row(block, per_pass, env, referenced))
     finally:
         writer.close()
     latency = {_row_key(r): float(r["latency_ms"]) for r in _read_rows(path, BLOCK_COLUMNS)}
     return [latency[block_key(b)] for b in blocks]
+
+
+def block_groups_order(blocks: list[BlockSpec], prof: HardwareProfile) -> list[BlockSpec]:
+    """``blocks`` in the order their groups are cut from: as drawn, or with the profile's
+    ``block_groups: similar``, by their memory footprint (stably), so that each group of
+    :data:`BLOCK_GROUP` holds blocks of one size."""
+    if prof.settings.get("block_groups", "sampled") != "similar" or not blocks:
+        return blocks
+    order = np.argsort(footprint(blocks, prof.parallelism_factor), kind="stable")
+    return [blocks[i] for i in order]
 
 
 def _block_row(block: BlockSpec, passes: Sequence[Measurement], env: list[str],
@@ -697,12 +757,14 @@ def _measure_in_context(nets: list[NetworkSample], path: Path, prof: HardwarePro
     blocks_of = {id(s): _blocks(s) for s in nets}  # decomposed once per network
     wanted = {block_key(b) for blocks in blocks_of.values() for b in blocks}
     todo = [s for s in nets if any(block_key(b) not in done for b in blocks_of[id(s)])]
+    fastest = _FastestReference(path.parent)
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
         for start in range(0, len(todo), CONTEXT_CHUNK):
             chunk = todo[start:start + CONTEXT_CHUNK]
             for sample, timed in measure_in_passes(chunk, measure_network_blocks_sample, prof,
                                                    workers, passes, cache):
+                fastest.note(m for per_pass in timed for m in per_pass)
                 for block, *per_pass in zip(blocks_of[id(sample)], *timed, strict=True):
                     key = block_key(block)
                     if key in done:
@@ -819,6 +881,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
+    scale, factor = table_scale(folder)  # to the build's fastest reference (1 for most)
     kinds = BLOCK_KINDS + tuple(k for k in HEAD_BLOCK_KINDS if any(r["kind"] == k for r in rows))
     data = {}
     for kind in kinds:
@@ -826,7 +889,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         if sel:
             data[kind] = (np.array([[int(r[f]) for f in CONFIG_FIELDS] for r in sel],
                                    dtype=np.int64),
-                          np.array([float(r["latency_ms"]) for r in sel]))
+                          np.array([float(r["latency_ms"]) * factor for r in sel]))
     uses = [use for use in (True, False) if prior in (None, use)]
     cv_tasks = [FitTask("cv", kind, *xy, p, use, params, folds)
                 for kind, xy in data.items() for use in uses]
@@ -859,7 +922,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
                          for a, r in zip(archs, net_rows)])
         n_blocks = np.array([len(decompose(a, int(r["num_classes"]), int(r["in_channels"])))
                              for a, r in zip(archs, net_rows)])
-        measured = np.array([float(r["latency_ms"]) for r in net_rows])
+        measured = np.array([float(r["latency_ms"]) * factor for r in net_rows])
         estimator.overhead, estimator.per_block_ms, overhead_report = fit_overhead(
             sums, measured, n_blocks)
         estimator._stages.clear()
@@ -868,7 +931,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         nets = [(Architecture.from_string(r["arch"]), int(r["num_classes"]),
                  int(r["in_channels"])) for r in net_rows]
         interval_report = calibrate_on_networks(
-            estimator, nets, np.array([float(r["latency_ms"]) for r in net_rows]))
+            estimator, nets, np.array([float(r["latency_ms"]) * factor for r in net_rows]))
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},
@@ -876,6 +939,8 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         "overhead": overhead_report,
         "interval": interval_report,
         "noise_floor": _noise(rows),
+        "reference": None if scale is None else {
+            "scale_ms": scale, "calibrated_ms": scale / factor, "factor": factor},
     }
     return estimator, report
 

@@ -159,7 +159,8 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                        progress: Callable[[int, int], None] | None = None,
                        passes: int | None = None, head: str = "head"
                        ) -> tuple[dict[str, float], list[dict[str, object]]]:
-    """Metrics over ``archs`` held-out networks, and the per-network rows.
+    """Metrics over ``archs`` held-out networks, and the per-network rows (with the
+    ``reference_ms`` their times are scaled by, ``None`` on the plain clock).
 
     ``workers`` processes measure in parallel (use 1 for a real CPU back end: parallel runs
     disturb each other); ``cache_dir`` is where a memoizing back end (ZigZag) keeps its layer
@@ -186,6 +187,7 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                            np.random.default_rng([seed, 1]), head)
     passes = timing_passes(profile, eval_passes(estimator, profile) if passes is None else passes)
     referenced = timing_reference(profile) is not None
+    scale = profile.settings.get("reference_ms") if referenced else None
     rows = []
     for net, timed in measure_in_passes(nets, measure_network_sample, profile, workers, passes,
                                         cache_dir, progress):
@@ -196,7 +198,8 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                      "spread_ms": m.spread_ms,
                      "predicted_ms": estimator.predict(net.arch, net.num_classes,
                                                        net.in_channels),
-                     "timing_a_ms": a.latency_ms, "timing_b_ms": b.latency_ms})
+                     "timing_a_ms": a.latency_ms, "timing_b_ms": b.latency_ms,
+                     "reference_ms": scale})
     metrics = accuracy_metrics(np.array([r["predicted_ms"] for r in rows]),
                                np.array([r["measured_ms"] for r in rows]),
                                np.array([r["spread_ms"] for r in rows]))
@@ -204,5 +207,5 @@ def evaluate_estimator(folder: str | Path, archs: int, seed: int = 1, workers: i
                                  np.array([r["timing_b_ms"] for r in rows])))
     metrics["repeat_passes"] = passes
     metrics["repeat_statistic"] = timing_statistic(profile)
-    metrics["repeat_reference_ms"] = profile.settings.get("reference_ms") if referenced else None
+    metrics["repeat_reference_ms"] = scale
     return metrics, rows

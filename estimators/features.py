@@ -182,6 +182,19 @@ def work_basis(kind: str, config: np.ndarray, parallelism_factor: int) -> np.nda
     return np.column_stack([dense / (p * p), dw / p, moved, layers]).astype(np.float64)
 
 
+def footprint(blocks: Sequence[BlockSpec], parallelism_factor: int) -> np.ndarray:
+    """Each block's memory footprint in elements: every layer's input, output and weights (the
+    ``moved_elements`` work term of :func:`work_basis`)."""
+    out = np.zeros(len(blocks))
+    by_kind: dict[str, list[int]] = {}
+    for i, block in enumerate(blocks):
+        by_kind.setdefault(block.kind, []).append(i)
+    for kind, index in by_kind.items():
+        config = config_array([blocks[i] for i in index])
+        out[index] = work_basis(kind, config, parallelism_factor)[:, BASIS.index("moved_elements")]
+    return out
+
+
 def model_features(kind: str, config: np.ndarray, parallelism_factor: int,
                    basis: np.ndarray, base_ms: np.ndarray) -> np.ndarray:
     """All :data:`FEATURES`: the block features, the log work terms and the prior's log."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,14 @@ from estimators.build import (
     build_estimator,
     fit_estimator,
     robust_timing,
+    table_scale,
     timing_protocol,
     timing_reference,
 )
 from estimators.evaluate import eval_profile, evaluate_estimator, split_timings
 from estimators.latency import MANIFEST, LatencyEstimator
 from estimators.profiles import HardwareProfile, load_profile
+from searchspaces.baselines import mobilenetv2
 from searchspaces.genome import Architecture
 from searchspaces.layers import decompose
 
@@ -117,7 +120,11 @@ def test_a_reference_build_keeps_its_scale_for_resume_eval_and_refit(tmp_path: P
     saved = json.loads((est / TIMING_FILE).read_text())
     manifest = json.loads((est / MANIFEST).read_text())
     assert saved["reference"] == manifest["reference"] == "network"
-    assert saved["reference_ms"] == manifest["reference_ms"] > 0
+    # the scale: the calibration, or the reference's fastest repeat over the build if faster
+    assert saved["reference_ms"] == manifest["reference_calibrated_ms"] > 0
+    assert saved["reference_fastest_ms"] == manifest["reference_fastest_ms"] > 0
+    scale = min(saved["reference_ms"], saved["reference_fastest_ms"])
+    assert manifest["reference_ms"] == scale
     assert manifest["statistic"] == "median"
 
     # resuming: the file's scale, not a fresh calibration; another protocol is refused
@@ -136,18 +143,35 @@ def test_a_reference_build_keeps_its_scale_for_resume_eval_and_refit(tmp_path: P
 
     estimator = LatencyEstimator.load(est, intervals=False)
     evaluated = eval_profile(estimator, prof)
-    assert evaluated.settings["reference_ms"] == saved["reference_ms"]
-    assert create_backend(evaluated).reference_ms() == saved["reference_ms"]
+    assert evaluated.settings["reference_ms"] == scale
+    assert create_backend(evaluated).reference_ms() == scale
     metrics, rows = evaluate_estimator(est, 2, seed=4)
-    assert metrics["repeat_reference_ms"] == saved["reference_ms"]
+    assert metrics["repeat_reference_ms"] == scale
     for r in rows:  # two passes against a reference: their mean, not the faster
         assert r["measured_ms"] == pytest.approx((r["timing_a_ms"] + r["timing_b_ms"]) / 2)
+        assert r["reference_ms"] == scale
 
     refit = tmp_path / "refit"
     fit_estimator(est, str(profile), "mbv2-small", refit)
     again = json.loads((refit / MANIFEST).read_text())
-    assert (again["reference"], again["reference_ms"]) == ("network", saved["reference_ms"])
+    assert (again["reference"], again["reference_ms"]) == ("network", scale)
     assert json.loads((refit / TIMING_FILE).read_text()) == saved
+
+    # a build calibrated in a slow minute: its fastest reference repeat (half the calibration
+    # here) is the scale, and every table latency is rescaled to it, so predictions halve
+    slow = tmp_path / "slow"
+    shutil.copytree(est, slow)
+    (slow / TIMING_FILE).write_text(json.dumps(
+        {**saved, "reference_fastest_ms": saved["reference_ms"] / 2}))
+    assert table_scale(slow) == (saved["reference_ms"] / 2, 0.5)
+    rescaled, _ = fit_estimator(slow, str(profile), "mbv2-small", slow)
+    assert json.loads((slow / MANIFEST).read_text())["reference_ms"] == saved["reference_ms"] / 2
+    archs = [mobilenetv2(), *(Architecture.from_string(r["arch"]) for r in rows)]
+    (slow / TIMING_FILE).write_text(json.dumps({**saved, "reference_fastest_ms": None}))
+    calibrated, _ = fit_estimator(slow, str(profile), "mbv2-small", tmp_path / "calibrated")
+    assert table_scale(slow) == (saved["reference_ms"], 1.0)
+    np.testing.assert_allclose(rescaled.predict_many(archs),
+                               calibrated.predict_many(archs) / 2, rtol=1e-6)
 
 
 def test_an_estimator_built_without_a_reference_is_evaluated_without_one() -> None:

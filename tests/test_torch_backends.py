@@ -30,6 +30,8 @@ from estimators.backends.torch_backends import (
     time_cuda_graph,
     torch_threads,
 )
+from estimators.build import block_groups_order
+from estimators.features import block_key, footprint
 from estimators.profiles import HardwareProfile, load_profile
 from searchspaces.baselines import mobilenetv2
 from searchspaces.blocks import block_input_shape, make_module
@@ -188,6 +190,26 @@ def test_cpu_block_order_setting() -> None:
     assert [m.latency_ms > 0 for m in shuffled.measure_blocks([TINY, WIDE])] == [True, True]
     with pytest.raises(ValueError, match="block_order"):
         TorchCPUBackend(_profile("torch-cpu", block_order="random"))
+
+
+def test_cpu_block_groups_of_similar_blocks() -> None:
+    assert TorchCPUBackend(_profile("torch-cpu")).settings.block_groups == "sampled"
+    similar = _profile("torch-cpu", block_groups="similar")
+    assert TorchCPUBackend(similar).environment()["block_groups"] == "similar"
+    with pytest.raises(ValueError, match="block_groups"):
+        TorchCPUBackend(_profile("torch-cpu", block_groups="sorted"))
+    blocks = decompose(mobilenetv2(), 1000, 3)
+    size = footprint(blocks, 8)
+    assert np.all(size > 0)
+    assert size[0] != size[-1]  # the stem and the classifier differ
+    # as drawn by default; by footprint (ascending, stable) with ``similar``
+    assert block_groups_order(blocks, _profile("torch-cpu")) == blocks
+    ordered = block_groups_order(blocks, similar)
+    assert sorted(map(block_key, ordered)) == sorted(map(block_key, blocks))
+    assert np.all(np.diff(footprint(ordered, 8)) >= 0)
+    # the widest block sits with the widest blocks, not beside the stem as drawn
+    assert block_key(ordered[-1]) == block_key(blocks[int(np.argmax(size))])
+    assert block_groups_order([], similar) == []
 
 
 def test_time_cuda_graph_needs_a_cuda_input() -> None:

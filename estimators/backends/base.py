@@ -16,10 +16,14 @@ from searchspaces.layers import BlockSpec
 @dataclass(frozen=True)
 class Measurement:
     """A latency in milliseconds. ``spread_ms`` is the interquartile range of the repeats (the
-    noise floor of a real device; 0 for a deterministic simulator)."""
+    noise floor of a real device; 0 for a deterministic simulator). ``reference_fastest_ms``
+    is, for a back end timing against a reference, the fastest repeat of the reference in the
+    rounds that timed this (else ``None``): a build keeps the fastest over all its rows as the
+    machine's own speed (:func:`~estimators.build.table_scale`)."""
 
     latency_ms: float
     spread_ms: float = 0.0
+    reference_fastest_ms: float | None = None
 
 
 class Backend(ABC):

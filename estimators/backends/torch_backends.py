@@ -20,6 +20,7 @@ interquartile range.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -110,8 +111,14 @@ every round of repeats, each repeat divided by the reference's in its round and 
 reference's calibrated time (``reference_ms``)."""
 
 
+BLOCK_GROUPS = ("sampled", "similar")
+"""Which isolated blocks a torch-cpu build times together in one group: ``sampled``, blocks in
+the order they were drawn (so a group mixes blocks of every size); ``similar``, the blocks to
+time sorted by their memory footprint first (:func:`~estimators.features.footprint`), so a
+block runs among blocks of its own size, as it does among its neighbours inside a network."""
+
 _CPU_CHOICES = {"block_timing": BLOCK_TIMINGS, "block_order": BLOCK_ORDERS,
-                "reference": REFERENCES}
+                "reference": REFERENCES, "block_groups": BLOCK_GROUPS}
 
 
 @dataclass(frozen=True, config=SETTINGS_CONFIG)
@@ -124,11 +131,12 @@ class TorchCPUSettings(LoopSettings):
     real CPU with one process (``--workers 1``), as its timings need anyway.
 
     ``block_order`` (:data:`BLOCK_ORDERS`) is the order of a group of isolated blocks in each
-    round. ``reference`` (:data:`REFERENCES`) times every workload against a fixed reference
-    network; ``reference_ms`` is the reference's time that turns the ratios back into
-    milliseconds (a build calibrates it once and keeps it in its manifest, so that the build
-    and every evaluation of it share one scale; left unset, the back end calibrates it on
-    first use)."""
+    round, ``block_groups`` (:data:`BLOCK_GROUPS`) which blocks form a group. ``reference``
+    (:data:`REFERENCES`) times every workload against a fixed reference network;
+    ``reference_ms`` is the reference's time that turns the ratios back into milliseconds (a
+    build calibrates it once, may lower it to the reference's fastest repeat over the build,
+    and keeps it in its manifest, so that the build and every evaluation of it share one
+    scale; left unset, the back end calibrates it on first use)."""
 
     threads: int = Field(1, ge=1)
     pin_core: int | str = "auto"
@@ -136,8 +144,9 @@ class TorchCPUSettings(LoopSettings):
     reference: str = "none"
     reference_ms: float | None = Field(None, gt=0.0)
     block_order: str = "fixed"
+    block_groups: str = "sampled"
 
-    @field_validator("block_timing", "block_order", "reference")
+    @field_validator("block_timing", "block_order", "reference", "block_groups")
     @classmethod
     def _choice(cls, value: str, info: ValidationInfo) -> str:
         return check_choice(value, _CPU_CHOICES[str(info.field_name)])
@@ -215,7 +224,8 @@ class TorchCPUBackend(_ModuleBackend):
         """``fns`` timed round-robin (in a new order every round with ``shuffle``), pinned,
         each summarized by the profile's statistic; with a reference, the reference runs once
         in every round (last, or at its shuffled place) and each repeat is divided by the
-        reference's in its round (:func:`reference_ratios`)."""
+        reference's in its round (:func:`reference_ratios`); each measurement also carries the
+        reference's fastest repeat (``reference_fastest_ms``)."""
         statistic = self.settings.statistic
         if self.settings.reference == "none":
             with self._context():
@@ -225,7 +235,9 @@ class TorchCPUBackend(_ModuleBackend):
         assert scale is not None
         with self._context():
             *samples, ref = time_host_interleaved([*fns, reference], self.settings, shuffle)
-        return [summarize(r, statistic) for r in reference_ratios(samples, ref, scale)]
+        fastest = float(min(ref))
+        return [dataclasses.replace(summarize(r, statistic), reference_fastest_ms=fastest)
+                for r in reference_ratios(samples, ref, scale)]
 
     @property
     def times_blocks_in_context(self) -> bool:
@@ -276,6 +288,7 @@ class TorchCPUBackend(_ModuleBackend):
             "block_timing": self.settings.block_timing,
             "reference": self.settings.reference,
             "block_order": self.settings.block_order,
+            "block_groups": self.settings.block_groups,
             "cpu": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         })

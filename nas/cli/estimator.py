@@ -125,6 +125,12 @@ def _print_fit_report(out_dir: Path, est: Any, rep: dict[str, Any], as_json: boo
                   f"a*sum+b {100 * ov['mape_loo_with_overhead']:.2f}%, per-block cost "
                   f"{100 * ov['mape_loo_per_block']:.2f}%)")
     out.print(f"noise floor (median IQR/median of repeats): {rep['noise_floor']:.4f}")
+    ref = rep.get("reference")
+    if ref:
+        how = ("as calibrated at the start" if ref["factor"] == 1 else
+               f"its fastest repeat over the build; calibrated at {ref['calibrated_ms']:.3f} ms, "
+               f"in a slower minute, so the tables were rescaled by {ref['factor']:.3f}")
+        out.print(f"timed against the reference network: {ref['scale_ms']:.3f} ms ({how})")
     iv = rep.get("interval")
     if iv and iv.get("calibrated"):
         out.print(f"80% interval: ensemble spread plus a floor of {iv['floor_log_sd']:.3f} in log "
