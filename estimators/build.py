@@ -694,13 +694,13 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     written once its last pass is timed, so an interrupted pass leaves no row behind and the
     next run times the block again."""
     done = {_row_key(r) for r in _read_rows(path, BLOCK_COLUMNS)}
-    todo = block_groups_order([b for b in blocks if block_key(b) not in done], prof)
+    todo = [b for b in blocks if block_key(b) not in done]
     referenced = timing_reference(prof) is not None
     writer = _Appender(path, BLOCK_COLUMNS + ENV_COLUMNS)
     try:
         # groups of blocks: a back end may measure a group together (torch-cpu interleaves
         # them so each block runs after others, as in a network)
-        groups = [todo[i:i + BLOCK_GROUP] for i in range(0, len(todo), BLOCK_GROUP)]
+        groups = block_groups(todo, prof)
         timed_before = np.cumsum([0, *map(len, groups)])
         already = len(blocks) - len(todo)
 
@@ -722,14 +722,18 @@ def _measure_blocks(blocks: list[BlockSpec], path: Path, prof: HardwareProfile, 
     return [latency[block_key(b)] for b in blocks]
 
 
-def block_groups_order(blocks: list[BlockSpec], prof: HardwareProfile) -> list[BlockSpec]:
-    """``blocks`` in the order their groups are cut from: as drawn, or with the profile's
-    ``block_groups: similar``, by their memory footprint (stably), so that each group of
-    :data:`BLOCK_GROUP` holds blocks of one size."""
-    if prof.settings.get("block_groups", "sampled") != "similar" or not blocks:
-        return blocks
+def block_groups(blocks: list[BlockSpec], prof: HardwareProfile) -> list[list[BlockSpec]]:
+    """``blocks`` cut into the groups of :data:`BLOCK_GROUP` that a back end times together:
+    as drawn, or with the profile's ``block_groups: similar``, sorted by memory footprint
+    first (so that a group holds blocks of one size) and the groups then timed in a shuffled
+    order (fixed seed), so that the blocks of one size are spread over the whole build, not
+    timed in one stretch of minutes that a slow spell of the machine would bias together."""
+    if prof.settings.get("block_groups", "sampled") != "similar":
+        return [blocks[i:i + BLOCK_GROUP] for i in range(0, len(blocks), BLOCK_GROUP)]
     order = np.argsort(footprint(blocks, prof.parallelism_factor), kind="stable")
-    return [blocks[i] for i in order]
+    ordered = [blocks[i] for i in order]
+    groups = [ordered[i:i + BLOCK_GROUP] for i in range(0, len(ordered), BLOCK_GROUP)]
+    return [groups[i] for i in np.random.default_rng(0).permutation(len(groups))]
 
 
 def _block_row(block: BlockSpec, passes: Sequence[Measurement], env: list[str],

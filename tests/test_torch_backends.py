@@ -30,7 +30,7 @@ from estimators.backends.torch_backends import (
     time_cuda_graph,
     torch_threads,
 )
-from estimators.build import block_groups_order
+from estimators.build import block_groups, sample_blocks
 from estimators.features import block_key, footprint
 from estimators.profiles import HardwareProfile, load_profile
 from searchspaces.baselines import mobilenetv2
@@ -198,18 +198,22 @@ def test_cpu_block_groups_of_similar_blocks() -> None:
     assert TorchCPUBackend(similar).environment()["block_groups"] == "similar"
     with pytest.raises(ValueError, match="block_groups"):
         TorchCPUBackend(_profile("torch-cpu", block_groups="sorted"))
-    blocks = decompose(mobilenetv2(), 1000, 3)
+    blocks = sample_blocks("mbv2-small", 8, 80, np.random.default_rng(0))
     size = footprint(blocks, 8)
-    assert np.all(size > 0)
-    assert size[0] != size[-1]  # the stem and the classifier differ
-    # as drawn by default; by footprint (ascending, stable) with ``similar``
-    assert block_groups_order(blocks, _profile("torch-cpu")) == blocks
-    ordered = block_groups_order(blocks, similar)
-    assert sorted(map(block_key, ordered)) == sorted(map(block_key, blocks))
-    assert np.all(np.diff(footprint(ordered, 8)) >= 0)
-    # the widest block sits with the widest blocks, not beside the stem as drawn
-    assert block_key(ordered[-1]) == block_key(blocks[int(np.argmax(size))])
-    assert block_groups_order([], similar) == []
+    assert np.all(size > 0) and len(set(size)) > 40
+    # as drawn by default: consecutive groups of 8
+    drawn = block_groups(blocks, _profile("torch-cpu"))
+    assert [b for g in drawn for b in g] == blocks and all(len(g) == 8 for g in drawn[:-1])
+    # similar: every block once, each group one size band, the bands in a shuffled order
+    grouped = block_groups(blocks, similar)
+    assert sorted(block_key(b) for g in grouped for b in g) == sorted(map(block_key, blocks))
+    bands = [footprint(g, 8) for g in grouped]
+    ranked = sorted(range(len(bands)), key=lambda i: bands[i].min())
+    for lower, upper in zip(ranked, ranked[1:]):
+        assert bands[lower].max() <= bands[upper].min()
+    assert ranked != list(range(len(grouped)))  # not timed smallest first
+    assert grouped == block_groups(blocks, similar)  # the same order on a resume
+    assert block_groups([], similar) == []
 
 
 def test_time_cuda_graph_needs_a_cuda_input() -> None:

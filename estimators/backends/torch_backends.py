@@ -113,9 +113,10 @@ reference's calibrated time (``reference_ms``)."""
 
 BLOCK_GROUPS = ("sampled", "similar")
 """Which isolated blocks a torch-cpu build times together in one group: ``sampled``, blocks in
-the order they were drawn (so a group mixes blocks of every size); ``similar``, the blocks to
-time sorted by their memory footprint first (:func:`~estimators.features.footprint`), so a
-block runs among blocks of its own size, as it does among its neighbours inside a network."""
+the order they were drawn (so a group mixes blocks of every size); ``similar``, blocks of one
+memory footprint (:func:`~estimators.features.footprint`), so a block runs among blocks of its
+own size, as it does among its neighbours inside a network; the groups are timed in a shuffled
+order (:func:`~estimators.build.block_groups`)."""
 
 _CPU_CHOICES = {"block_timing": BLOCK_TIMINGS, "block_order": BLOCK_ORDERS,
                 "reference": REFERENCES, "block_groups": BLOCK_GROUPS}
