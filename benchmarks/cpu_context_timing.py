@@ -12,7 +12,8 @@ machine's drift between their two evaluations from the comparison::
         --rows /tmp/iso-eval.csv --rows /tmp/ctx-eval.csv
 
 Times measured against a reference (``reference: network``) are in the unit of the reference's
-calibrated time, which differs by a few percent (more under load) from build to build. A set
+time as its build took it, which differs from build to build (calibrations of 3.30-5.06 ms on
+the project's VM in one day). A set
 whose rows carry their ``reference_ms`` (every ``--rows`` CSV written since 2026-12-02) is
 rescaled to each estimator's own ``reference_ms`` before it is scored, so any estimator can be
 scored on any set; ``--rows CSV=DIR`` names the estimator whose evaluation wrote an older CSV,

@@ -469,8 +469,8 @@ def table_scale(folder: Path) -> tuple[float | None, float]:
     and the factor its tables' latencies take to get there.
 
     A build scales its rows by the reference's time calibrated before the first row; but a
-    machine that is slow for minutes calibrates it slow (3.30 to 4.69 ms over six builds on the
-    project's VM in one day), and every prediction would read as much too high. The build
+    machine that is slow for minutes calibrates it slow (3.30 to 5.06 ms over seven builds on
+    the project's VM in one day), and every prediction would read as much too high. The build
     also keeps the fastest repeat of the reference seen in any round of its measurements
     (thousands): where that is faster, it is the scale, and the tables are rescaled to it."""
     saved = read_timing_file(folder)
