@@ -49,8 +49,8 @@ def _composition(folder: Path) -> str:
             f"{manifest.get('build', {}).get('block_rows', '?')} blocks, composition {text}")
 
 
-def _set(arg: str) -> tuple[Path, float | None]:
-    """A ``--rows`` argument: the CSV, and the reference scale its times are in (its
+def _set(arg: str) -> tuple[Path, list[dict[str, str]], float | None]:
+    """A ``--rows`` argument: the CSV, its rows, and the reference scale its times are in (its
     ``reference_ms`` column, else that of the estimator named after ``=``, else none)."""
     path, _, built_by = arg.partition("=")
     rows = _rows(Path(path))
@@ -58,10 +58,10 @@ def _set(arg: str) -> tuple[Path, float | None]:
     if len(scales) > 1:
         raise SystemExit(f"{path}: rows in {len(scales)} different reference scales")
     if scales:
-        return Path(path), float(scales.pop())
+        return Path(path), rows, float(scales.pop())
     if built_by:
-        return Path(path), read_manifest(Path(built_by)).get("reference_ms")
-    return Path(path), None
+        return Path(path), rows, read_manifest(Path(built_by)).get("reference_ms")
+    return Path(path), rows, None
 
 
 def score(folder: Path, rows: list[dict[str, str]], scale: float | None = None
@@ -94,8 +94,7 @@ def main() -> None:
           "noise floor | median signed error | ceiling ±10% (±5%) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     within: dict[Path, list[float]] = {folder: [] for folder in args.estimator}
-    for path, scale in map(_set, args.rows):
-        rows = _rows(path)
+    for path, rows, scale in map(_set, args.rows):
         ceiling = repeatability(np.array([float(r["timing_a_ms"]) for r in rows]),
                                 np.array([float(r["timing_b_ms"]) for r in rows]))
         for folder in args.estimator:

@@ -448,9 +448,8 @@ class _FastestReference:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        saved = read_timing_file(folder)
-        self.saved = saved
-        self.fastest = None if saved is None else saved.get("reference_fastest_ms")
+        self.saved = read_timing_file(folder)
+        self.fastest = None if self.saved is None else self.saved["reference_fastest_ms"]
 
     def note(self, measurements: Iterable[Measurement]) -> None:
         if self.saved is None or self.saved.get("reference") is None:
@@ -464,9 +463,10 @@ class _FastestReference:
                          (json.dumps(self.saved, indent=1) + "\n").encode())
 
 
-def table_scale(folder: Path) -> tuple[float | None, float]:
-    """The reference time that ``folder``'s estimator reads in (``None`` without a reference),
-    and the factor its tables' latencies take to get there.
+def reference_scale(folder: Path) -> dict[str, float | None] | None:
+    """The reference time that ``folder``'s estimator reads in (``scale_ms``), the factor its
+    tables' latencies take to get there, and the two times it comes from (``calibrated_ms``,
+    ``fastest_ms``); ``None`` without a reference. One read of :data:`TIMING_FILE`.
 
     A build scales its rows by the reference's time calibrated before the first row; but a
     machine that is slow for minutes calibrates it slow (3.30 to 5.06 ms over seven builds on
@@ -474,12 +474,19 @@ def table_scale(folder: Path) -> tuple[float | None, float]:
     also keeps the fastest repeat of the reference seen in any round of its measurements
     (thousands): where that is faster, it is the scale, and the tables are rescaled to it."""
     saved = read_timing_file(folder)
-    if saved is None or saved.get("reference") is None or saved.get("reference_ms") is None:
-        return None, 1.0
-    calibrated = float(saved["reference_ms"])
-    fastest = saved.get("reference_fastest_ms")
-    scale = calibrated if fastest is None else min(calibrated, float(fastest))
-    return scale, scale / calibrated
+    if saved is None or saved.get("reference") is None or saved["reference_ms"] is None:
+        return None
+    calibrated, fastest = saved["reference_ms"], saved["reference_fastest_ms"]
+    scale = calibrated if fastest is None else min(calibrated, fastest)
+    return {"scale_ms": scale, "calibrated_ms": calibrated, "fastest_ms": fastest,
+            "factor": scale / calibrated}
+
+
+def table_scale(folder: Path) -> tuple[float | None, float]:
+    """``(scale_ms, factor)`` of :func:`reference_scale`, ``(None, 1.0)`` without a
+    reference."""
+    ref = reference_scale(folder)
+    return (None, 1.0) if ref is None else (ref["scale_ms"], ref["factor"])
 
 
 def measure_in_passes(items: list, fn: Callable, profile: HardwareProfile, workers: int,
@@ -642,9 +649,10 @@ def build_estimator(profile: str | HardwareProfile, space: str, samples: int, ou
         measured = measure_in_passes(todo_nets, measure_network_sample, prof, workers, passes,
                                      cache, progress=counted)
         fastest = _FastestReference(out)
+        referenced = timing_reference(prof) is not None
         for sample, ms in measured:
             fastest.note(ms)
-            m = robust_timing(ms, timing_reference(prof) is not None)
+            m = robust_timing(ms, referenced)
             writer.write([sample.arch.to_string(), sample.num_classes, sample.in_channels,
                           f"{m.latency_ms:.6g}", f"{m.spread_ms:.6g}", *env])
     finally:
@@ -670,11 +678,11 @@ def _fit_and_save(out: Path, space: str, prof: HardwareProfile, extra: dict[str,
     """Fit on ``out``'s tables and save there, the report and ``extra`` in the manifest."""
     estimator, report = fit_from_tables(out, space, prof, progress=progress)
     extra = {"build": report, **extra}
-    scale, _ = table_scale(out)
-    if scale is not None:
-        saved = read_timing_file(out) or {}
-        extra.update({"reference_ms": scale, "reference_calibrated_ms": saved["reference_ms"],
-                      "reference_fastest_ms": saved.get("reference_fastest_ms")})
+    ref = report["reference"]  # the fit's reading of the timing file
+    if ref is not None:
+        extra.update({"reference_ms": ref["scale_ms"],
+                      "reference_calibrated_ms": ref["calibrated_ms"],
+                      "reference_fastest_ms": ref["fastest_ms"]})
     if prof.path is not None and prof.path.parent != PROFILE_DIR:
         extra["profile_path"] = str(prof.path)
     estimator.save(out, extra=extra)
@@ -885,7 +893,8 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     if not rows:
         raise ValueError(f"no block measurements in {folder / BLOCK_TABLE}")
     p = profile.parallelism_factor
-    scale, factor = table_scale(folder)  # to the build's fastest reference (1 for most)
+    reference = reference_scale(folder)  # to the build's fastest reference (most: none)
+    factor = 1.0 if reference is None else reference["factor"]
     kinds = BLOCK_KINDS + tuple(k for k in HEAD_BLOCK_KINDS if any(r["kind"] == k for r in rows))
     data = {}
     for kind in kinds:
@@ -919,6 +928,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     estimator = LatencyEstimator(space=space, parallelism_factor=p, backend=profile.backend,
                                  profile=profile.name, models=models, members=ensemble)
     net_rows = _read_rows(folder / NETWORK_TABLE, NETWORK_COLUMNS)
+    measured = np.array([float(r["latency_ms"]) * factor for r in net_rows])
     overhead_report: dict[str, Any] = {"networks": 0, "used": False}
     if net_rows:
         archs = [Architecture.from_string(r["arch"]) for r in net_rows]
@@ -926,7 +936,6 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
                          for a, r in zip(archs, net_rows)])
         n_blocks = np.array([len(decompose(a, int(r["num_classes"]), int(r["in_channels"])))
                              for a, r in zip(archs, net_rows)])
-        measured = np.array([float(r["latency_ms"]) * factor for r in net_rows])
         estimator.overhead, estimator.per_block_ms, overhead_report = fit_overhead(
             sums, measured, n_blocks)
         estimator._stages.clear()
@@ -934,8 +943,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
     if members:
         nets = [(Architecture.from_string(r["arch"]), int(r["num_classes"]),
                  int(r["in_channels"])) for r in net_rows]
-        interval_report = calibrate_on_networks(
-            estimator, nets, np.array([float(r["latency_ms"]) * factor for r in net_rows]))
+        interval_report = calibrate_on_networks(estimator, nets, measured)
     report = {
         "block_rows": len(rows),
         "rows_per_kind": {k: int(sum(r["kind"] == k for r in rows)) for k in models},
@@ -943,8 +951,7 @@ def fit_from_tables(folder: Path, space: str, profile: HardwareProfile, folds: i
         "overhead": overhead_report,
         "interval": interval_report,
         "noise_floor": _noise(rows),
-        "reference": None if scale is None else {
-            "scale_ms": scale, "calibrated_ms": scale / factor, "factor": factor},
+        "reference": reference,
     }
     return estimator, report
 
