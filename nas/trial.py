@@ -215,6 +215,23 @@ def release_host_memory() -> bool:
     return True
 
 
+# Tune reuses a trial's worker for the next trial only once the trial's thread has ended, and
+# waits TUNE_FUNCTION_THREAD_TIMEOUT_S (default 2 s) for it; past that, the next trial errors,
+# with no retry and no callback ("reset_config() to be implemented"). A trial stopped after its
+# last report (ASHA at max_t) still runs its ``finally`` (release_host_memory), which on busy
+# cores took longer than 2 s: one of 8 trials of tests/test_search.py's search was lost so.
+THREAD_EXIT_TIMEOUT_S = "120"
+
+
+def allow_slow_thread_exit() -> None:
+    """Let this worker wait :data:`THREAD_EXIT_TIMEOUT_S` for a finished trial's thread before
+    reusing the worker (read by Tune in the worker process, when the next trial resets it;
+    a value the user set is kept)."""
+    import os
+
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", THREAD_EXIT_TIMEOUT_S)
+
+
 def _node_id() -> str:
     """The Ray node this trial runs on (several nodes may share one IP address)."""
     import ray
@@ -247,6 +264,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     import torch
     from ray import tune
 
+    allow_slow_thread_exit()
     search = context.search
     arch, cost, reasons = price(context, config)
     base = {"arch": arch.to_string(), "latency_ms": cost.latency_ms, "params": cost.params,

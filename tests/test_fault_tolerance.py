@@ -196,3 +196,55 @@ def test_a_worker_lost_between_trials(tmp_path: Path, reuse: bool) -> None:
     assert len(runs) == 3 and len(failed) == (1 if reuse else 0)
     for run in failed:
         assert "died" in run.data.tags["hwnas.error"] and run.data.params["arch"] == "x2"
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["tune-default-2s", "hwnas-trial"])
+def test_a_reused_worker_waits_for_the_last_trials_thread(tmp_path: Path, allow: bool) -> None:
+    """Tune stops a trial at its last report (here a stopper, in a search ASHA at ``max_t``),
+    then resets its worker for the next trial. Where the finished trial's thread outlives Tune's
+    2 s wait, the next trial errors with no callback. An hwnas trial makes its worker wait
+    longer, so every trial completes; and a trial lost that way is still recorded as failed."""
+    import ray
+    from mlflow.tracking import MlflowClient
+    from ray import tune
+
+    from nas.tracking import SearchTracker
+    from nas.tracking.callback import TrackingCallback
+    from nas.trial import allow_slow_thread_exit
+
+    def slow_to_exit(config: dict) -> None:
+        """Its thread goes on 3 s after its last report, once the stopper has ended it (as
+        ``run_trial``'s ``release_host_memory`` can on busy cores)."""
+        if config["allow"]:
+            allow_slow_thread_exit()
+        try:
+            tune.report({"arch": f"x{config['x']}", "accuracy": 0.5, "epochs": 1,
+                         "latency_ms": 0.1 * config["x"], "params": 10,
+                         "peak_activation_bytes": 20, "macs": 30, "train_seconds": 0.1})
+        finally:
+            time.sleep(3.0)
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = SearchTracker(uri, "exp", "slow-exit", reference_ms=1.0)
+    callback = TrackingCallback(tracker, lambda config: f"x{config['x']}", 1)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=100 * 2**20)
+    try:
+        grid = tune.Tuner(
+            slow_to_exit,
+            param_space={"x": tune.grid_search([1, 2, 3]), "allow": allow},
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0,
+                                      callbacks=[callback], stop={"epochs": 1}),
+        ).fit()
+    finally:
+        ray.shutdown()
+        tracker.close("FINISHED")
+    assert len(grid) == 3 and len(tracker.finished) == 3  # every trial Tune ran is recorded
+    assert tracker.count("failed") == len(grid.errors)
+    # the 2nd trial meets the 1st one's worker not yet free (the 3rd gets a fresh worker)
+    assert len(grid.errors) == (0 if allow else 1)
+    runs = MlflowClient(uri).search_runs([tracker.experiment_id], "tags.`hwnas.role` = 'trial'")
+    assert len(runs) == 3 and all(r.info.status != "RUNNING" for r in runs)
+    for run in (r for r in runs if r.info.status == "FAILED"):
+        assert "reset_config" in run.data.tags["hwnas.error"]

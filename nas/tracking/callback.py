@@ -106,6 +106,24 @@ class TrackingCallback(Callback):
                                       error=_trial_error(trial))
             self._changed()
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Every trial Tune errored without telling a callback (a reused worker that could not
+        be reset, ``Trainable runner reuse requires reset_config()``) gets its failed run, so
+        each trial Tune ran is counted once."""
+        if self.tracker is None:
+            return
+        with held():
+            lost = [t for t in trials if t.status == "ERROR"
+                    and t.trial_id not in self.tracker.done]
+            for trial in lost:
+                if trial.trial_id not in self.tracker.children:
+                    self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config),
+                                             trial.config)
+                self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED",
+                                          self.max_epochs, error=_trial_error(trial))
+            if lost:
+                self._changed()
+
 
 def register_live(tracker: SearchTracker, arch_of: Callable[[dict], str],
                   on_update: Callable[[SearchTracker], None] | None = None) -> None:
