@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import ClusterError, SearchConfig
-from nas.signals import Signals, held, sigterm_raises
+from nas.signals import held, sigterm_raises
 from nas.tracking import FRONT_KEYS, SearchTracker, check_tracking_uri
 
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
@@ -401,92 +401,102 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
         # starts its own worker unless the config says otherwise.
         reuse = config.resources.reuse_actors
         reuse = not joined if reuse is None else reuse
-        if state is not None:
-            tracker = SearchTracker(config.tracking.uri, config.tracking.experiment, run_name,
-                                    prep.reference_ms, budget_ms=config.budgets.latency_ms,
-                                    resume_run_id=state["parent_run_id"],
-                                    metric=config.task.metric)
-            register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
-            sync_trial_counter(folder)
-            tuner = tune.Tuner.restore(str(folder), trainable=trainable,
-                                       resume_unfinished=True, resume_errored=False)
-            # Tune's saved state is the truth: a trial MLflow saw finish after Tune's last
-            # state save is unknown to Tune and would be counted twice.
-            known = {r.metrics["trial_id"] for r in tuner.get_results()
-                     if r.metrics and "trial_id" in r.metrics}
-            tracker.forget_unknown(known)
-        else:
-            params = dict(_flat("", config.model_dump()))
-            tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
-                    "hwnas.profile": config.hardware.profile,
-                    "hwnas.estimator": config.hardware.estimator,
-                    "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed),
-                    **(extra_tags or {})}
-            if nest_under:
-                tags["mlflow.parentRunId"] = nest_under
-            inputs = strategy_inputs(config, context)
-            scorer = inputs.get("score")
-            searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
-                                       seed=config.seed,
-                                       constraints=BudgetViolations(config.budgets),
-                                       **config.strategy.params, **inputs)
-            samples = config.trials
-            if not config.count_rejected:
-                samples += REJECTED_PER_TRIAL * config.trials
-                searcher = WithinBudgetQuota(searcher, config.trials, WithinBudgets(context),
-                                             max_rejected=REJECTED_PER_TRIAL * config.trials)
-            if config.resources.max_concurrent:
-                searcher = ConcurrencyLimiter(searcher,
-                                              max_concurrent=config.resources.max_concurrent)
-            if training.asha and training.epochs > training.grace_period:
-                scheduler: Any = ASHAScheduler(
-                    time_attr="epochs", metric="accuracy", mode="max", max_t=training.epochs,
-                    grace_period=training.grace_period,
-                    reduction_factor=training.reduction_factor)
-            else:
-                scheduler = FIFOScheduler()
-            tracker = SearchTracker(
-                config.tracking.uri, config.tracking.experiment, run_name, prep.reference_ms,
-                params=params, tags=tags, budget_ms=config.budgets.latency_ms,
-                overhead_seconds=None if scorer is None else (lambda: scorer.seconds),
-                metric=config.task.metric)
-            tracker.log_config(config.model_dump())
-            callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                            num_samples=samples, reuse_actors=reuse,
-                                            trial_name_creator=_trial_name,
-                                            trial_dirname_creator=_trial_name),
-                run_config=tune.RunConfig(
-                    name=run_name, storage_path=str(storage), callbacks=[callback], verbose=0,
-                    failure_config=tune.FailureConfig(
-                        max_failures=config.resources.max_failures)),
-            )
-            # What --resume needs, written before the first trial (atomically).
-            from searchspaces.files import atomic_write
-
-            atomic_write(folder / STATE_FILE, json.dumps({
-                "run_name": run_name, "parent_run_id": tracker.parent_id,
-                "tracking_uri": config.tracking.uri, "experiment": config.tracking.experiment,
-                "config": config.model_dump()}, indent=2).encode())
         status = "FAILED"
-        signals = Signals()
-        try:
-            with contextlib.redirect_stdout(tune_output or sys.stderr), \
-                    sigterm_raises() as signals:
-                tuner.fit()
-            status = "FINISHED"
-        except (KeyboardInterrupt, SystemExit):
-            status = "KILLED"
-            raise
-        finally:
-            if signals.received is not None:
+        tracker: SearchTracker | None = None
+        # SIGTERM raises from here on, not only while Tune runs: a search killed while it
+        # sets up (its parent run open, Tune not started) still ends its run KILLED
+        with sigterm_raises() as signals:
+            try:
+                if state is not None:
+                    with held():  # the parent run exists once this is assigned
+                        tracker = SearchTracker(
+                            config.tracking.uri, config.tracking.experiment, run_name,
+                            prep.reference_ms, budget_ms=config.budgets.latency_ms,
+                            resume_run_id=state["parent_run_id"], metric=config.task.metric)
+                    register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
+                    sync_trial_counter(folder)
+                    tuner = tune.Tuner.restore(str(folder), trainable=trainable,
+                                               resume_unfinished=True, resume_errored=False)
+                    # Tune's saved state is the truth: a trial MLflow saw finish after Tune's last
+                    # state save is unknown to Tune and would be counted twice.
+                    known = {r.metrics["trial_id"] for r in tuner.get_results()
+                             if r.metrics and "trial_id" in r.metrics}
+                    tracker.forget_unknown(known)
+                else:
+                    params = dict(_flat("", config.model_dump()))
+                    tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
+                            "hwnas.profile": config.hardware.profile,
+                            "hwnas.estimator": config.hardware.estimator,
+                            "hwnas.dataset": config.task.dataset, "hwnas.seed": str(config.seed),
+                            **(extra_tags or {})}
+                    if nest_under:
+                        tags["mlflow.parentRunId"] = nest_under
+                    inputs = strategy_inputs(config, context)
+                    scorer = inputs.get("score")
+                    searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
+                                               seed=config.seed,
+                                               constraints=BudgetViolations(config.budgets),
+                                               **config.strategy.params, **inputs)
+                    samples = config.trials
+                    if not config.count_rejected:
+                        samples += REJECTED_PER_TRIAL * config.trials
+                        searcher = WithinBudgetQuota(
+                            searcher, config.trials, WithinBudgets(context),
+                            max_rejected=REJECTED_PER_TRIAL * config.trials)
+                    if config.resources.max_concurrent:
+                        searcher = ConcurrencyLimiter(searcher,
+                                                      max_concurrent=config.resources.max_concurrent)
+                    if training.asha and training.epochs > training.grace_period:
+                        scheduler: Any = ASHAScheduler(
+                            time_attr="epochs", metric="accuracy", mode="max",
+                            max_t=training.epochs,
+                            grace_period=training.grace_period,
+                            reduction_factor=training.reduction_factor)
+                    else:
+                        scheduler = FIFOScheduler()
+                    with held():  # the parent run exists once this is assigned
+                        tracker = SearchTracker(
+                            config.tracking.uri, config.tracking.experiment, run_name,
+                            prep.reference_ms,
+                            params=params, tags=tags, budget_ms=config.budgets.latency_ms,
+                            overhead_seconds=None if scorer is None else (lambda: scorer.seconds),
+                            metric=config.task.metric)
+                    tracker.log_config(config.model_dump())
+                    callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
+                    tuner = tune.Tuner(
+                        trainable,
+                        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                                    num_samples=samples, reuse_actors=reuse,
+                                                    trial_name_creator=_trial_name,
+                                                    trial_dirname_creator=_trial_name),
+                        run_config=tune.RunConfig(
+                            name=run_name, storage_path=str(storage), callbacks=[callback],
+                            verbose=0,
+                            failure_config=tune.FailureConfig(
+                                max_failures=config.resources.max_failures)),
+                    )
+                    # What --resume needs, written before the first trial (atomically).
+                    from searchspaces.files import atomic_write
+
+                    atomic_write(folder / STATE_FILE, json.dumps({
+                        "run_name": run_name, "parent_run_id": tracker.parent_id,
+                        "tracking_uri": config.tracking.uri,
+                        "experiment": config.tracking.experiment,
+                        "config": config.model_dump()}, indent=2).encode())
+                with contextlib.redirect_stdout(tune_output or sys.stderr):
+                    tuner.fit()
+                status = "FINISHED"
+            except (KeyboardInterrupt, SystemExit):
                 status = "KILLED"
-            with sigterm_raises(), held():  # a second SIGTERM waits until the runs are closed
-                tracker.close(status)  # no run stays RUNNING, whatever happened
-            if signals.received is not None:  # whatever Ray made of the SystemExit
-                raise SystemExit(128 + signals.received)
+                raise
+            finally:
+                if signals.received is not None:
+                    status = "KILLED"
+                if tracker is not None:  # a second SIGTERM waits until the runs are closed
+                    with sigterm_raises(), held():
+                        tracker.close(status)  # no run stays RUNNING, whatever happened
+                if signals.received is not None:  # whatever Ray made of the SystemExit
+                    raise SystemExit(128 + signals.received)
 
     return SearchSummary(
         parent_run_id=tracker.parent_id, experiment=config.tracking.experiment,

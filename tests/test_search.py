@@ -251,6 +251,41 @@ def test_search_cli_bad_config_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sigterm_while_the_search_sets_up_ends_its_run_killed(tmp_path: Path, monkeypatch: Any
+                                                              ) -> None:
+    """A SIGTERM after the parent run is opened but before Tune starts (here: the moment the
+    config is logged to it) still ends that run KILLED, with exit status 143."""
+    import os
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    from nas.search import run_search
+    from nas.tracking import SearchTracker
+
+    original = SearchTracker.log_config
+
+    def log_config_then_sigterm(self: Any, config: Any) -> None:
+        original(self, config)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(SearchTracker, "log_config", log_config_then_sigterm)
+    config = yaml.safe_load(QUICKSTART.read_text())
+    config.update(name="setup", trials=4, storage_path=str(tmp_path / "ray"))
+    config["tracking"] = {"uri": f"sqlite:///{tmp_path / 'm.db'}", "experiment": "setup"}
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_search(validate_config(config))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    client = MlflowClient(config["tracking"]["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("setup").experiment_id])
+    assert [(r.data.tags.get("hwnas.role"), r.info.status) for r in runs] == [("search", "KILLED")]
+
+
+@pytest.mark.slow
 def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
     """A search killed mid-way (SIGTERM, as a scheduler or `timeout` sends) ends its runs."""
     import signal
