@@ -154,6 +154,22 @@ class _KillsTheFirstWorker(Searcher):
             self.open_at = time.monotonic() + 1.0
 
 
+def _tracked_on_one_cpu(tmp_path: Path, name: str) -> tuple[str, Any, Any]:
+    """A SQLite store's URI, a tracker and its Tune callback (trial ``x{x}``), and a local
+    Ray of one CPU started (the caller shuts it down)."""
+    import ray
+
+    from nas.tracking import SearchTracker
+    from nas.tracking.callback import TrackingCallback
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    tracker = SearchTracker(uri, "exp", name, reference_ms=1.0)
+    callback = TrackingCallback(tracker, lambda config: f"x{config['x']}", 1)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
+             object_store_memory=100 * 2**20)
+    return uri, tracker, callback
+
+
 @pytest.mark.parametrize("reuse", [True, False], ids=["reused-worker", "fresh-workers"])
 def test_a_worker_lost_between_trials(tmp_path: Path, reuse: bool) -> None:
     """Why a search on a cluster gives every trial its own worker (``resources.reuse_actors``):
@@ -164,19 +180,13 @@ def test_a_worker_lost_between_trials(tmp_path: Path, reuse: bool) -> None:
     from mlflow.tracking import MlflowClient
     from ray import tune
 
-    from nas.tracking import SearchTracker
-    from nas.tracking.callback import TrackingCallback
 
     def trainable(config: dict) -> None:
         tune.report({"arch": f"x{config['x']}", "accuracy": 0.5, "latency_ms": 0.1 * config["x"],
                      "params": 10, "peak_activation_bytes": 20, "macs": 30, "epochs": 1,
                      "train_seconds": 0.1, "pid": os.getpid()})
 
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    tracker = SearchTracker(uri, "exp", "lost-worker", reference_ms=1.0)
-    callback = TrackingCallback(tracker, lambda config: f"x{config['x']}", 1)
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 2**20)
+    uri, tracker, callback = _tracked_on_one_cpu(tmp_path, "lost-worker")
     try:
         grid = tune.Tuner(
             trainable,
@@ -208,8 +218,6 @@ def test_a_reused_worker_waits_for_the_last_trials_thread(tmp_path: Path, allow:
     from mlflow.tracking import MlflowClient
     from ray import tune
 
-    from nas.tracking import SearchTracker
-    from nas.tracking.callback import TrackingCallback
     from nas.trial import allow_slow_thread_exit
 
     def slow_to_exit(config: dict) -> None:
@@ -224,11 +232,7 @@ def test_a_reused_worker_waits_for_the_last_trials_thread(tmp_path: Path, allow:
         finally:
             time.sleep(3.0)
 
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    tracker = SearchTracker(uri, "exp", "slow-exit", reference_ms=1.0)
-    callback = TrackingCallback(tracker, lambda config: f"x{config['x']}", 1)
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 2**20)
+    uri, tracker, callback = _tracked_on_one_cpu(tmp_path, "slow-exit")
     try:
         grid = tune.Tuner(
             slow_to_exit,
