@@ -14,10 +14,12 @@ time: ``evolution`` and ``random`` are hwnas strategies, ``optuna-tpe`` / ``optu
 Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/``study.tell``.
 Benchmark-only variants: ``evolution-plain`` (no model: plain aging evolution, the ablation),
 ``evolution-latency`` (told each candidate's table latency before asking, as a search with a
-latency estimator can be) and ``evolution-thompson`` (picks on one bagged sample of the accuracy
-model, ``sample=("accuracy",)``, rather than its mean). Printed per pair: the median over seeds
-at each budget of ``evolution`` and of the best other strategy, and whether evolution is >= it
-and >= 0.99 at the largest budget; ``--json`` gives every strategy's median and quartiles.
+latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of the accuracy
+model, ``sample=("accuracy",)``, rather than its mean) and ``evolution-climb`` (4 asks in 10
+hill-climb accuracy around the archive's most accurate point, ``climb=0.4``). Printed per pair:
+the median over seeds at each budget of ``evolution`` and of the best other strategy, and
+whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
+strategy's median and quartiles.
 
     python benchmarks/nb201_strategies.py --seeds 5 --jobs 2 --json > nb201.json
 
@@ -50,7 +52,7 @@ BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
-VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson")
+VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb")
 GOAL = 0.99
 
 
@@ -129,6 +131,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
     elif strategy == "evolution-thompson":
         kwargs["sample"] = ("accuracy",)
+    elif strategy == "evolution-climb":
+        kwargs["climb"] = 0.4
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 

@@ -99,6 +99,25 @@ def test_local_pool_holds_an_archive_points_unseen_neighbourhood() -> None:
     assert any(u and u <= keys for u in unseen)
 
 
+def test_climb_asks_near_the_best_on_the_first_objective() -> None:
+    """With ``climb=1`` every ask after the random start is an unseen config at most two changes
+    from the archive's most accurate point, the one the model predicts most accurate."""
+    strategy = Evolution(SPACE, OBJECTIVES, seed=2, initial=5, climb=1.0)
+    drive(strategy, 5)
+    for _ in range(10):
+        best = max(strategy.archive, key=lambda m: m[1][0])[0]
+        config = strategy.ask()
+        assert json.dumps(config, sort_keys=True) not in {
+            json.dumps(c, sort_keys=True) for c, _ in strategy.history}
+        assert 1 <= sum(config[k] != best[k] for k in SPACE) <= 2
+        strategy.tell(config, landscape(config))
+    default, off = (Evolution(SPACE, OBJECTIVES, seed=3, initial=5, **kw) for kw in ({}, {
+        "climb": 0.0}))
+    assert drive(default, 12) == drive(off, 12)  # climb 0 is the default's search, ask by ask
+    with pytest.raises(ValueError, match="climb must be in"):
+        Evolution(SPACE, OBJECTIVES, climb=1.5)
+
+
 def test_known_objective_is_computed_not_predicted() -> None:
     latency = lambda c: landscape(c)["latency_ms"]  # noqa: E731
     strategy = Evolution(SPACE, OBJECTIVES, seed=0, initial=5, known={"latency_ms": latency})

@@ -29,6 +29,12 @@ evaluations against the default's 0.828 / 0.912 / 0.955 / 0.976, within the seed
 0.973; docs/results.md). An objective named in ``known`` (e.g. latency from an estimator, known
 before training) is computed instead of predicted. Children asked but not yet told count in the
 front at their predicted values ("kriging believer"), so concurrent asks spread out.
+With probability ``climb`` (off by default) an ask instead hill-climbs the first objective
+alone: of the unseen configs one change (and, sampled, two changes) from the archive's best on
+it, the model's best. On 16 NAS-Bench-201 ImageNet16 pairs (6 seeds) ``climb=0.4`` measured 0.859
+/ 0.925 / 0.959 / 0.976 at 25 / 50 / 100 / 200 evaluations against 0.829 / 0.912 / 0.953 / 0.974,
+and >= the best of TPE, NSGA-II and random on 16 of 16 pairs at 25 and 50 (default: 12, 15);
+not yet the default: the issue's full run (120 pairs, 5 seeds) has not been made with it.
 ``surrogate="none"`` is plain aging evolution, one mutation per ask (kept for ablation).
 
 It searches either a hwnas :class:`~searchspaces.spaces.SearchSpace` (genome-aware mutation
@@ -73,7 +79,7 @@ class Evolution(AskTellStrategy):
                  max_retries: int = 50, surrogate: str = "lightgbm", candidates: int = 32,
                  initial: int = 10, exploration: float = 0.1, local: bool = True,
                  known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None,
-                 sample: Sequence[str] = ()) -> None:
+                 sample: Sequence[str] = (), climb: float = 0.0) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
@@ -83,6 +89,8 @@ class Evolution(AskTellStrategy):
                 raise ValueError(f"objective {name!r}: mode must be 'min' or 'max', got {mode!r}")
         if surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
+        if not 0.0 <= climb <= 1.0:
+            raise ValueError(f"climb must be in [0, 1], got {climb}")
         if candidates < 1 or initial < 1 or not 0.0 <= exploration <= 1.0:
             raise ValueError(f"need candidates >= 1, initial >= 1 and exploration in [0, 1], got "
                              f"{candidates}, {initial}, {exploration}")
@@ -98,6 +106,7 @@ class Evolution(AskTellStrategy):
         self.population_size, self.sample_size = population_size, sample_size
         self.surrogate, self.candidates = surrogate, candidates
         self.initial, self.exploration, self.local = initial, exploration, local
+        self.climb = climb
         self.known = dict(known or {})
         self.sample = tuple(sample)
         self.population: deque[Member] = deque(maxlen=population_size)
@@ -113,6 +122,13 @@ class Evolution(AskTellStrategy):
             return self._child()
         if len(self.history) < self.initial:
             return self.random_config()
+        if self.climb and self.archive and self.rng.random() < self.climb:
+            pool = self._climb_pool()
+            if pool:
+                predicted = self._predict(pool)
+                pick = int(np.argmin(predicted[:, 0] * self.signs[0]))
+                self.pending[config_key(pool[pick])] = [float(v) for v in predicted[pick]]
+                return pool[pick]
         pool = self._pool()
         if not pool:
             return self.random_config()
@@ -233,6 +249,20 @@ class Evolution(AskTellStrategy):
             centre = self._tournament(self.archive, self._fitness(self.archive))
             for child in self.neighbours(centre):
                 add(child)
+        return list(pool.values())
+
+    def _climb_pool(self) -> list[dict[str, Any]]:
+        """Unseen configs one change from the archive's best on the first objective, and
+        (each with odds 0.15) two changes from it: a hill climb on that objective alone."""
+        best = min(self.archive, key=lambda m: m[1][0] * self.signs[0])[0]
+        pool: dict[str, dict[str, Any]] = {}
+        for child in self.neighbours(best):
+            if config_key(child) not in self.seen:
+                pool[config_key(child)] = child
+            for config in self.neighbours(child):
+                key = config_key(config)
+                if key not in self.seen and self.rng.random() < 0.15:
+                    pool[key] = config
         return list(pool.values())
 
     def neighbours(self, config: Mapping[str, Any]) -> list[dict[str, Any]]:
