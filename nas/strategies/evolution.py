@@ -122,21 +122,20 @@ class Evolution(AskTellStrategy):
             return self._child()
         if len(self.history) < self.initial:
             return self.random_config()
-        if self.climb and self.archive and self.rng.random() < self.climb:
-            pool = self._climb_pool()
-            if pool:
-                predicted = self._predict(pool)
-                pick = int(np.argmin(predicted[:, 0] * self.signs[0]))
-                self.pending[config_key(pool[pick])] = [float(v) for v in predicted[pick]]
-                return pool[pick]
-        pool = self._pool()
-        if not pool:
-            return self.random_config()
-        predicted = self._predict(pool)
-        if self.rng.random() < self.exploration:
-            pick = int(self.rng.integers(len(pool)))
+        climbing = self.climb and self.archive and self.rng.random() < self.climb
+        pool = self._climb_pool() if climbing else []
+        if pool:  # the model's best on the first objective alone
+            predicted = self._predict(pool)
+            pick = int(np.argmin(predicted[:, 0] * self.signs[0]))
         else:
-            pick = int(np.argmax(self._scores(predicted)))
+            pool = self._pool()
+            if not pool:
+                return self.random_config()
+            predicted = self._predict(pool)
+            if self.rng.random() < self.exploration:
+                pick = int(self.rng.integers(len(pool)))
+            else:
+                pick = int(np.argmax(self._scores(predicted)))
         self.pending[config_key(pool[pick])] = [float(v) for v in predicted[pick]]
         return pool[pick]
 
@@ -257,8 +256,8 @@ class Evolution(AskTellStrategy):
         best = min(self.archive, key=lambda m: m[1][0] * self.signs[0])[0]
         pool: dict[str, dict[str, Any]] = {}
         for child in self.neighbours(best):
-            if config_key(child) not in self.seen:
-                pool[config_key(child)] = child
+            if (key := config_key(child)) not in self.seen:
+                pool[key] = child
             for config in self.neighbours(child):
                 key = config_key(config)
                 if key not in self.seen and self.rng.random() < 0.15:

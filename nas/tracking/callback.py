@@ -100,11 +100,16 @@ class TrackingCallback(Callback):
         if self.tracker is None:
             return
         with held():
-            if trial.trial_id not in self.tracker.children:
-                self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
-            self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
-                                      error=_trial_error(trial))
+            self._fail(trial)
             self._changed()
+
+    def _fail(self, trial: Any) -> None:
+        """End ``trial``'s run ``FAILED`` with Tune's error, opening it first if it never
+        started."""
+        if trial.trial_id not in self.tracker.children:
+            self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config), trial.config)
+        self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED", self.max_epochs,
+                                  error=_trial_error(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Every trial Tune errored without telling a callback (a reused worker that could not
@@ -116,11 +121,7 @@ class TrackingCallback(Callback):
             lost = [t for t in trials if t.status == "ERROR"
                     and t.trial_id not in self.tracker.done]
             for trial in lost:
-                if trial.trial_id not in self.tracker.children:
-                    self.tracker.start_trial(trial.trial_id, self.arch_of(trial.config),
-                                             trial.config)
-                self.tracker.finish_trial(trial.trial_id, trial.last_result, "FAILED",
-                                          self.max_epochs, error=_trial_error(trial))
+                self._fail(trial)
             if lost:
                 self._changed()
 
