@@ -181,34 +181,38 @@ def summarise(values: list[float]) -> dict[str, float]:
             "q3": float(np.percentile(values, 75))}
 
 
-def verdict(per: dict[str, dict[str, dict[str, float]]], budgets: list[int]) -> dict[str, Any]:
-    """Evolution against the best other strategy of :data:`STRATEGIES`, by median."""
+def verdict(per: dict[str, dict[str, dict[str, float]]], budgets: list[int],
+            focus: str = "evolution") -> dict[str, Any]:
+    """``focus`` (evolution, or a variant) against the best other strategy of
+    :data:`STRATEGIES`, by median. The keys say ``evolution`` whatever the focus, as in the
+    saved reports."""
     out: dict[str, Any] = {"best_other": {}, "evolution_ge_best": {}}
     for b in map(str, budgets):
         others = {s: v[b]["median"] for s, v in per.items() if s in STRATEGIES[1:]}
-        if "evolution" not in per or not others:
+        if focus not in per or not others:
             continue
         best = max(others, key=others.__getitem__)
         out["best_other"][b] = {"strategy": best, "median": others[best]}
-        out["evolution_ge_best"][b] = per["evolution"][b]["median"] >= others[best]
-    if "evolution" in per:
-        out["evolution_reaches_goal"] = per["evolution"][str(max(budgets))]["median"] >= GOAL
+        out["evolution_ge_best"][b] = per[focus][b]["median"] >= others[best]
+    if focus in per:
+        out["evolution_reaches_goal"] = per[focus][str(max(budgets))]["median"] >= GOAL
     return out
 
 
-def print_table(report: dict[str, Any], budgets: list[int]) -> None:
-    """A Markdown table: per pair and budget, evolution's median / the best other's, marked
-    ``*`` where evolution is below it and ``!`` where it is below the goal at the last budget."""
-    print(f"Hypervolume / true front's, median of {report['seeds']} seeds: evolution / best of "
-          f"{', '.join(STRATEGIES[1:])} (`*` evolution below it; `!` below {GOAL} at "
+def print_table(report: dict[str, Any], budgets: list[int], focus: str = "evolution") -> None:
+    """A Markdown table: per pair and budget, ``focus``'s median / the best other's, marked
+    ``*`` where ``focus`` is below it and ``!`` where it is below the goal at the last budget."""
+    verdicts = [verdict(p["hypervolume_ratio"], budgets, focus) for p in report["pairs"]]
+    print(f"Hypervolume / true front's, median of {report['seeds']} seeds: {focus} / best of "
+          f"{', '.join(STRATEGIES[1:])} (`*` {focus} below it; `!` below {GOAL} at "
           f"{max(budgets)})\n")
     print("| accuracy | latency | " + " | ".join(map(str, budgets)) + " |")
     print("|---|---|" + "---|" * len(budgets))
-    for pair in report["pairs"]:
-        per, v = pair["hypervolume_ratio"], pair["verdict"]
+    for pair, v in zip(report["pairs"], verdicts):
+        per = pair["hypervolume_ratio"]
         cells = []
         for b in map(str, budgets):
-            evo = per.get("evolution", {}).get(b, {}).get("median", float("nan"))
+            evo = per.get(focus, {}).get(b, {}).get("median", float("nan"))
             best = v["best_other"].get(b, {}).get("median", float("nan"))
             mark = "" if v["evolution_ge_best"].get(b, True) else "\\*"
             if b == str(max(budgets)) and not v.get("evolution_reaches_goal", True):
@@ -218,19 +222,18 @@ def print_table(report: dict[str, Any], budgets: list[int]) -> None:
         print(f"| {pair['accuracy_column'].split('_')[0]} | {name} | " + " | ".join(cells) + " |")
     print()
     for b in map(str, budgets):
-        wins = sum(p["verdict"]["evolution_ge_best"].get(b, False) for p in report["pairs"])
-        print(f"- evolution >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
-    goal = sum(p["verdict"].get("evolution_reaches_goal", False) for p in report["pairs"])
-    print(f"- evolution >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
+        wins = sum(v["evolution_ge_best"].get(b, False) for v in verdicts)
+        print(f"- {focus} >= best other at {b}: {wins} of {len(report['pairs'])} pairs")
+    goal = sum(v.get("evolution_reaches_goal", False) for v in verdicts)
+    print(f"- {focus} >= {GOAL} at {max(budgets)}: {goal} of {len(report['pairs'])} pairs")
     medians = []
     for b in map(str, budgets):
-        evo = [p["hypervolume_ratio"]["evolution"][b]["median"] for p in report["pairs"]
-               if "evolution" in p["hypervolume_ratio"]]
-        best = [p["verdict"]["best_other"][b]["median"] for p in report["pairs"]
-                if b in p["verdict"]["best_other"]]
+        evo = [p["hypervolume_ratio"][focus][b]["median"] for p in report["pairs"]
+               if focus in p["hypervolume_ratio"]]
+        best = [v["best_other"][b]["median"] for v in verdicts if b in v["best_other"]]
         if evo and best:
             medians.append(f"{b}: {np.median(evo):.3f} / {np.median(best):.3f}")
-    print(f"- median over the pairs, evolution / best other: {', '.join(medians)}")
+    print(f"- median over the pairs, {focus} / best other: {', '.join(medians)}")
     print(f"- CPU seconds per strategy: {report['cpu_seconds']}; wall {report['wall_seconds']} s "
           f"with {report['jobs']} jobs")
 
@@ -248,15 +251,17 @@ def main() -> None:
     parser.add_argument("--ray", action="store_true", help="through Ray Tune, not directly")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--table", nargs="+", metavar="JSON",
-                        help="print the table of saved --json reports (one run split in parts)")
+                        help="print the table of saved --json reports (one run split in parts, "
+                             "or other strategies on the same pairs)")
+    parser.add_argument("--focus", default="evolution",
+                        help="the strategy the table sets against the best of random, TPE and "
+                             "NSGA-II (e.g. evolution-climb)")
     args = parser.parse_args()
     if args.table:
-        reports = [json.loads(Path(p).read_text()) for p in args.table]
-        merged = {**reports[0], "pairs": [p for r in reports for p in r["pairs"]],
-                  "wall_seconds": round(sum(r["wall_seconds"] for r in reports), 1),
-                  "cpu_seconds": {s: round(sum(r["cpu_seconds"][s] for r in reports), 1)
-                                  for s in reports[0]["cpu_seconds"]}}
-        print_table(merged, merged["budgets"])
+        merged = merge_reports([json.loads(Path(p).read_text()) for p in args.table])
+        if not any(args.focus in p["hypervolume_ratio"] for p in merged["pairs"]):
+            parser.error(f"--focus {args.focus}: no report holds it")
+        print_table(merged, merged["budgets"], args.focus)
         return
 
     table = load_nb201()
@@ -303,7 +308,32 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, allow_nan=False))
     else:
-        print_table(report, budgets)
+        print_table(report, budgets, args.focus if args.focus in strategies else strategies[0])
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several ``--json`` reports: the pairs of all of them in order, a pair in
+    more than one with the strategies of each (a strategy in two keeps the first's figures, and
+    counts only the CPU seconds of the runs whose figures are kept)."""
+    if len({(r["seeds"], tuple(r["budgets"])) for r in reports}) > 1:
+        raise ValueError("the reports differ in seeds or budgets; merge only like runs")
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    cpu: dict[str, float] = {}
+    for report in reports:
+        kept: dict[str, int] = {}
+        for pair in report["pairs"]:
+            key = (pair["accuracy_column"], pair["latency_column"])
+            old = pairs.get(key, {"hypervolume_ratio": {}})["hypervolume_ratio"]
+            new = {s: v for s, v in pair["hypervolume_ratio"].items() if s not in old}
+            for strategy in new:
+                kept[strategy] = kept.get(strategy, 0) + 1
+            pairs[key] = {**pair, "hypervolume_ratio": {**old, **new}}
+        for strategy, count in kept.items():
+            share = count / len(report["pairs"])
+            cpu[strategy] = round(cpu.get(strategy, 0.0) + share * report["cpu_seconds"][strategy],
+                                  1)
+    return {**reports[0], "pairs": list(pairs.values()), "cpu_seconds": cpu,
+            "wall_seconds": round(sum(r["wall_seconds"] for r in reports), 1)}
 
 
 def run_all_ray(jobs: list[tuple[str, str, str, int, list[int]]],

@@ -15,6 +15,8 @@ median compute (CPU-seconds of training) per search:
         --trials 32 --at 16,32 --rows /tmp/qs_rows.jsonl
     python benchmarks/quickstart_strategies.py --table --rows /tmp/qs_rows.jsonl --at 16,32
 
+``--variant LABEL=STRATEGY:JSON`` adds a strategy run with extra params under its own label
+(``--variant 'evolution-climb=evolution:{"climb": 0.4}' --strategies evolution-climb``).
 ``--comparison DIR/<id>/comparison.json`` prints the same table from a ``hwnas compare`` run
 (whose JSON holds every seed's curve), e.g. ``hwnas compare --config configs/quickstart.yaml
 --strategies evolution,optuna-tpe --seeds 3 --trials 32``.
@@ -39,7 +41,21 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.count_rejected import quartiles  # noqa: E402
 
 
-def run(strategy: str, seed: int, trials: int, folder: Path) -> dict[str, Any]:
+def parse_variant(text: str) -> tuple[str, str, dict[str, Any]]:
+    """``LABEL=STRATEGY:{"param": value}``: a strategy run with extra params, reported as LABEL."""
+    label, sep, rest = text.partition("=")
+    strategy, sep2, params = rest.partition(":")
+    try:
+        extra = json.loads(params) if sep2 else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--variant {text!r}: the params after ':' are not JSON ({err})") from None
+    if not (sep and label and strategy) or not isinstance(extra, dict):
+        raise ValueError(f'--variant {text!r}: expected LABEL=STRATEGY:{{"param": value}}')
+    return label, strategy, extra
+
+
+def run(strategy: str, seed: int, trials: int, folder: Path,
+        extra: dict[str, Any] | None = None, label: str | None = None) -> dict[str, Any]:
     from nas.analysis.compare import shares_params
     from nas.config import load_config
     from nas.search import run_search
@@ -47,15 +63,16 @@ def run(strategy: str, seed: int, trials: int, folder: Path) -> dict[str, Any]:
     base = load_config(ROOT / "configs" / "quickstart.yaml")
     other = strategy != base.strategy.name and not shares_params(strategy,
                                                                  base.strategy.params)
+    params = {**({} if other else base.strategy.params), **(extra or {})}
     config = base.with_overrides(**{
-        "name": f"qs-{strategy}-s{seed}", "seed": seed, "trials": trials,
+        "name": f"qs-{label or strategy}-s{seed}", "seed": seed, "trials": trials,
         "count_rejected": False, "strategy.name": strategy,
-        "strategy.params": {} if other else None, "storage_path": str(folder / "ray"),
+        "strategy.params": params, "storage_path": str(folder / "ray"),
         "tracking.uri": f"sqlite:///{folder / 'mlflow.db'}",
         "tracking.experiment": "quickstart-strategies"})
     with open(os.devnull, "w") as quiet:
         summary = run_search(config, tune_output=quiet)
-    return {"strategy": strategy, "seed": seed, "trials": trials,
+    return {"strategy": label or strategy, "seed": seed, "trials": trials,
             "hypervolume": summary.hypervolume, "rejected": summary.rejected,
             "failed": summary.failed, "seconds": summary.seconds, "curve": summary.curve,
             "compute": summary.compute}
@@ -119,6 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", default="evolution,optuna-tpe",
                         help=f"comma-separated, any of {', '.join(strategy_names())}")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=STRATEGY:JSON",
+                        help='a strategy with extra params, named LABEL in --strategies and '
+                             'the rows, e.g. evolution-climb=evolution:\'{"climb": 0.4}\'')
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="run seeds --first-seed..--seeds-1 (several processes in parallel)")
@@ -132,6 +152,10 @@ def main() -> None:
                         help="only print the table of this comparison.json of `hwnas compare`")
     args = parser.parse_args()
     at = [int(n) for n in args.at.split(",")]
+    try:
+        variants = {label: (name, extra) for label, name, extra in map(parse_variant, args.variant)}
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     if args.comparison is not None:
         print_table(rows_from_comparison(json.loads(args.comparison.read_text())), at)
         return
@@ -155,7 +179,8 @@ def main() -> None:
                 for strategy in args.strategies.split(","):
                     if (strategy, seed, args.trials) in done:
                         continue
-                    row = run(strategy, seed, args.trials, Path(tmp))
+                    name, extra = variants.get(strategy, (strategy, {}))
+                    row = run(name, seed, args.trials, Path(tmp), extra, strategy)
                     with args.rows.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(f"{strategy} seed {seed}: " + ", ".join(

@@ -334,6 +334,40 @@ def sync_trial_counter(folder: Path) -> int | None:
     return trials
 
 
+def _searcher_and_scheduler(config: SearchConfig, prep: Prepared, context: Any
+                            ) -> tuple[Any, Any, int, Any]:
+    """The Tune searcher (the strategy, told rejected candidates through its constraints,
+    wrapped in the within-budget quota and the concurrency limit the config asks for), the
+    scheduler (ASHA or FIFO), how many samples Tune draws, and the zero-shot scorer if any
+    (whose seconds the tracker counts as overhead)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas.strategies.quota import WithinBudgetQuota
+    from nas.strategies.tune_adapter import create_searcher
+    from nas.trial import BudgetViolations, WithinBudgets
+
+    inputs = strategy_inputs(config, context)
+    searcher: Any = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
+                                    seed=config.seed, constraints=BudgetViolations(config.budgets),
+                                    **config.strategy.params, **inputs)
+    samples = config.trials
+    if not config.count_rejected:
+        samples += REJECTED_PER_TRIAL * config.trials
+        searcher = WithinBudgetQuota(searcher, config.trials, WithinBudgets(context),
+                                     max_rejected=REJECTED_PER_TRIAL * config.trials)
+    if config.resources.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=config.resources.max_concurrent)
+    training = config.training
+    if training.asha and training.epochs > training.grace_period:
+        scheduler: Any = ASHAScheduler(time_attr="epochs", metric="accuracy", mode="max",
+                                       max_t=training.epochs, grace_period=training.grace_period,
+                                       reduction_factor=training.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return searcher, scheduler, samples, inputs.get("score")
+
+
 def run_search(config: SearchConfig | None = None, *, address: str | None = None,
                on_update: Callable[[SearchTracker], None] | None = None,
                tune_output: Any = None, prepared: Prepared | None = None,
@@ -349,13 +383,9 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     ``extra_tags`` go on the parent run, which ``nest_under`` (a run id) nests under another
     run (``hwnas compare``)."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search import ConcurrencyLimiter
 
-    from nas.strategies.quota import WithinBudgetQuota
-    from nas.strategies.tune_adapter import create_searcher
     from nas.tracking.callback import TrackingCallback, register_live
-    from nas.trial import BudgetViolations, TrialContext, WithinBudgets, run_trial
+    from nas.trial import TrialContext, run_trial
 
     start = time.perf_counter()
     state = None
@@ -431,29 +461,8 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                             **(extra_tags or {})}
                     if nest_under:
                         tags["mlflow.parentRunId"] = nest_under
-                    inputs = strategy_inputs(config, context)
-                    scorer = inputs.get("score")
-                    searcher = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
-                                               seed=config.seed,
-                                               constraints=BudgetViolations(config.budgets),
-                                               **config.strategy.params, **inputs)
-                    samples = config.trials
-                    if not config.count_rejected:
-                        samples += REJECTED_PER_TRIAL * config.trials
-                        searcher = WithinBudgetQuota(
-                            searcher, config.trials, WithinBudgets(context),
-                            max_rejected=REJECTED_PER_TRIAL * config.trials)
-                    if config.resources.max_concurrent:
-                        searcher = ConcurrencyLimiter(searcher,
-                                                      max_concurrent=config.resources.max_concurrent)
-                    if training.asha and training.epochs > training.grace_period:
-                        scheduler: Any = ASHAScheduler(
-                            time_attr="epochs", metric="accuracy", mode="max",
-                            max_t=training.epochs,
-                            grace_period=training.grace_period,
-                            reduction_factor=training.reduction_factor)
-                    else:
-                        scheduler = FIFOScheduler()
+                    searcher, scheduler, samples, scorer = _searcher_and_scheduler(
+                        config, prep, context)
                     with held():  # the parent run exists once this is assigned
                         tracker = SearchTracker(
                             config.tracking.uri, config.tracking.experiment, run_name,

@@ -118,6 +118,21 @@ def test_comparison_json_reports_any_smaller_budget(capsys: pytest.CaptureFixtur
     assert "| 3 | 0.300 [0.250-0.350] | 0.600 [0.450-0.700] | 20 | 10 | - |" in line
 
 
+def test_benchmark_variant_names_a_strategy_with_extra_params() -> None:
+    """``--variant LABEL=STRATEGY:JSON`` of the trained-comparison benchmark: its parts, and one
+    line naming what is wrong with a bad one."""
+    from benchmarks.quickstart_strategies import parse_variant
+
+    assert parse_variant('evolution-climb=evolution:{"climb": 0.4}') == (
+        "evolution-climb", "evolution", {"climb": 0.4})
+    assert parse_variant("tpe=optuna-tpe") == ("tpe", "optuna-tpe", {})
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_variant("x=evolution:{climb}")
+    for bad in ("evolution", "=evolution", "x=", 'x=evolution:[1]'):
+        with pytest.raises(ValueError, match="expected LABEL=STRATEGY"):
+            parse_variant(bad)
+
+
 @pytest.mark.slow
 def test_sigterm_between_searches_ends_the_comparison_killed(tmp_path: Path) -> None:
     """A SIGTERM that lands between two searches (no search's handler installed) still ends

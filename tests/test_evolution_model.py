@@ -199,3 +199,35 @@ def test_model_beats_plain_aging_evolution_on_nas_bench_201() -> None:
     model = np.median([ratio("evolution", s) for s in range(3)])
     plain = np.median([ratio("evolution-plain", s) for s in range(3)])
     assert model > plain
+
+
+def test_benchmark_merges_reports_and_sets_a_variant_against_the_others(capsys) -> None:
+    """``nb201_strategies.py --table a.json b.json --focus evolution-climb``: two runs on the
+    same pair merge into one row with every strategy (CPU seconds counted once), and the table
+    sets the focus against the best of random, TPE and NSGA-II."""
+    from benchmarks.nb201_strategies import merge_reports, print_table
+
+    def report(figures: dict[str, float], cpu: dict[str, float]) -> dict:
+        per = {s: {"25": {"median": v, "q1": v, "q3": v}} for s, v in figures.items()}
+        return {"seeds": 5, "budgets": [25], "jobs": 1, "wall_seconds": 10.0, "cpu_seconds": cpu,
+                "pairs": [{"accuracy_column": "cifar10_val_12ep", "latency_column": "lat_ms_x",
+                           "hypervolume_ratio": per}]}
+
+    first = report({"evolution": 0.90, "random": 0.80, "optuna-tpe": 0.95},
+                   {"evolution": 6.0, "random": 1.0, "optuna-tpe": 3.0})
+    second = report({"evolution-climb": 0.97, "random": 0.10}, {"evolution-climb": 8.0,
+                                                               "random": 1.0})
+    merged = merge_reports([first, second])
+    assert len(merged["pairs"]) == 1
+    assert merged["pairs"][0]["hypervolume_ratio"]["random"]["25"]["median"] == 0.80
+    assert merged["cpu_seconds"] == {"evolution": 6.0, "random": 1.0, "optuna-tpe": 3.0,
+                                     "evolution-climb": 8.0}
+    print_table(merged, [25], "evolution-climb")
+    print_table(merged, [25])
+    out = capsys.readouterr().out
+    assert "| cifar10 | x | 0.970 / 0.950! |" in out  # above TPE, below 0.99
+    assert "| cifar10 | x | 0.900 / 0.950\\*! |" in out
+    assert "- evolution-climb >= best other at 25: 1 of 1 pairs" in out
+    assert "- evolution >= best other at 25: 0 of 1 pairs" in out
+    with pytest.raises(ValueError, match="differ in seeds or budgets"):
+        merge_reports([first, {**second, "seeds": 3}])
