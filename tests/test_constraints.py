@@ -283,3 +283,23 @@ def test_a_failed_or_errored_trial_is_a_failed_optuna_trial(name: str) -> None:
     searcher.on_trial_complete("crash", within, error=True)
     assert [state for state, _, _ in seen] == [TrialState.FAIL, TrialState.FAIL]
     assert [t.state for t in searcher.searcher._ot_study.trials] == [TrialState.FAIL] * 2
+
+
+@pytest.mark.parametrize("name", OPTUNA)
+def test_optuna_searchers_pickle_and_go_on_sampling(name: str) -> None:
+    """Tune pickles the searcher when it starts and at each checkpoint; Optuna 5.1's
+    NSGA-II sampler holds a thread lock, which must not make that fail, and the loaded copy
+    samples on (found by CI on a fresh install: every NSGA-II search failed at ``Tuner``)."""
+    import pickle
+    import threading
+
+    searcher = create_searcher(name, SPACE, OBJECTIVES, seed=0,
+                               constraints=BudgetViolations(BUDGETS))
+    first = searcher.suggest("t0")
+    copy = pickle.loads(pickle.dumps(searcher))
+    assert copy.suggest("t1") is not None and first is not None
+    sampler = copy.searcher._ot_study.sampler
+    for value in vars(sampler).values():  # any lock came back as a fresh, free one
+        if isinstance(value, type(threading.Lock())):
+            assert value.acquire(blocking=False)
+            value.release()

@@ -63,14 +63,14 @@ class OptunaSampler:
 
     def __call__(self, name: str, space: Any, objectives: Objectives, seed: int,
                  **params: Any) -> Any:
-        import optuna
         from optuna.distributions import CategoricalDistribution
 
         from searchspaces.spaces import SearchSpace
 
         from .constraints import ConstrainedOptunaSearch
+        from .optuna_samplers import sampler_class as picklable
 
-        sampler_class = getattr(optuna.samplers, self.sampler)
+        sampler_class = picklable(self.sampler)
         check_params(name, sampler_class, params, reserved=("seed", "constraints_func"))
         dims = space.dimensions() if isinstance(space, SearchSpace) else space
         distributions = {k: CategoricalDistribution(list(v)) for k, v in dims.items()}
