@@ -258,7 +258,10 @@ def main() -> None:
                              "NSGA-II (e.g. evolution-climb)")
     args = parser.parse_args()
     if args.table:
-        merged = merge_reports([json.loads(Path(p).read_text()) for p in args.table])
+        try:
+            merged = merge_reports([json.loads(Path(p).read_text()) for p in args.table])
+        except ValueError as err:
+            parser.error(str(err))
         if not any(args.focus in p["hypervolume_ratio"] for p in merged["pairs"]):
             parser.error(f"--focus {args.focus}: no report holds it")
         print_table(merged, merged["budgets"], args.focus)

@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-_LOCKS = (type(threading.Lock()), type(threading.RLock()))
+_LOCK, _RLOCK = type(threading.Lock()), type(threading.RLock())
 
 
 class LockFreePickle:
@@ -22,8 +22,8 @@ class LockFreePickle:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        locks = {k: isinstance(v, type(threading.RLock())) for k, v in state.items()
-                 if isinstance(v, _LOCKS)}
+        locks = {k: isinstance(v, _RLOCK) for k, v in state.items()
+                 if isinstance(v, (_LOCK, _RLOCK))}
         for key in locks:
             del state[key]
         state["_hwnas_locks"] = locks
