@@ -36,14 +36,21 @@ expert-rules: $(STAMP)
 	$(BIN)/hwnas expert mine --experiments quickstart --tracking-uri sqlite:///rules.db \
 		--out configs/expert_rules_npu32.yaml
 
-# --durations: the 15 slowest tests, to keep the suite near its ~20 minutes on 2 cores
+# TEST_WORKERS pytest processes (pytest-xdist; 0: one process). Most of a slow test is a
+# search's Ray, MLflow and trial-worker start-up, which leaves a core idle, so 2 on 2 cores took
+# the suite from 30:22 to about 20 min (2026-12-02). --dist loadscope keeps a module's tests in
+# one process: its module fixtures (a 2-node Ray cluster, a mined search) start once.
+# --durations: the 15 slowest tests, to keep the suite near its ~20 minutes on 2 cores.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 # The inner loop: everything but the tests marked slow (Ray, MLflow servers, subprocesses);
 # a few minutes on 2 cores. `make test` (what CI runs) still runs them all.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check nas searchspaces estimators tests
