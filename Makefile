@@ -38,9 +38,9 @@ expert-rules: $(STAMP)
 
 # TEST_WORKERS pytest processes (pytest-xdist; 0: one process). Most of a slow test is a
 # search's Ray, MLflow and trial-worker start-up, which leaves a core idle, so 2 on 2 cores took
-# the suite from 30:22 to about 20 min (2026-12-02). --dist loadscope keeps a module's tests in
-# one process: its module fixtures (a 2-node Ray cluster, a mined search) start once.
-# --durations: the 15 slowest tests, to keep the suite near its ~20 minutes on 2 cores.
+# the suite from 30:22 to 19:32 (2026-12-02). --dist loadscope keeps a module's tests in one
+# process: its module fixtures (a 2-node Ray cluster, a mined search) start once.
+# --durations: the 15 slowest tests, to keep the suite near its ~20 minutes.
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
