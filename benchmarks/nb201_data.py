@@ -52,6 +52,20 @@ def nb201_dimensions() -> dict[str, tuple[str, ...]]:
     return {edge: OPS for edge in EDGES}
 
 
+CELL_CHANNELS: tuple[int, ...] = (16, 32, 64)
+"""NAS-Bench-201's network: 5 cells at each of these widths (Dong & Yang, ICLR 2020)."""
+
+
+def cell_params(choices: dict[str, str]) -> int:
+    """Parameters of the network's 15 cells, the part that differs between architectures: each
+    ``nor_conv_KxK`` edge is ReLU, a KxK convolution without bias (C*C*K*K) and BatchNorm's
+    scale and shift (2*C); the other operations have none. Known without training, as a hwnas
+    candidate's parameter count is."""
+    kernels = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+    return sum(5 * (c * c * kernels[op] ** 2 + 2 * c) for c in CELL_CHANNELS
+               for op in (choices[e] for e in EDGES) if op in kernels)
+
+
 @dataclass(frozen=True)
 class NB201Table:
     archs: tuple[str, ...]

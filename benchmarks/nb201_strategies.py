@@ -12,7 +12,11 @@ By default it runs every accuracy x latency pair: the three datasets' validation
 GPUs, DSPs, Edge TPU and Jetson), driving each strategy's ask/tell directly, one evaluation at a
 time: ``evolution`` and ``random`` are hwnas strategies, ``optuna-tpe`` / ``optuna-nsga2`` are
 Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/``study.tell``.
-Benchmark-only variants: ``evolution-plain`` (no model: plain aging evolution, the ablation),
+Evolution is given what ``hwnas search`` gives it before training, each cell's parameter count
+(:func:`~benchmarks.nb201_data.cell_params`) and the table's latency (``prior``): its first
+trials are picked along their front. Benchmark-only variants: ``evolution-random-start``
+(uniform random first trials, the default before 2026-12-03), ``evolution-plain`` (no model:
+plain aging evolution, the ablation),
 ``evolution-latency`` (told each candidate's table latency before asking, as a search with a
 latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of the accuracy
 model, ``sample=("accuracy",)``, rather than its mean) and ``evolution-climb`` (4 asks in 10
@@ -45,14 +49,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.nb201_data import format_arch, load_nb201, nb201_dimensions  # noqa: E402
+from benchmarks.nb201_data import (  # noqa: E402
+    cell_params,
+    format_arch,
+    load_nb201,
+    nb201_dimensions,
+)
 from nas.pareto import hypervolume_2d, normalize  # noqa: E402
 
 BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
-VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb")
+VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
+            "evolution-random-start")
 GOAL = 0.99
 
 
@@ -123,11 +133,15 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         return ask_optuna, tell_optuna
     from nas.strategies import create_strategy
 
+    table = load_nb201()
     kwargs: dict[str, Any] = {}
-    if strategy == "evolution-plain":
+    if strategy.startswith("evolution"):  # what hwnas search gives it: size and latency, untrained
+        kwargs["prior"] = lambda c: (cell_params(c), float(latency[table.row(format_arch(c))]))
+    if strategy == "evolution-random-start":
+        kwargs["start"] = 0
+    elif strategy == "evolution-plain":
         kwargs["surrogate"] = "none"
     elif strategy == "evolution-latency":
-        table = load_nb201()
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
     elif strategy == "evolution-thompson":
         kwargs["sample"] = ("accuracy",)

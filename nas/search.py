@@ -126,9 +126,10 @@ def prepare(config: SearchConfig) -> Prepared:
 
 
 def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
-    """What a screened strategy (``zeroshot``, ``hybrid``; see
-    :mod:`nas.strategies.screening`) is given besides its config parameters: ``score``, a
-    :class:`~nas.proxies.scorer.ProxyScorer` on the search's task, and ``cost``, the trial's
+    """What a strategy is given besides its config parameters, by what its class takes (see
+    :mod:`nas.strategies.screening`): ``prior`` (``evolution``), each candidate's parameters
+    and predicted latency, ``None`` over a budget; ``score`` and ``cost`` (``zeroshot``,
+    ``hybrid``), a :class:`~nas.proxies.scorer.ProxyScorer` on the search's task and the trial's
     budget check as a predicted latency. Empty for the other strategies."""
     import inspect
 
@@ -136,7 +137,12 @@ def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
 
     spec = REGISTRY.get(config.strategy.name)
     factory = None if spec is None else spec.ask_tell
-    if factory is None or "score" not in inspect.signature(factory).parameters:
+    takes = () if factory is None else inspect.signature(factory).parameters
+    if "prior" in takes and "score" not in takes:
+        from nas.trial import SizeAndLatency
+
+        return {"prior": SizeAndLatency(context)}
+    if "score" not in takes:
         return {}
     from nas.proxies import check_proxy
     from nas.proxies.scorer import ProxyScorer

@@ -164,6 +164,19 @@ class PredictedLatency:
 
 
 @dataclass(frozen=True)
+class SizeAndLatency:
+    """``(parameters, predicted latency in ms)`` of a config, ``None`` when it breaks a budget:
+    what :class:`~nas.strategies.evolution.Evolution` picks its first trials by (the parameter
+    count is exact, from the genome; neither needs training or torch)."""
+
+    context: TrialContext
+
+    def __call__(self, config: dict[str, Any]) -> tuple[float, float] | None:
+        _arch, cost, reasons = price(self.context, config)
+        return None if reasons else (float(cost.params), float(cost.latency_ms))
+
+
+@dataclass(frozen=True)
 class BudgetViolations:
     """A finished trial's constraint values (:meth:`Cost.constraint_values`) from the cost its
     result reports, for :class:`~nas.strategies.constraints.ConstraintFeedback` (picklable)."""

@@ -145,10 +145,14 @@ def test_a_rejection_within_every_budget_is_an_error() -> None:
 
 def screened_inputs(name: str) -> dict[str, Any]:
     """The proxy ``score`` and predicted-latency ``cost`` a zero-shot strategy is given by
-    ``hwnas search`` (nas.search.strategy_inputs); here a cost that knows no budgets, so the
-    trial's own check still rejects candidates."""
+    ``hwnas search`` (nas.search.strategy_inputs), or evolution's size-and-latency ``prior``;
+    here a cost that knows no budgets, so the trial's own check still rejects candidates."""
     factory = REGISTRY[name].ask_tell
-    if factory is None or "score" not in inspect.signature(factory).parameters:
+    takes = () if factory is None else inspect.signature(factory).parameters
+    if "prior" in takes:  # evolution: size and latency, untrained
+        return {"prior": lambda config: (float(config["a"]),
+                                         trial_result(config)["latency_ms"])}
+    if "score" not in takes:
         return {}
     return {"score": lambda config, proxy: float(config["c"] - config["a"]),
             "cost": lambda config: trial_result(config)["latency_ms"]}

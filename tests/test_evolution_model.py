@@ -3,6 +3,7 @@ off on a real NAS-Bench-201 pair (how far on every pair: benchmarks/nb201_strate
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from test_strategies import drive as drive_with
 from benchmarks.nb201_strategies import hypervolume_ratios, run_direct
 from nas.pareto import pareto_mask
 from nas.strategies import Evolution
+from nas.strategies.screening import spread_order
 from nas.strategies.surrogate import acquisition, encode, fit_predict
 from searchspaces.spaces import get_space
 
@@ -144,6 +146,59 @@ def test_state_round_trip_with_asks_in_flight() -> None:
     assert drive(resumed, 8) == drive(reference, 8)
 
 
+def size_and_latency(config: dict[str, Any]) -> tuple[float, float] | None:
+    """A prior on SPACE: the size is ``a * c`` (accuracy grows with it), and ``a == 5`` breaks
+    the budget."""
+    if config["a"] == 5:
+        return None
+    return float(config["a"] * config["c"]), landscape(config)["latency_ms"]
+
+
+def test_spread_order_takes_the_front_ends_first_then_the_most_isolated() -> None:
+    # (size max, latency min): front (1, 1), (2, 2), (4, 3), (5, 6); then (1, 3), (3, 7)
+    points = [(2, 2), (1, 3), (5, 6), (4, 3), (1, 1), (3, 7)]
+    maximize = (True, False)
+    assert spread_order(points, maximize, 6) == [2, 4, 3, 0, 1, 5]
+    assert spread_order(points, maximize, 3) == [2, 4, 3]  # the ends, then the widest gap
+    assert spread_order(points, maximize, 0) == [] == spread_order([], maximize, 3)
+
+
+def test_prior_picks_the_first_trials_along_the_size_latency_front() -> None:
+    strategy = Evolution(SPACE, OBJECTIVES, seed=0, initial=4, start=60, prior=size_and_latency)
+    first = drive(strategy, 4)
+    every = (dict(zip(SPACE, v)) for v in itertools.product(*SPACE.values()))
+    fitting = [c for c in every if size_and_latency(c) is not None]
+    values = np.array([size_and_latency(c) for c in fitting])
+    front = {json.dumps(c, sort_keys=True) for c, keep in
+             zip(fitting, pareto_mask(values, (True, False))) if keep}
+    assert all(size_and_latency(c) is not None for c in first)  # none over the budget
+    assert all(json.dumps(c, sort_keys=True) in front for c in first)
+    sizes = {size_and_latency(c) for c in first}
+    assert {(2.0, 1.0), (8.0, 4.0)} <= sizes  # both ends of the front
+    assert first != drive(Evolution(SPACE, OBJECTIVES, seed=0, initial=4, start=0), 4)
+    # the model takes over after the first trials, and a resumed search goes on exactly
+    state = json.loads(json.dumps(strategy.state_dict()))
+    resumed = Evolution(SPACE, OBJECTIVES, seed=5, initial=4, start=60, prior=size_and_latency)
+    resumed.load_state_dict(state)
+    assert drive(resumed, 6) == drive(strategy, 6)
+    with pytest.raises(ValueError, match="start must be an int >= 0"):
+        Evolution(SPACE, OBJECTIVES, start=-1)
+    with pytest.raises(ValueError, match="prior must be a function"):
+        Evolution(SPACE, OBJECTIVES, prior=3)
+
+
+def test_prior_start_resumes_midway_and_loads_older_states() -> None:
+    reference = Evolution(SPACE, OBJECTIVES, seed=1, initial=6, start=60, prior=size_and_latency)
+    drive(reference, 2)
+    state = json.loads(json.dumps(reference.state_dict()))
+    resumed = Evolution(SPACE, OBJECTIVES, seed=7, initial=6, start=60, prior=size_and_latency)
+    resumed.load_state_dict(state)
+    assert drive(resumed, 8) == drive(reference, 8)
+    old = {k: v for k, v in state.items() if k not in ("starts", "started")}
+    resumed.load_state_dict(old)  # saved before the prior start existed: drawn afresh
+    assert resumed.starts is None and resumed.started == 0
+
+
 def test_bagged_model_is_a_seeded_sample_not_the_mean() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, size=(60, 6)).astype(np.float64)
@@ -199,6 +254,21 @@ def test_model_beats_plain_aging_evolution_on_nas_bench_201() -> None:
     model = np.median([ratio("evolution", s) for s in range(3)])
     plain = np.median([ratio("evolution-plain", s) for s in range(3)])
     assert model > plain
+
+
+def test_prior_start_pays_off_early_on_nas_bench_201() -> None:
+    """ImageNet16-120 x Titan RTX, 25 evaluations, 3 seeds: the first 10 trials picked along the
+    (cell parameters, latency) front of 500 random cells (the default, as hwnas search runs it)
+    against 10 random ones; the median hypervolume ratio is higher (measured on 16 pairs: 0.891
+    against 0.828)."""
+    pair = ("imagenet16_val_12ep", "lat_ms_titan_rtx_1")
+
+    def ratio(strategy: str, seed: int) -> float:
+        return hypervolume_ratios(run_direct(strategy, seed, 25, pair), pair, [25])[0]
+
+    prior = np.median([ratio("evolution", s) for s in range(3)])
+    random_start = np.median([ratio("evolution-random-start", s) for s in range(3)])
+    assert prior > random_start
 
 
 def test_benchmark_merges_reports_and_sets_a_variant_against_the_others(capsys) -> None:

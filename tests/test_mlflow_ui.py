@@ -44,7 +44,8 @@ def test_a_search_reads_well_in_the_ui(tmp_path: Path) -> None:
     config["task"].update(max_train=48, max_val=40)
     config["training"].update(epochs=1)
     config["budgets"] = {"latency_ms": 0.3}
-    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2}
+    # start 0: random first trials; the size-and-latency start draws only within the budget
+    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2, "start": 0}
     path = tmp_path / "ui.yaml"
     path.write_text(yaml.safe_dump(config))
     server = MlflowServer(tmp_path)

@@ -206,7 +206,8 @@ def test_search_retries_candidates_that_run_out_of_memory(tmp_path: Path) -> Non
     config["task"].update(max_train=48, max_val=40)
     config["training"].update(epochs=1, batch_size=batch)
     config["budgets"] = {"peak_activation_mib": 1.5}  # so every candidate fits at batch 8
-    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2}
+    # start 0: random first trials, not only the largest network at each latency
+    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2, "start": 0}
     config["resources"]["simulated_memory_mib"] = limit_mib
     path = tmp_path / "oom.yaml"
     path.write_text(yaml.safe_dump(config))

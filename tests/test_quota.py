@@ -109,7 +109,8 @@ def quota_config(tmp_path: Path, trials: int) -> Path:
     config["task"].update(max_train=32, max_val=32)
     config["training"].update(epochs=1)
     config["budgets"] = {"latency_ms": 0.2}  # rejects most of the space
-    config["strategy"]["params"] = {"population_size": 3, "sample_size": 2}
+    # start 0: random first trials; the size-and-latency start draws only within the budgets
+    config["strategy"]["params"] = {"population_size": 3, "sample_size": 2, "start": 0}
     path = tmp_path / "quota.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -103,6 +103,32 @@ def test_cost_matches_estimator_and_memory_model() -> None:
         mem.params, mem.peak_activation_bytes, mem.macs)
 
 
+def test_evolution_is_given_each_candidates_size_and_latency() -> None:
+    """``hwnas search`` gives evolution a prior: the trial's own parameter count and predicted
+    latency, ``None`` where the trial would reject the candidate; picklable, as Tune pickles the
+    searcher."""
+    import pickle
+
+    from nas.search import prepare, strategy_inputs
+    from nas.trial import TrialContext, price
+
+    cfg = load_config(QUICKSTART)
+    prep = prepare(cfg)
+    context = TrialContext(cfg.model_dump(), prep.estimator_dir, prep.parallelism_factor,
+                           prep.num_classes, prep.in_channels, prep.fixed)
+    prior = pickle.loads(pickle.dumps(strategy_inputs(cfg, context)["prior"]))
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for _ in range(40):
+        config = prep.space.to_choices(prep.space.sample(rng))
+        _arch, cost, reasons = price(context, config)
+        expected = None if reasons else (float(cost.params), float(cost.latency_ms))
+        assert prior(config) == expected
+        outcomes.append(expected is None)
+    assert any(outcomes) and not all(outcomes)  # both within and over the budgets
+    assert strategy_inputs(cfg.with_overrides(**{"strategy.name": "random"}), context) == {}
+
+
 def test_violations_name_each_broken_budget() -> None:
     cost = Cost(latency_ms=0.5, params=2_000_000, peak_activation_bytes=3 * 2**20, macs=1)
     assert cost.violations(BudgetConfig()) == []
@@ -193,7 +219,8 @@ def test_search_cli_end_to_end(tmp_path: Path) -> None:
     config["task"].update(max_train=48, max_val=40)
     config["training"].update(epochs=2)
     config["budgets"] = {"latency_ms": 0.3}
-    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2}
+    # start 0: random first trials; the size-and-latency start draws only within the budget
+    config["strategy"]["params"] = {"population_size": 4, "sample_size": 2, "start": 0}
     path = tmp_path / "e2e.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = run_cli("search", "--config", str(path), "--seed", "1", "--json", cwd=tmp_path)

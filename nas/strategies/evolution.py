@@ -8,7 +8,17 @@ of a random sample has the lowest non-dominated rank, ties broken by the largest
 distance. Parents come from the population *and* an archive of every non-dominated point found
 so far, so a front point found early is not lost when it ages out.
 
-Model-assisted (``surrogate="lightgbm"``, the default): after ``initial`` random trials each ask
+The first ``initial`` trials: given a ``prior`` (``hwnas search`` gives one: each candidate's
+parameter count and predicted latency, :class:`nas.trial.SizeAndLatency`, known without
+training), they are picked from ``start`` random candidates: those within the budgets, spread
+along their (parameters max, latency min) front, ends first
+(:func:`~nas.strategies.screening.spread_order`). More parameters at equal latency is the prior;
+on NAS-Bench-201 the parameter count ranks accuracy with Kendall tau 0.51-0.52, and on its 16
+development pairs this start raised the mean hypervolume ratio at 25 / 50 evaluations from
+0.828 / 0.912 to 0.891 / 0.938 (level at 200). Without a prior, or with ``start=0``, they are
+uniform random.
+
+Model-assisted (``surrogate="lightgbm"``, the default): after the first ``initial`` trials each ask
 breeds a pool of ``candidates`` children (mutations, uniform crossovers of two parents and a few
 random configs), a LightGBM model fitted to every finished trial predicts their objectives, and the
 child that adds the most predicted hypervolume to the front is asked
@@ -59,6 +69,7 @@ from nas.pareto import crowding_distance, nondominated_ranks
 from searchspaces.spaces import SearchSpace
 
 from .base import AskTellStrategy, config_key
+from .screening import Prior, spread_order
 from .surrogate import acquisition, encode, fit_predict
 
 Objectives = Sequence[tuple[str, str]]
@@ -80,7 +91,8 @@ class Evolution(AskTellStrategy):
                  max_retries: int = 50, surrogate: str = "lightgbm", candidates: int = 32,
                  initial: int = 10, exploration: float = 0.1, local: bool = True,
                  known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None,
-                 sample: Sequence[str] = (), climb: float = 0.0) -> None:
+                 sample: Sequence[str] = (), climb: float = 0.0,
+                 prior: Prior | None = None, start: int = 500) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
@@ -92,6 +104,11 @@ class Evolution(AskTellStrategy):
             raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {surrogate!r}")
         if not 0.0 <= climb <= 1.0:
             raise ValueError(f"climb must be in [0, 1], got {climb}")
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start must be an int >= 0 (0: random first trials), got {start!r}")
+        if prior is not None and not callable(prior):
+            raise ValueError(f"prior must be a function config -> (size, latency) or None, got "
+                             f"{prior!r}")
         if candidates < 1 or initial < 1 or not 0.0 <= exploration <= 1.0:
             raise ValueError(f"need candidates >= 1, initial >= 1 and exploration in [0, 1], got "
                              f"{candidates}, {initial}, {exploration}")
@@ -108,6 +125,9 @@ class Evolution(AskTellStrategy):
         self.surrogate, self.candidates = surrogate, candidates
         self.initial, self.exploration, self.local = initial, exploration, local
         self.climb = climb
+        self.prior, self.start = prior, start
+        self.starts: list[dict[str, Any]] | None = None  # the screened first trials
+        self.started = 0
         self.known = dict(known or {})
         self.sample = tuple(sample)
         self.population: deque[Member] = deque(maxlen=population_size)
@@ -122,7 +142,7 @@ class Evolution(AskTellStrategy):
                 return self.random_config()
             return self._child()
         if len(self.history) < self.initial:
-            return self.random_config()
+            return self._screened_start() or self.random_config()
         climbing = self.climb and self.archive and self.rng.random() < self.climb
         pool = self._climb_pool() if climbing else []
         if pool:  # the model's best on the first objective alone
@@ -139,6 +159,28 @@ class Evolution(AskTellStrategy):
                 pick = int(np.argmax(self._scores(predicted)))
         self.pending[config_key(pool[pick])] = [float(v) for v in predicted[pick]]
         return pool[pick]
+
+    def _screened_start(self) -> dict[str, Any] | None:
+        """The next first trial picked by ``prior`` (``None`` without one, or once used up):
+        of ``start`` random candidates, those within the budgets, spread along their
+        (size max, latency min) front (:func:`~nas.strategies.screening.spread_order`)."""
+        if self.prior is None or not self.start:
+            return None
+        if self.starts is None:
+            drawn: dict[str, dict[str, Any]] = {}
+            for _ in range(self.start):
+                config = self.random_config()
+                drawn.setdefault(config_key(config), config)
+            rated = [(c, v) for k, c in drawn.items()
+                     if k not in self.seen and (v := self.prior(c)) is not None]
+            order = spread_order([v for _, v in rated], (True, False), self.initial)
+            self.starts = [rated[i][0] for i in order]
+        while self.started < len(self.starts):
+            self.started += 1
+            config = self.starts[self.started - 1]
+            if config_key(config) not in self.seen:
+                return dict(config)
+        return None
 
     def tell(self, config: Mapping[str, Any], result: Mapping[str, float] | None) -> None:
         """Record a finished candidate; ``None`` or a missing/NaN objective leaves it out of
@@ -308,7 +350,7 @@ class Evolution(AskTellStrategy):
 
         return {**super().state_dict(), "population": rows(self.population),
                 "history": rows(self.history), "archive": rows(self.archive),
-                "pending": self.pending}
+                "pending": self.pending, "starts": self.starts, "started": self.started}
 
     def load_state_dict(self, state: Mapping[str, Any], extra: Any = None) -> None:
         def members(rows: Sequence[Sequence[Any]]) -> list[Member]:
@@ -319,6 +361,9 @@ class Evolution(AskTellStrategy):
             self.history = members(st["history"])
             self.archive = members(st["archive"])
             self.pending = {str(k): [float(x) for x in v] for k, v in st["pending"].items()}
+            starts = st.get("starts")  # absent from states saved before the screened start
+            self.starts = None if starts is None else [dict(c) for c in starts]
+            self.started = int(st.get("started", 0))
             if extra is not None:  # a subclass's own state
                 extra(st)
 

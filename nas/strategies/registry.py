@@ -123,7 +123,8 @@ def get_spec(name: str) -> StrategySpec:
 
 register(StrategySpec(
     "evolution", "multishot",
-    "model-assisted (LightGBM) aging evolution with an NSGA-II tournament and a Pareto archive",
+    "model-assisted (LightGBM) aging evolution with an NSGA-II tournament and a Pareto archive; "
+    "first trials picked along the (parameters, predicted latency) front",
     multi_objective=True, build=AskTell(Evolution)))
 register(StrategySpec(
     "random", "multishot", "every choice uniform and independent: the baseline",

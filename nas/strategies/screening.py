@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from nas.pareto import nondominated_ranks
+from nas.pareto import crowding_distance, nondominated_ranks
 
 from .base import AskTellStrategy, config_key
 
 Score = Callable[[Mapping[str, Any], str], float]
 Cost = Callable[[Mapping[str, Any]], "float | None"]
+Prior = Callable[[Mapping[str, Any]], "tuple[float, float] | None"]
+"""``prior(config) -> (size, latency_ms)``, ``None`` when the config breaks a budget: what
+:class:`~nas.strategies.evolution.Evolution` picks its first trials by
+(:class:`nas.trial.SizeAndLatency`: parameters and predicted latency, no training, no torch)."""
 DEFAULT_PROXY = "synflow"
 """The best proxy we implement on NAS-Bench-201 (Kendall tau 0.54-0.57) and the only one not
 negative on mbv2-small, where it is no better than chance (``benchmarks/proxy_validation.py``,
@@ -39,6 +43,26 @@ def pareto_order(scores: Sequence[float], latencies: Sequence[float]) -> list[in
         return []
     ranks = nondominated_ranks(np.column_stack([scores, latencies]), (True, False))
     return sorted(range(len(scores)), key=lambda i: (ranks[i], -scores[i], i))
+
+
+def spread_order(values: Sequence[Sequence[float]], maximize: Sequence[bool],
+                 count: int) -> list[int]:
+    """Indices of ``count`` points (fewer if there are fewer), best fronts first: every point of
+    non-dominated rank 0 by crowding distance (ends first, then the most isolated), then rank
+    1, and so on; ties by index. The first ``count`` spread along the front instead of
+    bunching where most points are."""
+    if not len(values) or count < 1:
+        return []
+    points = np.asarray(values, dtype=np.float64)
+    ranks = nondominated_ranks(points, maximize)
+    order: list[int] = []
+    for rank in np.unique(ranks):
+        idx = np.flatnonzero(ranks == rank)
+        crowd = crowding_distance(points[idx])
+        order += [int(i) for i in idx[np.argsort(-crowd, kind="stable")]]
+        if len(order) >= count:
+            break
+    return order[:count]
 
 
 class Screen:
