@@ -252,3 +252,29 @@ def test_a_reused_worker_waits_for_the_last_trials_thread(tmp_path: Path, allow:
     assert len(runs) == 3 and all(r.info.status != "RUNNING" for r in runs)
     for run in (r for r in runs if r.info.status == "FAILED"):
         assert "reset_config" in run.data.tags["hwnas.error"]
+
+
+def test_a_trial_killed_for_memory_is_a_failed_run_and_the_search_goes_on(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Ray's memory monitor kills a trial's worker when the node runs low on memory; here its
+    threshold is 0.1% of the machine's memory, so it kills every trial's worker. Each such trial is
+    a failed child run that names the cause, and the search finishes (on older Ray a killed
+    reused worker ended the whole search: docs/search.md, a trial worker's memory)."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("RAY_memory_usage_threshold", "0.001")  # the Ray the search starts
+    monkeypatch.setenv("RAY_memory_monitor_refresh_ms", "100")
+    path = small_config(tmp_path, trials=2, resources__max_failures=0)
+    proc = run_cli("search", "--config", str(path), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["trials"] == 2 and summary["failed"] == 2 and summary["pareto"] == []
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
+    children = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
+    assert len(children) == 2
+    for run in children:
+        assert run.info.status == "FAILED" and run.data.tags["hwnas.outcome"] == "failed"
+        assert "low on memory" in run.data.tags["hwnas.error"]
+    [parent] = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
+    assert parent.info.status == "FINISHED"
