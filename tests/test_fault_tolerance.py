@@ -41,21 +41,27 @@ def small_config(tmp_path: Path, **changes: Any) -> Path:
 
 
 def test_candidate_crash_is_a_failed_child_run_and_the_search_goes_on(tmp_path: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
     # a learning rate of 1e30 overflows the weights: the loss turns NaN and training raises
     path = small_config(tmp_path, trials=3, training__lr=1e30, resources__max_failures=0)
+    every_trial_failed(tmp_path, path, 3, "training loss is not finite")
+
+
+def every_trial_failed(tmp_path: Path, path: Path, trials: int, error: str) -> None:
+    """Run the search: each of its ``trials`` is a FAILED child run whose ``hwnas.error`` holds
+    ``error``, and the search itself finished."""
+    from mlflow.tracking import MlflowClient
+
     proc = run_cli("search", "--config", str(path), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    assert summary["trials"] == 3 and summary["failed"] == 3 and summary["pareto"] == []
+    assert summary["trials"] == trials == summary["failed"] and summary["pareto"] == []
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
     children = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
-    assert len(children) == 3
+    assert len(children) == trials
     for run in children:
         assert run.info.status == "FAILED" and run.data.tags["hwnas.outcome"] == "failed"
-        assert "training loss is not finite" in run.data.tags["hwnas.error"]
+        assert error in run.data.tags["hwnas.error"]
     [parent] = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
     assert parent.info.status == "FINISHED"
 
@@ -260,21 +266,7 @@ def test_a_trial_killed_for_memory_is_a_failed_run_and_the_search_goes_on(
     threshold is 0.1% of the machine's memory, so it kills every trial's worker. Each such trial is
     a failed child run that names the cause, and the search finishes (on older Ray a killed
     reused worker ended the whole search: docs/search.md, a trial worker's memory)."""
-    from mlflow.tracking import MlflowClient
-
     monkeypatch.setenv("RAY_memory_usage_threshold", "0.001")  # the Ray the search starts
     monkeypatch.setenv("RAY_memory_monitor_refresh_ms", "100")
     path = small_config(tmp_path, trials=2, resources__max_failures=0)
-    proc = run_cli("search", "--config", str(path), "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["trials"] == 2 and summary["failed"] == 2 and summary["pareto"] == []
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
-    children = [r for r in runs if r.data.tags.get("hwnas.role") == "trial"]
-    assert len(children) == 2
-    for run in children:
-        assert run.info.status == "FAILED" and run.data.tags["hwnas.outcome"] == "failed"
-        assert "low on memory" in run.data.tags["hwnas.error"]
-    [parent] = [r for r in runs if r.data.tags.get("hwnas.role") == "search"]
-    assert parent.info.status == "FINISHED"
+    every_trial_failed(tmp_path, path, 2, "low on memory")
