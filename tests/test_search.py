@@ -333,7 +333,7 @@ def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
          "search", "--config", str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 360
     try:
         while time.monotonic() < deadline:  # wait until a trial has finished and others run
             time.sleep(1)
@@ -343,7 +343,7 @@ def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
                                               )) >= 1:
                 break
         else:
-            pytest.fail("no trial finished within 180 s")
+            pytest.fail("no trial finished within 360 s")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)
     finally:
