@@ -21,7 +21,6 @@ validation split, which no model of accuracy can predict.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import sys
 from pathlib import Path
@@ -39,34 +38,9 @@ from benchmarks.nb201_strategies import (  # noqa: E402
     latency_columns,
     objectives_of,
 )
+from nas.pareto import nondominated_ranks  # noqa: E402
 
 BUDGETS = (50, 200)
-
-
-def ranks_2d(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Non-dominated rank (0 = the front) of (accuracy up, latency down), O(n log n).
-
-    Cells are visited by latency (then accuracy, best first); a cell joins the first front whose
-    last cell does not dominate it. The fronts' last accuracies fall with the rank, so the first
-    such front is found by bisection. Equal cells share a rank, as in
-    :func:`nas.pareto.nondominated_ranks`."""
-    order = np.lexsort((-accuracy, latency))
-    last: list[float] = []          # minus the last accuracy of each front, ascending
-    ranks = np.empty(len(order), dtype=np.int64)
-    previous = None
-    for i in order:
-        if previous is not None and (accuracy[i], latency[i]) == (accuracy[previous],
-                                                                  latency[previous]):
-            ranks[i] = ranks[previous]          # an equal cell does not dominate it
-            continue
-        previous = i
-        k = bisect.bisect_right(last, -accuracy[i])
-        if k == len(last):
-            last.append(-accuracy[i])
-        else:
-            last[k] = -accuracy[i]
-        ranks[i] = k
-    return ranks
 
 
 def spread(n: int) -> list[int]:
@@ -78,7 +52,7 @@ def spread(n: int) -> list[int]:
 
 def oracle_order(accuracy: np.ndarray, latency: np.ndarray) -> list[int]:
     """Rows front by front; each front, sorted by latency, in the order of :func:`spread`."""
-    ranks = ranks_2d(accuracy, latency)
+    ranks = nondominated_ranks(np.column_stack([accuracy, latency]), (True, False))
     rows: list[int] = []
     for rank in range(int(ranks.max()) + 1):
         front = np.flatnonzero(ranks == rank)

@@ -296,20 +296,12 @@ def test_benchmark_merges_reports_and_sets_a_variant_against_the_others(capsys) 
         merge_reports([first, {**second, "seeds": 3}])
 
 
-def test_noise_ceiling_ranks_match_the_library_and_the_oracle_reaches_the_goal() -> None:
-    """``nb201_noise_ceiling.py``: its O(n log n) two-objective ranks equal
-    :func:`nas.pareto.nondominated_ranks` (integer data, many ties), and on the hardest pair an
-    oracle told every cell's test-split accuracy (ImageNet16-120 x Samsung A50) reaches 0.99 of
-    the validation front's hypervolume within 50 evaluations (measured: 9); the search reaches
-    0.938 at 200."""
-    from benchmarks.nb201_noise_ceiling import ceiling, ranks_2d
-    from nas.pareto import nondominated_ranks
+def test_noise_ceiling_oracle_reaches_the_goal() -> None:
+    """``nb201_noise_ceiling.py``: on the hardest pair (ImageNet16-120 x Samsung A50) an oracle
+    told every cell's test-split accuracy reaches 0.99 of the validation front's hypervolume
+    within 50 evaluations (measured: 9); the search reaches 0.938 at 200."""
+    from benchmarks.nb201_noise_ceiling import ceiling
 
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        points = rng.integers(0, 6, size=(int(rng.integers(1, 60)), 2)).astype(float)
-        assert ranks_2d(points[:, 0], points[:, 1]).tolist() == \
-            nondominated_ranks(points, (True, False)).tolist()
     result = ceiling("imagenet16_val_12ep", "lat_ms_samsung_a50")
     assert result["twin"] == "imagenet16_test_12ep"
     assert 0.5 < result["kendall_tau"] < 1.0

@@ -100,3 +100,14 @@ def test_bad_input() -> None:
         pareto_mask([[np.nan, 1.0]], [True, False])
     with pytest.raises(ValueError, match="2 objectives"):
         hypervolume_2d(np.zeros((2, 3)), (1, 1, 1), (False, False, False))
+
+
+def test_two_objective_sweep_ranks_as_peeling_does() -> None:
+    """The O(n log n) sweep :func:`nondominated_ranks` takes for two objectives gives the ranks
+    of peeling one front after another (integer data, many ties and duplicates)."""
+    from nas.pareto import _peel, _ranks_2d
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        points = rng.integers(0, 6, size=(int(rng.integers(1, 60)), 2)).astype(float)
+        assert _ranks_2d(points).tolist() == _peel(points).tolist()
