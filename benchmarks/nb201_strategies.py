@@ -19,8 +19,11 @@ trials are picked along their front. Benchmark-only variants: ``evolution-random
 plain aging evolution, the ablation),
 ``evolution-latency`` (told each candidate's table latency before asking, as a search with a
 latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of the accuracy
-model, ``sample=("accuracy",)``, rather than its mean) and ``evolution-climb`` (4 asks in 10
-hill-climb accuracy around the archive's most accurate point, ``climb=0.4``). Printed per pair:
+model, ``sample=("accuracy",)``, rather than its mean), ``evolution-climb`` (4 asks in 10
+hill-climb accuracy around the archive's most accurate point, ``climb=0.4``),
+``evolution-gp`` (accuracy predicted by a Gaussian process from 100 trials on, ``gp_after=100``:
+the default made explicit, the name its 2026-12-04 reports carry) and ``evolution-lightgbm``
+(LightGBM throughout, ``gp_after=None``: the default before 2026-12-04). Printed per pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
 strategy's median and quartiles.
@@ -62,7 +65,7 @@ OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
-            "evolution-random-start")
+            "evolution-random-start", "evolution-gp", "evolution-lightgbm")
 GOAL = 0.99
 
 
@@ -147,6 +150,10 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         kwargs["sample"] = ("accuracy",)
     elif strategy == "evolution-climb":
         kwargs["climb"] = 0.4
+    elif strategy == "evolution-gp":
+        kwargs["gp_after"] = 100
+    elif strategy == "evolution-lightgbm":
+        kwargs["gp_after"] = None
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
