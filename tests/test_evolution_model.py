@@ -288,6 +288,9 @@ def test_acquisition_prefers_hypervolume_then_closeness() -> None:
     assert 0 > scores[2] > scores[3]  # dominated: the nearer one first
     assert encode([{"k": 3, "s": "a"}], {"k": (3, 5), "s": ("a", "b")}).tolist() == [
         [1.0, 0.0, 3.0, 1.0, 0.0]]
+    # for the GP, numeric values on the scale of the one-hot columns
+    assert encode([{"k": 5, "c": 320}], {"k": (3, 5, 7), "c": (16, 320)}, unit=True).tolist() == [
+        [0.0, 1.0, 0.0, 0.5, 0.0, 1.0, 1.0]]
 
 
 def nb201_median(strategy: str, budget: int) -> float:

@@ -37,7 +37,7 @@ def fake_cost(config: dict[str, Any]) -> float | None:
 
 
 SCREENED = {"score": fake_score, "cost": fake_cost}
-SMALL = {"evolution": {"population_size": 6, "sample_size": 3}, "random": {},
+SMALL = {"evolution": {"population_size": 6, "sample_size": 3, "gp_after": 20}, "random": {},
          "zeroshot": {"candidates": 12, **SCREENED},
          "hybrid": {"population_size": 6, "sample_size": 3, "children": 4, **SCREENED}}
 

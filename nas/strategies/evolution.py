@@ -238,7 +238,9 @@ class Evolution(AskTellStrategy):
                 columns.append(np.array([float(self.known[name](dict(c))) for c in pool]))
             elif j == 0 and name not in self.sample and self.gp_after is not None \
                     and len(y) >= self.gp_after:
-                columns.append(gp_predict(x_train, y[:, 0], x_pool, self._kernel(x_train, y)))
+                x_unit, pool_unit = (encode(part, self.dimensions, unit=True)
+                                     for part in (configs, pool))
+                columns.append(gp_predict(x_unit, y[:, 0], pool_unit, self._kernel(x_unit, y)))
             else:
                 seed = int(self.rng.integers(2**31 - 1)) if name in self.sample else None
                 columns.append(fit_predict(x_train, y[:, j], x_pool, seed=seed))

@@ -43,13 +43,15 @@ LGBM_PARAMS: dict[str, Any] = {
 }
 ROUNDS = 60
 BAGGING = 0.8
-GP_REFIT = 10  # trials between fits of the GP's kernel (one fit takes ~0.1-0.5 s at 100-200)
+GP_REFIT = 10  # trials between fits of the GP's kernel (a fit costs many predictions)
 
 
 def encode(configs: Sequence[Mapping[str, Any]],
-           dimensions: Mapping[str, Sequence[Any]]) -> np.ndarray:
+           dimensions: Mapping[str, Sequence[Any]], unit: bool = False) -> np.ndarray:
     """Features of configs: a one-hot column per choice of every dimension that varies, plus the
-    value itself for numeric dimensions (so a tree can split on "kernel >= 5")."""
+    value itself for numeric dimensions (so a tree can split on "kernel >= 5"); with ``unit``,
+    that value scaled to [0, 1] over the dimension's choices, so a distance-based model (the GP)
+    weighs "channels 16 -> 320" like "kernel 3 -> 7", not 76 times as much."""
     columns: list[np.ndarray] = []
     for name, choices in dimensions.items():
         if len(choices) < 2:
@@ -58,7 +60,11 @@ def encode(configs: Sequence[Mapping[str, Any]],
         for choice in choices:
             columns.append(np.array([v == choice for v in values], dtype=np.float64))
         if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices):
-            columns.append(np.array(values, dtype=np.float64))
+            value = np.array(values, dtype=np.float64)
+            if unit:
+                low, high = float(min(choices)), float(max(choices))
+                value = (value - low) / (high - low)
+            columns.append(value)
     if not columns:
         return np.zeros((len(configs), 1))
     return np.column_stack(columns)
