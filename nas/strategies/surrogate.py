@@ -80,8 +80,8 @@ def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
     prediction is a sample rather than the mean (Thompson sampling)."""
     import lightgbm as lgb
 
-    if len(y_train) < 4 or np.ptp(y_train) == 0:
-        return np.full(len(x_pool), float(np.mean(y_train)) if len(y_train) else 0.0)
+    if (flat := _too_few(y_train, len(x_pool))) is not None:
+        return flat
     # the Dataset takes its own thread count: with LightGBM's default (all cores) binning a few
     # hundred rows costs ~10 ms of thread start-up on a busy machine, against 0.6 ms on one
     data = lgb.Dataset(x_train, y_train, params={"num_threads": 1, "verbosity": -1})
@@ -91,18 +91,21 @@ def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
     return np.asarray(booster.predict(x_pool, num_threads=1), dtype=np.float64)
 
 
+def _too_few(y_train: np.ndarray, n_pool: int) -> np.ndarray | None:
+    """The mean for every pool point when below 4 points or with a constant target (no model
+    could tell the points apart), else ``None``."""
+    if len(y_train) < 4 or np.ptp(y_train) == 0:
+        return np.full(n_pool, float(np.mean(y_train)) if len(y_train) else 0.0)
+    return None
+
+
 def _gp_regressor(kernel: Any, optimise: bool) -> Any:
     from sklearn.gaussian_process import GaussianProcessRegressor
 
-    # no restarts, a fixed random_state: the fitted kernel is a function of the data alone
+    # the target standardised (normalize_y); no restarts and a fixed random_state, so the fitted
+    # kernel is a function of the data alone
     return GaussianProcessRegressor(kernel, optimizer="fmin_l_bfgs_b" if optimise else None,
-                                    n_restarts_optimizer=0, random_state=0)
-
-
-def _standardised(y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    mean, std = float(np.mean(y)), float(np.std(y))
-    std = std if std > 0 else 1.0
-    return (y - mean) / std, mean, std
+                                    normalize_y=True, n_restarts_optimizer=0, random_state=0)
 
 
 def gp_kernel(x_train: np.ndarray, y_train: np.ndarray) -> Any:
@@ -116,21 +119,20 @@ def gp_kernel(x_train: np.ndarray, y_train: np.ndarray) -> Any:
     # one BLAS thread, as LightGBM gets one: at a few hundred trials a second thread only spins
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # a bound reached is a legitimate optimum here
-        return _gp_regressor(prior, True).fit(x_train, _standardised(y_train)[0]).kernel_
+        return _gp_regressor(prior, True).fit(x_train, y_train).kernel_
 
 
 def gp_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
                kernel: Any) -> np.ndarray:
     """The posterior mean at ``x_pool`` of a GP with the fixed ``kernel`` (from
     :func:`gp_kernel`) conditioned on ``(x_train, y_train)``; the mean below 4 points."""
-    if len(y_train) < 4 or np.ptp(y_train) == 0:
-        return np.full(len(x_pool), float(np.mean(y_train)) if len(y_train) else 0.0)
+    if (flat := _too_few(y_train, len(x_pool))) is not None:
+        return flat
     from threadpoolctl import threadpool_limits
 
-    z, mean, std = _standardised(y_train)
     with threadpool_limits(1):
-        gp = _gp_regressor(kernel, False).fit(x_train, z)
-        return mean + std * np.asarray(gp.predict(x_pool), dtype=np.float64)
+        gp = _gp_regressor(kernel, False).fit(x_train, y_train)
+        return np.asarray(gp.predict(x_pool), dtype=np.float64)
 
 
 def hypervolume_gain_2d(front: np.ndarray, candidates: np.ndarray,
