@@ -23,7 +23,9 @@ model, ``sample=("accuracy",)``, rather than its mean), ``evolution-climb`` (4 a
 hill-climb accuracy around the archive's most accurate point, ``climb=0.4``),
 ``evolution-gp`` (accuracy predicted by a Gaussian process from 100 trials on, ``gp_after=100``:
 the default made explicit, the name its 2026-12-04 reports carry) and ``evolution-lightgbm``
-(LightGBM throughout, ``gp_after=None``: the default before 2026-12-04). Printed per pair:
+(LightGBM throughout, ``gp_after=None``: the default before 2026-12-04), ``evolution-initial10``
+(10 first trials picked by the prior: the default until 2026-12-04) and ``evolution-initial15``
+(15: the default since, made explicit). Printed per pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
 strategy's median and quartiles.
@@ -65,7 +67,8 @@ OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
-            "evolution-random-start", "evolution-gp", "evolution-lightgbm")
+            "evolution-random-start", "evolution-gp", "evolution-lightgbm",
+            "evolution-initial10", "evolution-initial15")
 GOAL = 0.99
 
 
@@ -154,6 +157,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         kwargs["gp_after"] = 100
     elif strategy == "evolution-lightgbm":
         kwargs["gp_after"] = None
+    elif strategy.startswith("evolution-initial"):
+        kwargs["initial"] = int(strategy.removeprefix("evolution-initial"))
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
