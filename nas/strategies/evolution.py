@@ -20,7 +20,10 @@ model's first picks from 10 trials often added nothing to the front, and on all 
 pairs (5 seeds) 15 raised the pairs >= the best of TPE, NSGA-II and random at 25 / 50 evaluations
 from 114 / 116 to 118 / 120 and those at 0.99 of the true front by 200 from 61 to 64, though
 CIFAR-10 lost some of its near-0.99 pairs (35 -> 29; 12, 18 and 20 did no better on the 8 pairs
-that missed, in a development run). Without a prior, or with ``start=0``, they are uniform random.
+that missed, in a development run). On the trained quickstart (``mbv2-small``, where the parameter
+count does not rank brief-training accuracy) 15 was behind 10 at 16 trained candidates (0.726
+against 0.758, 3 seeds) and level at 32; below about 20 trials on such a space ``initial=10`` may
+do better. Without a prior, or with ``start=0``, they are uniform random.
 
 Model-assisted (``surrogate="lightgbm"``, the default): after the first ``initial`` trials each ask
 breeds a pool of ``candidates`` children (mutations, uniform crossovers of two parents and a few
