@@ -25,7 +25,9 @@ hill-climb accuracy around the archive's most accurate point, ``climb=0.4``),
 the default made explicit, the name its 2026-12-04 reports carry) and ``evolution-lightgbm``
 (LightGBM throughout, ``gp_after=None``: the default before 2026-12-04), ``evolution-initial10``
 (10 first trials picked by the prior: the default until 2026-12-04) and ``evolution-initial15``
-(15: the default since, made explicit). Printed per pair:
+(15: the default since, made explicit); every other variant takes the default's 15, so a report
+made before 2026-12-04's change (10) is reproduced only where ``evolution-initial10`` matches its
+variant (the ``evolution-gp`` reports). Printed per pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
 strategy's median and quartiles.
