@@ -33,7 +33,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image
 
 IDEAL_CELLS = 4.0
 MIN_OVERLAP = 0.7
@@ -82,6 +81,8 @@ def encode(targets: Sequence[dict[str, torch.Tensor]], outputs: Sequence[torch.T
     device = outputs[0].device
     encoded = [(torch.zeros(n, num_classes, h, w), torch.zeros(n, 4, h, w),
                 torch.zeros(n, h, w, dtype=torch.bool)) for n, _, h, w in shapes]
+    from torchvision.ops import box_convert  # torchvision costs ~2 s to import: only here
+
     for i, target in enumerate(targets):
         boxes = box_convert(target["boxes"].detach().cpu().float(), "xyxy", "cxcywh")
         labels = target["labels"].cpu()
@@ -157,6 +158,8 @@ def decode(outputs: Sequence[torch.Tensor], resolution: int, top_k: int = TOP_K,
     boxes = torch.cat([c[1] for c in candidates], 1)
     labels = torch.cat([c[2] for c in candidates])
     top = scores.topk(min(top_k, scores.shape[1]), dim=1)
+    from torchvision.ops import batched_nms, box_convert, clip_boxes_to_image  # only here
+
     results = []
     for i in range(len(scores)):
         keep = top.values[i] >= score_threshold

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import box_iou
 
 Boxes = dict[str, torch.Tensor]  # "boxes" (N, 4) xyxy, "labels" (N,), and "scores" (N,) for dets
 
@@ -55,6 +54,8 @@ def mean_average_precision(detections: Sequence[Boxes], targets: Sequence[Boxes]
         raise ValueError(f"{len(detections)} detection lists for {len(targets)} images")
     _check(detections, "detections", ("scores", "labels"))
     _check(targets, "targets", ("labels",))
+    from torchvision.ops import box_iou  # ~2 s to import: only when used
+
     result: dict[str, float] = {}
     for k in range(num_classes):
         num_gt = sum(int((t["labels"] == k).sum()) for t in targets)

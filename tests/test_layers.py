@@ -62,3 +62,13 @@ def test_loading_a_config_starts_neither_ray_nor_torch() -> None:
     loaded = _loaded_after(["nas.config"])
     assert sorted(m for m in loaded if m.split(".")[0] in ("ray", "torch")) == []
     assert "nas.config" in loaded
+
+
+def test_a_classification_trial_does_not_import_torchvision() -> None:
+    """torchvision costs a trial worker ~2 s to import (its ops pull in torch._dynamo); only
+    detection (boxes, NMS) and image files use it, so each imports it where it is used."""
+    loaded = _loaded_after(["nas.trial", "nas.tasks", "nas.search", "nas.data",
+                            "nas.datasets", "nas.detection", "nas.detection_metrics",
+                            "nas.surrogate", "nas.proxies.scorer"])
+    assert "nas.detection" in loaded and "nas.datasets.detection" in loaded
+    assert sorted(m for m in loaded if m.split(".")[0] == "torchvision") == []

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.transforms.functional import pil_to_tensor
 
 from nas.data import IMAGENET_MEAN, IMAGENET_STD, _cap, _resize, stratified_split
 
@@ -58,6 +57,8 @@ def image_size(path: Path) -> tuple[int, int]:
 def image_at(path: Path, resolution: int) -> torch.Tensor:
     """The RGB image at ``path`` as uint8 ``(3, resolution, resolution)``, resized bilinearly
     (antialiased when shrinking; aspect ratio not kept, as for ``imagefolder``)."""
+    from torchvision.transforms.functional import pil_to_tensor  # ~2 s to import: only here
+
     image = pil_to_tensor(open_image(path, "RGB"))
     if image.shape[-2:] == (resolution, resolution):
         return image

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.ops import box_convert, clip_boxes_to_image
 
 from nas.data import DataSplit, _cap_one, _is_int, check_split_args
 from nas.datasets._common import Preloaded, image_at, image_size, normalise, read_json, split
@@ -147,6 +146,8 @@ def read_coco(ann_file: Path, image_dir: Path) -> tuple[tuple[str, ...], list[De
             continue
         img["boxes"].append(box)
         img["labels"].append(label_of[cat_id])
+    from torchvision.ops import box_convert, clip_boxes_to_image  # ~2 s to import: only here
+
     samples = []
     for img in images.values():
         xywh = torch.tensor(img["boxes"], dtype=torch.float32).reshape(-1, 4)
@@ -169,6 +170,8 @@ class DetectionDataset(Dataset):
         self.images = Preloaded([s.path for s in samples],
                                 functools.partial(image_at, resolution=resolution),
                                 3 * resolution ** 2)
+        from torchvision.ops import clip_boxes_to_image
+
         r = resolution
         self.boxes = [clip_boxes_to_image(torch.from_numpy(s.boxes) * torch.tensor(
             [r / s.width, r / s.height] * 2, dtype=torch.float32), (r, r)) for s in samples]
