@@ -24,7 +24,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, small_networks
 from servers import MlflowServer, free_port
 
 pytestmark = pytest.mark.slow  # every test here starts Ray and other processes
@@ -125,12 +125,14 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
         server.stop()
 
 
-def search_config(tmp: Path, **training: Any) -> Path:
+def search_config(tmp: Path, small: bool = True, max_train: int = 64, **training: Any) -> Path:
     config = yaml.safe_load(QUICKSTART.read_text())
     config.update(name="cluster", trials=4, storage_path=str(tmp / "ray"))
-    config["task"].update(max_train=64, max_val=32)
+    config["task"].update(max_train=max_train, max_val=32)
     config["training"].update({"epochs": 1, **training})
     config["budgets"] = {}
+    if small:
+        small_networks(config)
     config["strategy"]["params"] = {"population_size": 3, "sample_size": 2}
     config["resources"] = {"cpus": 1, "max_failures": 2}
     path = tmp / "cluster.yaml"
@@ -176,7 +178,9 @@ def test_lost_worker_node_trials_retry_elsewhere(services: tuple[Cluster, Mlflow
     from mlflow.tracking import MlflowClient
 
     cluster, server = services
-    path = search_config(tmp_path, epochs=3, asha=False)
+    # full-size networks (an epoch of 32 images takes seconds): their trials must still be
+    # training when the node is lost
+    path = search_config(tmp_path, small=False, max_train=32, epochs=3, asha=False)
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
          "search", "--config", str(path), "--address", cluster.address, "--tracking-uri",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ray.tune.search import Searcher
 
-from conftest import ROOT, kill_search_after, run_cli
+from conftest import ROOT, kill_search_after, run_cli, small_networks
 from servers import free_port
 
 pytestmark = pytest.mark.slow  # every test here starts Ray and other processes
@@ -28,6 +28,7 @@ def small_config(tmp_path: Path, **changes: Any) -> Path:
     config["task"].update(max_train=32, max_val=32)
     config["training"].update(epochs=1)
     config["budgets"] = {}
+    small_networks(config)
     config["strategy"]["params"] = {"population_size": 3, "sample_size": 2}
     for dotted, value in changes.items():
         node = config
