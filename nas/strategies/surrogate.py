@@ -18,7 +18,8 @@ objective is predicted by a Gaussian process instead (scikit-learn's, Rasmussen 
 constant x RBF + white noise over the same one-hot features. Trees predict a flat value outside the
 trials, so among children near the front they rank poorly; the GP's smooth interpolation ranks
 them better once there are enough trials to fit its kernel, but before that it did worse than the
-trees (docs/results.md).
+trees (docs/results.md). One length scale serves all features: one per feature (ARD) measured level
+on NAS-Bench-201's ImageNet16-120 pairs for three times the CPU (docs/results.md).
 
 Pure functions over arrays, no state: the strategy refits from its own trial history, which is
 what makes a resumed search continue exactly (the model is never saved or pickled).
