@@ -126,6 +126,7 @@ def _fake_search(picks: dict[str, list[dict[str, Any]]], seen: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("minimise", ["latency", "memory"])
+@pytest.mark.usefixtures("mlflow_db")
 def test_run_ablation_picks_and_budgets_by_what_it_minimises(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minimise: str) -> None:
     """The arms' only budget is the baseline's value of the minimised quantity; each arm's pick
@@ -181,6 +182,7 @@ def test_run_ablation_picks_and_budgets_by_what_it_minimises(
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_ablation_cli_tiny(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
     config.update(storage_path=str(tmp_path / "ray"))

@@ -38,6 +38,7 @@ def test_first_reach() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_compare_cli_with_surrogate(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -134,6 +135,7 @@ def test_benchmark_variant_names_a_strategy_with_extra_params() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_sigterm_between_searches_ends_the_comparison_killed(tmp_path: Path) -> None:
     """A SIGTERM that lands between two searches (no search's handler installed) still ends
     the comparison's run KILLED with exit status 143, never leaving it RUNNING."""

@@ -41,6 +41,7 @@ def small_config(tmp_path: Path, **changes: Any) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_candidate_crash_is_a_failed_child_run_and_the_search_goes_on(tmp_path: Path) -> None:
     # a learning rate of 1e30 overflows the weights: the loss turns NaN and training raises
     path = small_config(tmp_path, trials=3, training__lr=1e30, resources__max_failures=0)
@@ -76,6 +77,7 @@ def test_unreachable_mlflow_server_fails_before_any_trial(tmp_path: Path) -> Non
     assert not (tmp_path / "ray").exists()  # no trial, not even Ray's experiment folder
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Path) -> None:
     """SIGKILL the whole driver (and its local Ray) after a few trials, then --resume."""
     from collections import Counter
@@ -261,6 +263,7 @@ def test_a_reused_worker_waits_for_the_last_trials_thread(tmp_path: Path, allow:
         assert "reset_config" in run.data.tags["hwnas.error"]
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_a_trial_killed_for_memory_is_a_failed_run_and_the_search_goes_on(
         tmp_path: Path, monkeypatch: Any) -> None:
     """Ray's memory monitor kills a trial's worker when the node runs low on memory; here its

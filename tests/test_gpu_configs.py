@@ -58,6 +58,7 @@ def _run(name: str, tmp_path: Path, gpus: float, trials: int) -> tuple[dict[str,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cifar10-gpu", "imagefolder-gpu"])
+@pytest.mark.usefixtures("mlflow_db")
 def test_gpu_config_runs_two_trials_on_cpu(name: str, tmp_path: Path) -> None:
     summary, runs = _run(name, tmp_path, gpus=0, trials=2)
     # count_rejected: false: 2 candidates within the budgets trained, however many were rejected

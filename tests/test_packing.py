@@ -132,6 +132,7 @@ def _result(**extra: Any) -> dict[str, Any]:
             "rejected": 0, "reject_reason": "", "batch_size": 16, "oom_batch": 0, **extra}
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_tracker_records_the_failed_attempt_and_the_retry(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -194,6 +195,7 @@ def test_a_failed_trial_is_never_bred_from() -> None:
 
 # -- a whole search: CLI -> real local Ray -> SQLite MLflow -----------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_search_retries_candidates_that_run_out_of_memory(tmp_path: Path) -> None:
     """The quickstart with a simulated 12 MiB device: a candidate whose 16 x peak activation
     bytes exceed it runs out of memory at batch 16, is recorded FAILED and retried at batch 8;

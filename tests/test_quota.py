@@ -117,6 +117,7 @@ def quota_config(tmp_path: Path, trials: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_search_trains_trials_within_budget(tmp_path: Path) -> None:
     """Through the CLI on a real local Ray: 3 trained candidates, the rejected ones extra."""
     from mlflow.tracking import MlflowClient
@@ -136,6 +137,7 @@ def test_search_trains_trials_within_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_killed_and_resumed_search_still_trains_its_quota(tmp_path: Path) -> None:
     """SIGKILL the driver after 2 trained candidates, --resume: 5 trained in all, none twice."""
     from collections import Counter

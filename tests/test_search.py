@@ -145,6 +145,7 @@ def _result(acc: float, lat: float, epochs: int = 3, rejected: int = 0) -> dict[
             "rejected": rejected, "reject_reason": "latency" if rejected else ""}
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_tracker_runs_front_and_hypervolume(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -192,6 +193,7 @@ def test_tracker_runs_front_and_hypervolume(tmp_path: Path) -> None:
     assert [p["accuracy"] for p in front["front"]] == [0.5, 0.9]
 
 
+@pytest.mark.usefixtures("mlflow_db")
 def test_tracker_close_after_crash_marks_parent(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -210,6 +212,7 @@ def test_tracker_close_after_crash_marks_parent(tmp_path: Path) -> None:
 
 # -- a whole search: CLI -> real local Ray -> SQLite MLflow -----------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_search_cli_end_to_end(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -313,6 +316,7 @@ def test_sigterm_while_the_search_sets_up_ends_its_run_killed(tmp_path: Path, mo
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_sigterm_mid_search_leaves_no_running_run(tmp_path: Path) -> None:
     """A search killed mid-way (SIGTERM, as a scheduler or `timeout` sends) ends its runs."""
     import signal

@@ -108,6 +108,7 @@ def tiny_config(tmp_path: Path, strategy: str, params: dict[str, Any]) -> Path:
     ("zeroshot", {"candidates": 6, "proxy": "naswot"}),
     ("hybrid", {"population_size": 2, "sample_size": 1, "candidates": 4, "children": 2}),
 ])
+@pytest.mark.usefixtures("mlflow_db")
 def test_search_cli_runs_screened_strategies_and_charges_proxy_time(
         tmp_path: Path, strategy: str, params: dict[str, Any]) -> None:
     path = tiny_config(tmp_path, strategy, params)
@@ -132,6 +133,7 @@ def test_bad_proxy_fails_before_ray(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
 def test_compare_plots_hypervolume_against_compute(tmp_path: Path) -> None:
     path = tiny_config(tmp_path, "hybrid", {"population_size": 2, "sample_size": 1,
                                             "candidates": 4, "children": 2})
