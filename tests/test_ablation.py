@@ -188,7 +188,7 @@ def test_ablation_cli_tiny(tmp_path: Path) -> None:
     config.update(storage_path=str(tmp_path / "ray"))
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = run_cli("ablation", "--config", str(path), "--trials", "2", "--surrogate",
+    proc = run_cli("ablation", "--config", str(path), "--trials", "1", "--surrogate",
                    "--tolerance", "1.0", "--out", str(tmp_path / "abl"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
