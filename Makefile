@@ -41,7 +41,8 @@ expert-rules: $(STAMP)
 # the suite from 30:22 to 19:32 (2026-12-02). --dist loadscope keeps a module's tests in one
 # process: its module fixtures (a 2-node Ray cluster, a mined search) start once.
 # --durations: the 15 slowest tests, to bring the suite back to its ~20 minutes (a clean-clone
-# .ci/run, back to back on 2026-12-04: pytest 31:07 before the slow tests were trimmed, 25:59 after).
+# .ci/run, back to back on 2026-12-04: pytest 31:07 before the slow tests were trimmed, 25:59
+# after).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 

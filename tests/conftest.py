@@ -74,7 +74,6 @@ def small_networks(config: dict) -> None:
                            choices={"width_mult": [0.5], "resolution": [24]})
 
 
-
 def run_cli(*args: str, cwd: Path | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed ``hwnas`` entry point as a user would, in a fresh process."""
