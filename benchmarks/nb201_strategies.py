@@ -22,12 +22,14 @@ latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of
 model, ``sample=("accuracy",)``, rather than its mean), ``evolution-climb`` (4 asks in 10
 hill-climb accuracy around the archive's most accurate point, ``climb=0.4``),
 ``evolution-gp`` (accuracy predicted by a Gaussian process from 100 trials on, ``gp_after=100``:
-the default made explicit, the name its 2026-12-04 reports carry) and ``evolution-lightgbm``
+the default made explicit, the name its 2026-12-04 reports carry), ``evolution-lightgbm``
 (LightGBM throughout, ``gp_after=None``: the default before 2026-12-04), ``evolution-initial10``
-(10 first trials picked by the prior: the default until 2026-12-04) and ``evolution-initial15``
-(15: the default since, made explicit); every other variant takes the default's 15, so a report
-made before 2026-12-04's change (10) is reproduced only where ``evolution-initial10`` matches its
-variant (the ``evolution-gp`` reports). Printed per pair:
+(10 first trials picked by the prior: the default until 2026-12-04), ``evolution-initial15``
+(15: the default since, made explicit) and ``evolution-gp-mean`` (the GP ranks by its mean alone,
+``optimism=0``: the default until 2026-12-04's evening, which the ``evolution-initial15`` reports
+ran). Every other variant takes today's defaults (15 first trials, ``optimism=0.5``), so a report
+made before a change of default is reproduced only by the variant that restores it. Printed per
+pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
 strategy's median and quartiles.
@@ -70,7 +72,7 @@ ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
             "evolution-random-start", "evolution-gp", "evolution-lightgbm",
-            "evolution-initial10", "evolution-initial15")
+            "evolution-initial10", "evolution-initial15", "evolution-gp-mean")
 GOAL = 0.99
 
 
@@ -159,6 +161,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         kwargs["gp_after"] = 100
     elif strategy == "evolution-lightgbm":
         kwargs["gp_after"] = None
+    elif strategy == "evolution-gp-mean":
+        kwargs["optimism"] = 0.0
     elif strategy.startswith("evolution-initial"):
         kwargs["initial"] = int(strategy.removeprefix("evolution-initial"))
     name = "evolution" if strategy in VARIANTS else strategy

@@ -268,6 +268,24 @@ def test_gp_interpolates_where_trees_are_flat() -> None:
     assert gp_predict(x[:3], y[:3], x[3:6], kernel).tolist() == [float(np.mean(y[:3]))] * 3
 
 
+def test_gp_optimism_adds_the_functions_uncertainty() -> None:
+    """``optimism`` adds that many posterior standard deviations of the noise-free function to the
+    mean: nothing at 0, more far from the trials than at them, and less than the noise would."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, size=(60, 8)).astype(np.float64)
+    y = x @ np.linspace(1.0, 3.0, 8) + rng.normal(0.0, 0.3, 60)
+    kernel = gp_kernel(x[:40], y[:40])
+    probe = np.vstack([x[:5], 1.0 - x[40:45]])  # trials, then points unlike them
+    mean = gp_predict(x[:40], y[:40], probe, kernel)
+    assert np.array_equal(gp_predict(x[:40], y[:40], probe, kernel, optimism=0.0), mean)
+    bonus = gp_predict(x[:40], y[:40], probe, kernel, optimism=2.0) - mean
+    assert np.all(bonus > 0)
+    assert np.allclose(gp_predict(x[:40], y[:40], probe, kernel, optimism=-2.0), mean - bonus)
+    noise_sd = np.sqrt(kernel.k2.noise_level) * np.std(y[:40])
+    assert bonus[:5].max() < 2.0 * noise_sd  # at a trial the function is known within the noise
+    assert bonus[5:].mean() > bonus[:5].mean()
+
+
 def test_gp_after_switches_the_first_objective_and_resumes_exactly() -> None:
     """From ``gp_after`` trials on the first objective is the GP's (the picks change, the
     kernel is refitted every GP_REFIT trials), and a resumed search refits the same kernel."""
@@ -290,6 +308,9 @@ def test_gp_after_switches_the_first_objective_and_resumes_exactly() -> None:
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="gp_after must be an int >= 1"):
             search(0, bad)
+    for bad in (-1.0, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="optimism must be a number >= 0"):
+            Evolution(SPACE, OBJECTIVES, optimism=bad)
 
 
 def test_acquisition_prefers_hypervolume_then_closeness() -> None:

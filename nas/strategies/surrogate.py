@@ -18,8 +18,11 @@ objective is predicted by a Gaussian process instead (scikit-learn's, Rasmussen 
 constant x RBF + white noise over the same one-hot features. Trees predict a flat value outside the
 trials, so among children near the front they rank poorly; the GP's smooth interpolation ranks
 them better once there are enough trials to fit its kernel, but before that it did worse than the
-trees (docs/results.md). One length scale serves all features: one per feature (ARD) measured level
-on NAS-Bench-201's ImageNet16-120 pairs for three times the CPU (docs/results.md).
+trees (docs/results.md). What the strategy ranks is an upper confidence bound (Srinivas et al.,
+ICML 2010), the posterior mean plus ``optimism`` standard deviations of the noise-free function,
+so where the trials leave it unsure the GP is optimistic. One length scale serves all features:
+one per feature (ARD) measured level on NAS-Bench-201's ImageNet16-120 pairs for three times the
+CPU (docs/results.md).
 
 Pure functions over arrays, no state: the strategy refits from its own trial history, which is
 what makes a resumed search continue exactly (the model is never saved or pickled).
@@ -100,12 +103,13 @@ def _too_few(y_train: np.ndarray, n_pool: int) -> np.ndarray | None:
     return None
 
 
-def _gp_regressor(kernel: Any, optimise: bool) -> Any:
+def _gp_regressor(kernel: Any, optimise: bool, alpha: float = 1e-10) -> Any:
     from sklearn.gaussian_process import GaussianProcessRegressor
 
     # the target standardised (normalize_y); no restarts and a fixed random_state, so the fitted
     # kernel is a function of the data alone
-    return GaussianProcessRegressor(kernel, optimizer="fmin_l_bfgs_b" if optimise else None,
+    return GaussianProcessRegressor(kernel, alpha=alpha,
+                                    optimizer="fmin_l_bfgs_b" if optimise else None,
                                     normalize_y=True, n_restarts_optimizer=0, random_state=0)
 
 
@@ -124,16 +128,24 @@ def gp_kernel(x_train: np.ndarray, y_train: np.ndarray) -> Any:
 
 
 def gp_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
-               kernel: Any) -> np.ndarray:
+               kernel: Any, optimism: float = 0.0) -> np.ndarray:
     """The posterior mean at ``x_pool`` of a GP with the fixed ``kernel`` (from
-    :func:`gp_kernel`) conditioned on ``(x_train, y_train)``; the mean below 4 points."""
+    :func:`gp_kernel`) conditioned on ``(x_train, y_train)``, plus ``optimism`` times the
+    posterior standard deviation of the noise-free function (an upper confidence bound, Srinivas
+    et al., ICML 2010); the mean below 4 points."""
     if (flat := _too_few(y_train, len(x_pool))) is not None:
         return flat
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        gp = _gp_regressor(kernel, False).fit(x_train, y_train)
-        return np.asarray(gp.predict(x_pool), dtype=np.float64)
+        if not optimism:
+            gp = _gp_regressor(kernel, False).fit(x_train, y_train)
+            return np.asarray(gp.predict(x_pool), dtype=np.float64)
+        # the white-noise term as the regressor's alpha: the same posterior mean, and a standard
+        # deviation of the function itself, not of a noisy observation of it
+        gp = _gp_regressor(kernel.k1, False, alpha=kernel.k2.noise_level).fit(x_train, y_train)
+        mean, std = gp.predict(x_pool, return_std=True)
+        return np.asarray(mean + optimism * std, dtype=np.float64)
 
 
 def hypervolume_gain_2d(front: np.ndarray, candidates: np.ndarray,
