@@ -42,7 +42,7 @@ expert-rules: $(STAMP)
 # process: its module fixtures (a 2-node Ray cluster, a mined search) start once.
 # --durations: the 15 slowest tests, to bring the suite back to its ~20 minutes (a clean-clone
 # .ci/run, back to back on 2026-12-04: pytest 31:07 before the slow tests were trimmed, 25:59
-# after).
+# after; 20:28 for the same tests later that evening on a quieter machine).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
