@@ -251,14 +251,19 @@ def test_sampled_search_repeats_per_seed_and_resumes_exactly() -> None:
                   known={"latency_ms": lambda c: landscape(c)["latency_ms"]})
 
 
+def additive_target(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random points of 8 one-hot-like features and a noisy additive target over them."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, size=(n, 8)).astype(np.float64)
+    return x, x @ np.linspace(1.0, 3.0, 8) + rng.normal(0.0, 0.3, n)
+
+
 def test_gp_interpolates_where_trees_are_flat() -> None:
     """An additive target over one-hot features: the GP's posterior mean ranks held-out points
     almost perfectly from 40 trials, better than the trees; with its kernel it repeats exactly."""
     from scipy.stats import kendalltau
 
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 2, size=(240, 8)).astype(np.float64)
-    y = x @ np.linspace(1.0, 3.0, 8) + rng.normal(0.0, 0.3, 240)
+    x, y = additive_target(seed=0, n=240)
     kernel = gp_kernel(x[:40], y[:40])
     gp = gp_predict(x[:40], y[:40], x[40:], kernel)
     assert np.array_equal(gp, gp_predict(x[:40], y[:40], x[40:], gp_kernel(x[:40], y[:40])))
@@ -271,9 +276,7 @@ def test_gp_interpolates_where_trees_are_flat() -> None:
 def test_gp_optimism_adds_the_functions_uncertainty() -> None:
     """``optimism`` adds that many posterior standard deviations of the noise-free function to the
     mean: nothing at 0, more far from the trials than at them, and less than the noise would."""
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 2, size=(60, 8)).astype(np.float64)
-    y = x @ np.linspace(1.0, 3.0, 8) + rng.normal(0.0, 0.3, 60)
+    x, y = additive_target(seed=1, n=60)
     kernel = gp_kernel(x[:40], y[:40])
     probe = np.vstack([x[:5], 1.0 - x[40:45]])  # trials, then points unlike them
     mean = gp_predict(x[:40], y[:40], probe, kernel)

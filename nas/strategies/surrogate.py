@@ -141,8 +141,9 @@ def gp_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
         if not optimism:
             gp = _gp_regressor(kernel, False).fit(x_train, y_train)
             return np.asarray(gp.predict(x_pool), dtype=np.float64)
-        # the white-noise term as the regressor's alpha: the same posterior mean, and a standard
-        # deviation of the function itself, not of a noisy observation of it
+        # gp_kernel's kernel is k1 (constant x RBF) + k2 (white noise); the noise as the
+        # regressor's alpha gives the same posterior mean and a standard deviation of the
+        # function itself, not of a noisy observation of it
         gp = _gp_regressor(kernel.k1, False, alpha=kernel.k2.noise_level).fit(x_train, y_train)
         mean, std = gp.predict(x_pool, return_std=True)
         return np.asarray(mean + optimism * std, dtype=np.float64)
