@@ -22,7 +22,9 @@ from nas.strategies.surrogate import (
     encode,
     fit_predict,
     gp_kernel,
+    gp_posterior,
     gp_predict,
+    hypervolume_gain_2d,
 )
 from searchspaces.spaces import get_space
 
@@ -314,6 +316,47 @@ def test_gp_after_switches_the_first_objective_and_resumes_exactly() -> None:
     for bad in (-1.0, float("nan"), float("inf"), True, "1"):
         with pytest.raises(ValueError, match="optimism must be a number >= 0"):
             Evolution(SPACE, OBJECTIVES, optimism=bad)
+
+
+def test_expected_hypervolume_gain_is_the_mean_gain_over_the_posterior() -> None:
+    """With a standard deviation on the height axis, each candidate's score is the hypervolume
+    gain averaged over its normal distribution (checked by sampling), the plain gain as the
+    deviation vanishes, and a dominated but uncertain candidate still scores above zero."""
+    front = np.array([[0.1, 0.9], [0.4, 0.5], [0.8, 0.2]])
+    candidates = np.array([[0.3, 0.6], [0.5, 0.3], [0.9, 1.0], [1.2, 0.0]])
+    sd = np.array([0.05, 0.2, 0.3, 0.1])
+    expected = hypervolume_gain_2d(front, candidates, (1.1, 1.1), sd)
+    rng = np.random.default_rng(0)
+    draws = candidates[None].repeat(20000, axis=0)
+    draws[:, :, 1] += rng.normal(size=(20000, 4)) * sd
+    sampled = np.mean([hypervolume_gain_2d(front, d, (1.1, 1.1)) for d in draws], axis=0)
+    assert np.allclose(expected, sampled, atol=2e-3)
+    assert expected[3] == 0.0  # beyond the reference point: no width to gain on
+    assert expected[2] > 0.0 == hypervolume_gain_2d(front, candidates, (1.1, 1.1))[2]
+    assert np.allclose(hypervolume_gain_2d(front, candidates, (1.1, 1.1), np.full(4, 1e-9)),
+                       hypervolume_gain_2d(front, candidates, (1.1, 1.1)))
+    # acquisition(sd=...) puts the first objective on the uncertain axis
+    swapped = acquisition(front[:, ::-1], candidates[:, ::-1], sd)
+    assert np.allclose(swapped[:3], expected[:3])
+    x, y = additive_target(seed=1, n=60)
+    kernel = gp_kernel(x[:40], y[:40])
+    mean, std = gp_posterior(x[:40], y[:40], x[40:], kernel)
+    assert np.allclose(mean + 0.5 * std, gp_predict(x[:40], y[:40], x[40:], kernel, 0.5))
+    assert np.all(std > 0)
+
+
+def test_expected_acquisition_asks_differently_from_the_optimistic_default() -> None:
+    """From ``gp_after`` on, ``acquisition="expected"`` scores children by expected hypervolume
+    gain, not the default's upper confidence bound, so it asks differently; bad names fail."""
+    def search(**kw: Any) -> Evolution:
+        return Evolution(SPACE, OBJECTIVES, seed=3, initial=4, exploration=0.0, gp_after=12, **kw)
+
+    expected, optimistic = search(acquisition="expected"), search()
+    assert optimistic.acquisition == "optimistic"
+    assert drive(expected, 12) == drive(optimistic, 12)  # the same until the GP
+    assert drive(expected, 12) != drive(optimistic, 12)
+    with pytest.raises(ValueError, match="acquisition must be one of optimistic, expected"):
+        search(acquisition="ucb")
 
 
 def test_acquisition_prefers_hypervolume_then_closeness() -> None:

@@ -135,27 +135,47 @@ def gp_predict(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
     et al., ICML 2010); the mean below 4 points."""
     if (flat := _too_few(y_train, len(x_pool))) is not None:
         return flat
+    if optimism:
+        mean, std = gp_posterior(x_train, y_train, x_pool, kernel)
+        return mean + optimism * std
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        if not optimism:
-            gp = _gp_regressor(kernel, False).fit(x_train, y_train)
-            return np.asarray(gp.predict(x_pool), dtype=np.float64)
+        gp = _gp_regressor(kernel, False).fit(x_train, y_train)
+        return np.asarray(gp.predict(x_pool), dtype=np.float64)
+
+
+def gp_posterior(x_train: np.ndarray, y_train: np.ndarray, x_pool: np.ndarray,
+                 kernel: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of the noise-free function at ``x_pool``, for a GP
+    with the fixed ``kernel`` (from :func:`gp_kernel`) conditioned on ``(x_train, y_train)``; the
+    mean and a zero deviation below 4 points."""
+    if (flat := _too_few(y_train, len(x_pool))) is not None:
+        return flat, np.zeros(len(x_pool))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
         # gp_kernel's kernel is k1 (constant x RBF) + k2 (white noise); the noise as the
         # regressor's alpha gives the same posterior mean and a standard deviation of the
         # function itself, not of a noisy observation of it
         gp = _gp_regressor(kernel.k1, False, alpha=kernel.k2.noise_level).fit(x_train, y_train)
         mean, std = gp.predict(x_pool, return_std=True)
-        return np.asarray(mean + optimism * std, dtype=np.float64)
+    return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
 
 
 def hypervolume_gain_2d(front: np.ndarray, candidates: np.ndarray,
-                        reference: tuple[float, float]) -> np.ndarray:
+                        reference: tuple[float, float],
+                        sd: np.ndarray | None = None) -> np.ndarray:
     """Area each candidate alone would add to the front's hypervolume (both objectives
     minimised), all candidates at once: the front's dominated region is a staircase whose lower
     edge is ``y_k`` on ``[x_k, x_{k+1})`` (``reference[1]`` left of the first point), and a
     candidate ``(cx, cy)`` adds, on each step, its width right of ``cx`` times its height above
-    ``cy``."""
+    ``cy``.
+
+    With ``sd``, each candidate's ``cy`` is uncertain, normal with mean ``cy`` and standard
+    deviation ``sd``: the *expected* area (expected hypervolume improvement, Emmerich et al.,
+    2006), each step's height then ``E[max(y_k - Y, 0)]``, the closed form of expected
+    improvement."""
     front = front[np.all(front < np.asarray(reference), axis=1)]
     if len(front):
         front = front[pareto_mask(front, (False, False))]
@@ -164,16 +184,26 @@ def hypervolume_gain_2d(front: np.ndarray, candidates: np.ndarray,
     upper = np.concatenate([front[:, 0], [reference[0]]])
     edge = np.concatenate([[reference[1]], front[:, 1]])
     width = np.clip(upper[None, :] - np.maximum(candidates[:, :1], lower[None, :]), 0.0, None)
-    height = np.clip(edge[None, :] - candidates[:, 1:2], 0.0, None)
+    gap = edge[None, :] - candidates[:, 1:2]
+    if sd is None:
+        height = np.clip(gap, 0.0, None)
+    else:
+        from scipy.stats import norm
+
+        scale = np.maximum(np.asarray(sd, dtype=np.float64), 1e-12)[:, None]
+        height = gap * norm.cdf(gap / scale) + scale * norm.pdf(gap / scale)
     return (width * height).sum(axis=1)
 
 
-def acquisition(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+def acquisition(front: np.ndarray, candidates: np.ndarray,
+                sd: np.ndarray | None = None) -> np.ndarray:
     """Score of each candidate point (higher is better) against the front, both as *minimised*
     objectives normalised so the front spans about [0, 1] (reference point 1.1 in each).
 
     Two objectives: the hypervolume the candidate adds, when positive; otherwise (and for any
     other number of objectives) minus its additive-epsilon distance to the front, which is <= 0.
+    With ``sd`` (each candidate's standard deviation on the first objective, in the same units),
+    two objectives score the *expected* hypervolume gain instead (:func:`hypervolume_gain_2d`).
     """
     front = np.asarray(front, dtype=np.float64)
     candidates = np.asarray(candidates, dtype=np.float64)
@@ -184,5 +214,8 @@ def acquisition(front: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     scores = -np.maximum(gaps, 0.0)
     if front.shape[1] != 2:
         return scores
-    gain = hypervolume_gain_2d(front, candidates, (1.1, 1.1))
+    if sd is None:
+        gain = hypervolume_gain_2d(front, candidates, (1.1, 1.1))
+    else:  # the uncertain objective on the staircase's height axis (the area is symmetric)
+        gain = hypervolume_gain_2d(front[:, ::-1], candidates[:, ::-1], (1.1, 1.1), sd)
     return np.where(gain > 0, gain, scores)
