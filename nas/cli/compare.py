@@ -143,15 +143,20 @@ def ablation(
                   f"{result.baseline_peak_activation_bytes / 1024:.1f} KiB; picked for "
                   f"{result.minimise}"
                   + "".join(f"; {k}={v}" for k, v in result.pins.items()))
-    table.add_column("arch", overflow="fold")
     for a in result.arms:
         if a.arch is None:
             table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", "-", "-", "-",
-                          "none within tolerance", "-", "-", "-")
+                          "none within tolerance", "-", "-")
             continue
         table.add_row(a.arm, f"{a.trials} ({a.rejected} rejected)", f"{a.accuracy:.4f}",
                       f"{a.latency_ms:.4f}", f"{a.peak_activation_bytes / 1024:.1f}",
                       f"{a.reduction:.1%}", f"{a.memory_reduction:.1%}",
-                      ",".join(map(str, a.fused_stages)) or "none", a.arch)
+                      ",".join(map(str, a.fused_stages)) or "none")
     out.print(table)
+    # the architecture strings below the table, whole, one line each: as a ninth column they
+    # were folded a few characters wide over dozens of lines, and they are what gets copied
+    # into `hwnas arch` or `hwnas train`
+    for a in result.arms:
+        if a.arch is not None:
+            out.print(f"{a.arm}: {a.arch}", highlight=False)
     out.print(f"plot: {result.plot}; MLflow ablation run {result.run_id}", highlight=False)
