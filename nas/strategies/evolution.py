@@ -74,7 +74,8 @@ the GP's whole posterior scores a child instead: its expected hypervolume gain (
 2006), each step of the front's staircase weighted by the closed-form expected improvement. On the
 40 ImageNet16-120 pairs (5 seeds) it lifted the mean at 200 from 0.9832 to 0.9855 (9 pairs at 0.99
 against 8), but on CIFAR-10 it lost (0.9928 -> 0.9913, 28 pairs against 31), like a whole standard
-deviation of optimism, so it is not the default (docs/results.md).
+deviation of optimism, and on CIFAR-100 a little (0.9906 -> 0.9901, 28 against 29): 65 of the 120
+pairs at 0.99 against 68, so it is not the default (docs/results.md).
 
 ``surrogate="none"`` is plain aging evolution, one mutation per ask (kept for ablation).
 
