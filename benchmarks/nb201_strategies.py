@@ -27,9 +27,11 @@ the default made explicit, the name its 2026-12-04 reports carry), ``evolution-l
 (10 first trials picked by the prior: the default until 2026-12-04), ``evolution-initial15``
 (15: the default since, made explicit), ``evolution-gp-mean`` (the GP ranks by its mean alone,
 ``optimism=0``: the default until 2026-12-04's evening, which the ``evolution-initial15`` reports
-ran) and ``evolution-expected`` (the GP's expected hypervolume gain in place of its upper
-confidence bound, ``acquisition="expected"``). Every other variant takes today's defaults (15
-first trials, ``optimism=0.5``), so a report
+ran), ``evolution-expected`` (the GP's expected hypervolume gain in place of its upper
+confidence bound, ``acquisition="expected"``) and ``evolution-no-descent`` (no latency descent to
+the first trial, ``descend=0``: the default until 2026-12-05, which the ``optimism`` reports
+ran). Every other variant takes today's defaults (15 first trials, ``optimism=0.5``, the
+descent), so a report
 made before a change of default is reproduced only by the variant that restores it. Printed per
 pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
@@ -75,7 +77,7 @@ STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
             "evolution-random-start", "evolution-gp", "evolution-lightgbm",
             "evolution-initial10", "evolution-initial15", "evolution-gp-mean",
-            "evolution-expected")
+            "evolution-expected", "evolution-no-descent")
 GOAL = 0.99
 
 
@@ -168,6 +170,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
         kwargs["optimism"] = 0.0
     elif strategy == "evolution-expected":
         kwargs["acquisition"] = "expected"
+    elif strategy == "evolution-no-descent":
+        kwargs["descend"] = 0
     elif strategy.startswith("evolution-initial"):
         kwargs["initial"] = int(strategy.removeprefix("evolution-initial"))
     name = "evolution" if strategy in VARIANTS else strategy

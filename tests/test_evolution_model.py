@@ -220,6 +220,35 @@ def test_prior_start_resumes_midway_and_loads_older_states() -> None:
     assert resumed.starts is None and resumed.started == 0
 
 
+def test_first_trial_is_the_end_of_a_latency_descent_on_the_prior() -> None:
+    # three draws seldom hold the fastest config; one-change steps on the prior reach it:
+    # latency 1 (a == 1, b != "y"), the largest such (c == 2.0)
+    for seed in range(6):
+        strategy = Evolution(SPACE, OBJECTIVES, seed=seed, initial=4, start=3,
+                             prior=size_and_latency)
+        first = drive(strategy, 4)
+        assert size_and_latency(first[0]) == (2.0, 1.0)
+        assert 2 <= len(strategy.starts) <= 4 and first[:len(strategy.starts)] == strategy.starts
+    plain = [drive(Evolution(SPACE, OBJECTIVES, seed=seed, initial=4, start=3, descend=0,
+                             prior=size_and_latency), 1)[0] for seed in range(6)]
+    assert any(size_and_latency(c) != (2.0, 1.0) for c in plain)
+    with pytest.raises(ValueError, match="descend must be an int >= 0"):
+        Evolution(SPACE, OBJECTIVES, descend=-1)
+
+
+def test_latency_descent_starts_at_the_fast_end_of_nas_bench_201() -> None:
+    """CIFAR-10 x Titan X (batch 256): the 500 drawn cells miss the fastest few (41 of 15,625
+    lie below a tenth of the latency range), the descent's end is the fastest cell."""
+    from benchmarks.nb201_strategies import objectives_of
+
+    pair = ("cifar10_val_12ep", "lat_ms_titanx_256")
+    _accuracy, latency = objectives_of(*pair)
+    for seed in range(3):
+        assert latency[run_direct("evolution", seed, 1, pair)[0]] == latency.min()
+        plain = run_direct("evolution-no-descent", seed, 15, pair)
+        assert latency[plain].min() > latency.min()
+
+
 def test_bagged_model_is_a_seeded_sample_not_the_mean() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 2, size=(60, 6)).astype(np.float64)

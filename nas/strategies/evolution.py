@@ -24,6 +24,17 @@ that missed, in a development run). On the trained quickstart (``mbv2-small``, w
 count does not rank brief-training accuracy) 15 was behind 10 at 16 trained candidates (0.726
 against 0.758, 3 seeds) and level at 32; below about 20 trials on such a space ``initial=10`` may
 do better. Without a prior, or with ``start=0``, they are uniform random.
+The first of them is the end of a descent on the prior's latency (``descend``, default 20
+steps; 0: none): from the fastest drawn candidate, each step to the fastest unseen one-change
+neighbour within the budgets (ties: the larger) while it is faster, in place of the least spread
+of the drawn picks. The draws seldom hold the fastest candidates (41 of NAS-Bench-201's 15,625
+cells lie below a tenth of its latency range), and a front without its fast end misses
+hypervolume that no accuracy model points to. On all 120 NAS-Bench-201 pairs (5 seeds) it raised
+the mean hypervolume ratio at 200 evaluations on every dataset (CIFAR-10 0.9928 -> 0.9944,
+CIFAR-100 0.9906 -> 0.9912, ImageNet16-120 0.9832 -> 0.9835), the pairs at 0.99 of the true
+front from 68 to 69 (ImageNet16-120's fell from 8 to 3, its gap being at the accurate end) and
+those >= the best of TPE, NSGA-II and random at 25 / 50 evaluations to 119 / 119 (from 118 /
+120; docs/results.md).
 
 Model-assisted (``surrogate="lightgbm"``, the default): after the first ``initial`` trials each ask
 breeds a pool of ``candidates`` children (mutations, uniform crossovers of two parents and a few
@@ -132,7 +143,7 @@ class Evolution(AskTellStrategy):
                  initial: int = 15, exploration: float = 0.1, local: bool = True,
                  known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None,
                  sample: Sequence[str] = (), climb: float = 0.0,
-                 prior: Prior | None = None, start: int = 500,
+                 prior: Prior | None = None, start: int = 500, descend: int = 20,
                  gp_after: int | None = 100, optimism: float = 0.5,
                  acquisition: str = "optimistic") -> None:
         if population_size < 2:
@@ -148,6 +159,9 @@ class Evolution(AskTellStrategy):
             raise ValueError(f"climb must be in [0, 1], got {climb}")
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
             raise ValueError(f"start must be an int >= 0 (0: random first trials), got {start!r}")
+        if isinstance(descend, bool) or not isinstance(descend, int) or descend < 0:
+            raise ValueError(f"descend must be an int >= 0 (steps of the prior's latency descent "
+                             f"to the first trial; 0: none), got {descend!r}")
         if gp_after is not None and (isinstance(gp_after, bool) or not isinstance(gp_after, int)
                                      or gp_after < 1):
             raise ValueError(f"gp_after must be an int >= 1 (trials told before the first "
@@ -181,7 +195,7 @@ class Evolution(AskTellStrategy):
         self.gp_after, self.optimism = gp_after, float(optimism)
         self.acquisition = acquisition
         self._kernels: dict[int, Any] = {}  # GP kernel fitted to history[:n], by n
-        self.prior, self.start = prior, start
+        self.prior, self.start, self.descend = prior, start, descend
         self.starts: list[dict[str, Any]] | None = None  # the screened first trials
         self.started = 0
         self.known = dict(known or {})
@@ -231,12 +245,38 @@ class Evolution(AskTellStrategy):
                      if k not in self.seen and (v := self.prior(c)) is not None]
             order = spread_order([v for _, v in rated], (True, False), self.initial)
             self.starts = [rated[i][0] for i in order]
+            fastest = self._descended(rated)
+            if fastest is not None and all(config_key(c) != config_key(fastest)
+                                           for c in self.starts):
+                self.starts = [fastest] + self.starts[:self.initial - 1]
         while self.started < len(self.starts):
             self.started += 1
             config = self.starts[self.started - 1]
             if config_key(config) not in self.seen:
                 return dict(config)
         return None
+
+    def _descended(self, rated: list[tuple[dict[str, Any], Any]]) -> dict[str, Any] | None:
+        """The end of a descent on the prior's latency (ties: the larger): from the fastest of
+        ``rated`` up to ``descend`` steps, each to the fastest unseen one-change neighbour
+        within the budgets while it is faster. The drawn candidates seldom hold the fastest
+        cells (41 of NAS-Bench-201's 15,625 lie below a tenth of its latency range), and the
+        front's fast end is known before any training."""
+        if not self.descend or not rated:
+            return None
+
+        def key(item: tuple[dict[str, Any], Any]) -> tuple[float, float]:
+            return float(item[1][1]), -float(item[1][0])
+
+        here = min(rated, key=key)
+        for _ in range(self.descend):
+            steps = [(c, v) for c in self.neighbours(here[0])
+                     if config_key(c) not in self.seen and (v := self.prior(c)) is not None]
+            best = min(steps, key=key, default=None)
+            if best is None or key(best) >= key(here):
+                break
+            here = best
+        return here[0]
 
     def tell(self, config: Mapping[str, Any], result: Mapping[str, float] | None) -> None:
         """Record a finished candidate; ``None`` or a missing/NaN objective leaves it out of
