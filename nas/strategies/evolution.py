@@ -246,8 +246,7 @@ class Evolution(AskTellStrategy):
             order = spread_order([v for _, v in rated], (True, False), self.initial)
             self.starts = [rated[i][0] for i in order]
             fastest = self._descended(rated)
-            if fastest is not None and all(config_key(c) != config_key(fastest)
-                                           for c in self.starts):
+            if fastest is not None and config_key(fastest) not in map(config_key, self.starts):
                 self.starts = [fastest] + self.starts[:self.initial - 1]
         while self.started < len(self.starts):
             self.started += 1
@@ -268,10 +267,18 @@ class Evolution(AskTellStrategy):
         def key(item: tuple[dict[str, Any], Any]) -> tuple[float, float]:
             return float(item[1][1]), -float(item[1][0])
 
+        values = {config_key(c): v for c, v in rated}  # each config rated once, drawn or stepped
+
+        def rate(config: dict[str, Any]) -> Any:
+            k = config_key(config)
+            if k not in values:
+                values[k] = self.prior(config)
+            return values[k]
+
         here = min(rated, key=key)
         for _ in range(self.descend):
             steps = [(c, v) for c in self.neighbours(here[0])
-                     if config_key(c) not in self.seen and (v := self.prior(c)) is not None]
+                     if config_key(c) not in self.seen and (v := rate(c)) is not None]
             best = min(steps, key=key, default=None)
             if best is None or key(best) >= key(here):
                 break
