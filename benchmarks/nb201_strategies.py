@@ -20,7 +20,8 @@ plain aging evolution, the ablation),
 ``evolution-latency`` (told each candidate's table latency before asking, as a search with a
 latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of the accuracy
 model, ``sample=("accuracy",)``, rather than its mean), ``evolution-climb`` (4 asks in 10
-hill-climb accuracy around the archive's most accurate point, ``climb=0.4``),
+hill-climb accuracy around the archive's most accurate point from the first model-assisted ask,
+``climb=0.4, climb_after=0``),
 ``evolution-gp`` (accuracy predicted by a Gaussian process from 100 trials on, ``gp_after=100``:
 the default made explicit, the name its 2026-12-04 reports carry), ``evolution-lightgbm``
 (LightGBM throughout, ``gp_after=None``: the default before 2026-12-04), ``evolution-initial10``
@@ -30,8 +31,10 @@ the default made explicit, the name its 2026-12-04 reports carry), ``evolution-l
 ran), ``evolution-expected`` (the GP's expected hypervolume gain in place of its upper
 confidence bound, ``acquisition="expected"``) and ``evolution-no-descent`` (no latency descent to
 the first trial, ``descend=0``: the default until 2026-12-05, which the ``optimism`` reports
-ran). Every other variant takes today's defaults (15 first trials, ``optimism=0.5``, the
-descent), so a report
+ran) and ``evolution-no-late-climb`` (no hill-climb from the 100th trial, ``climb=0``: the
+default until 2026-12-05's evening, which the ``descend`` reports ran). Every other variant
+takes today's defaults (15 first trials, ``optimism=0.5``, the descent, ``climb=0.25`` from the
+100th trial), so a report
 made before a change of default is reproduced only by the variant that restores it. Printed per
 pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
@@ -77,7 +80,7 @@ STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
             "evolution-random-start", "evolution-gp", "evolution-lightgbm",
             "evolution-initial10", "evolution-initial15", "evolution-gp-mean",
-            "evolution-expected", "evolution-no-descent")
+            "evolution-expected", "evolution-no-descent", "evolution-no-late-climb")
 GOAL = 0.99
 
 
@@ -161,7 +164,9 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
     elif strategy == "evolution-thompson":
         kwargs["sample"] = ("accuracy",)
     elif strategy == "evolution-climb":
-        kwargs["climb"] = 0.4
+        kwargs["climb"], kwargs["climb_after"] = 0.4, 0
+    elif strategy == "evolution-no-late-climb":
+        kwargs["climb"] = 0.0
     elif strategy == "evolution-gp":
         kwargs["gp_after"] = 100
     elif strategy == "evolution-lightgbm":

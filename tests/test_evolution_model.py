@@ -114,7 +114,7 @@ def test_local_pool_holds_an_archive_points_unseen_neighbourhood() -> None:
 def test_climb_asks_near_the_best_on_the_first_objective() -> None:
     """With ``climb=1`` every ask after the random start is an unseen config at most two changes
     from the archive's most accurate point, the one the model predicts most accurate."""
-    strategy = Evolution(SPACE, OBJECTIVES, seed=2, initial=5, climb=1.0)
+    strategy = Evolution(SPACE, OBJECTIVES, seed=2, initial=5, climb=1.0, climb_after=0)
     drive(strategy, 5)
     for _ in range(10):
         best = max(strategy.archive, key=lambda m: m[1][0])[0]
@@ -123,11 +123,25 @@ def test_climb_asks_near_the_best_on_the_first_objective() -> None:
             json.dumps(c, sort_keys=True) for c, _ in strategy.history}
         assert 1 <= sum(config[k] != best[k] for k in SPACE) <= 2
         strategy.tell(config, landscape(config))
-    default, off = (Evolution(SPACE, OBJECTIVES, seed=3, initial=5, **kw) for kw in ({}, {
-        "climb": 0.0}))
-    assert drive(default, 12) == drive(off, 12)  # climb 0 is the default's search, ask by ask
     with pytest.raises(ValueError, match="climb must be in"):
         Evolution(SPACE, OBJECTIVES, climb=1.5)
+    with pytest.raises(ValueError, match="climb_after must be an int >= 0"):
+        Evolution(SPACE, OBJECTIVES, climb_after=-1)
+
+
+def test_climb_waits_for_climb_after_trials() -> None:
+    """Before ``climb_after`` told trials the search is the one without climbing, ask by ask
+    (the default climbs from the 100th); from then on climbing asks stay near the best."""
+    late, off = (Evolution(SPACE, OBJECTIVES, seed=3, initial=5, climb=c, climb_after=12)
+                 for c in (1.0, 0.0))
+    assert drive(late, 12) == drive(off, 12)
+    default = Evolution(SPACE, OBJECTIVES, seed=3, initial=5)
+    assert (default.climb, default.climb_after) == (0.25, 100)
+    for _ in range(5):
+        best = max(late.archive, key=lambda m: m[1][0])[0]
+        config = late.ask()
+        assert 1 <= sum(config[k] != best[k] for k in SPACE) <= 2
+        late.tell(config, landscape(config))
 
 
 def test_known_objective_is_computed_not_predicted() -> None:
