@@ -14,29 +14,11 @@ time: ``evolution`` and ``random`` are hwnas strategies, ``optuna-tpe`` / ``optu
 Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/``study.tell``.
 Evolution is given what ``hwnas search`` gives it before training, each cell's parameter count
 (:func:`~benchmarks.nb201_data.cell_params`) and the table's latency (``prior``): its first
-trials are picked along their front. Benchmark-only variants: ``evolution-random-start``
-(uniform random first trials, the default before 2026-12-03), ``evolution-plain`` (no model:
-plain aging evolution, the ablation),
-``evolution-latency`` (told each candidate's table latency before asking, as a search with a
-latency estimator can be), ``evolution-thompson`` (picks on one bagged sample of the accuracy
-model, ``sample=("accuracy",)``, rather than its mean), ``evolution-climb`` (4 asks in 10
-hill-climb accuracy around the archive's most accurate point from the first model-assisted ask,
-``climb=0.4, climb_after=0``),
-``evolution-gp`` (accuracy predicted by a Gaussian process from 100 trials on, ``gp_after=100``:
-the default made explicit, the name its 2026-12-04 reports carry), ``evolution-lightgbm``
-(LightGBM throughout, ``gp_after=None``: the default before 2026-12-04), ``evolution-initial10``
-(10 first trials picked by the prior: the default until 2026-12-04), ``evolution-initial15``
-(15: the default since, made explicit), ``evolution-gp-mean`` (the GP ranks by its mean alone,
-``optimism=0``: the default until 2026-12-04's evening, which the ``evolution-initial15`` reports
-ran), ``evolution-expected`` (the GP's expected hypervolume gain in place of its upper
-confidence bound, ``acquisition="expected"``) and ``evolution-no-descent`` (no latency descent to
-the first trial, ``descend=0``: the default until 2026-12-05, which the ``optimism`` reports
-ran) and ``evolution-no-late-climb`` (no hill-climb from the 100th trial, ``climb=0``: the
-default until 2026-12-05's evening, which the ``descend`` reports ran). Every other variant
-takes today's defaults (15 first trials, ``optimism=0.5``, the descent, ``climb=0.25`` from the
-100th trial), so a report
-made before a change of default is reproduced only by the variant that restores it. Printed per
-pair:
+trials are picked along their front, and from its 100th trial on a child's latency is the
+table's instead of predicted (``prior_after``). Benchmark-only variants (``VARIANTS`` below)
+each change a few of evolution's defaults, to ablate one idea or to restore an earlier default:
+a report made before a change of default is reproduced only by the variant that restores it.
+Printed per pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
 strategy's median and quartiles.
@@ -77,10 +59,28 @@ BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
-VARIANTS = ("evolution-plain", "evolution-latency", "evolution-thompson", "evolution-climb",
-            "evolution-random-start", "evolution-gp", "evolution-lightgbm",
-            "evolution-initial10", "evolution-initial15", "evolution-gp-mean",
-            "evolution-expected", "evolution-no-descent", "evolution-no-late-climb")
+VARIANTS: dict[str, dict[str, Any]] = {
+    # what each variant changes in Evolution's defaults, and what it is for
+    "evolution-plain": {"surrogate": "none"},  # no model: plain aging evolution, the ablation
+    "evolution-latency": {},  # the table's latency `known` from the first trial (set below)
+    "evolution-thompson": {"sample": ("accuracy",)},  # picks on one bagged accuracy model
+    "evolution-climb": {"climb": 0.4, "climb_after": 0},  # climb from the first model ask
+    "evolution-random-start": {"start": 0},  # uniform random first trials (until 2026-12-03)
+    "evolution-gp": {"gp_after": 100},  # the default, named as its 2026-12-04 reports are
+    "evolution-lightgbm": {"gp_after": None},  # LightGBM throughout (until 2026-12-04)
+    "evolution-initial10": {"initial": 10},  # 10 first trials (until 2026-12-04)
+    "evolution-initial15": {"initial": 15},  # the default, made explicit
+    "evolution-gp-mean": {"optimism": 0.0},  # the GP's mean (until 2026-12-04's evening)
+    "evolution-expected": {"acquisition": "expected"},  # expected hypervolume gain
+    "evolution-no-descent": {"descend": 0},  # no latency descent (until 2026-12-05)
+    # no late climb and latency predicted throughout: the defaults the `descend` reports ran
+    "evolution-no-late-climb": {"climb": 0.0, "prior_after": None},
+    # latency predicted throughout and the climb from the most accurate trial alone (until
+    # 2026-12-06): the defaults the `lateclimb` reports ran
+    "evolution-late-climb": {"prior_after": None, "climb_from": 1},
+    "evolution-predicted-latency": {"prior_after": None},  # the prior's latency never used
+    "evolution-climb-from-one": {"climb_from": 1},  # the climb from the most accurate trial
+}
 GOAL = 0.99
 
 
@@ -155,30 +155,9 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
     kwargs: dict[str, Any] = {}
     if strategy.startswith("evolution"):  # what hwnas search gives it: size and latency, untrained
         kwargs["prior"] = lambda c: (cell_params(c), float(latency[table.row(format_arch(c))]))
-    if strategy == "evolution-random-start":
-        kwargs["start"] = 0
-    elif strategy == "evolution-plain":
-        kwargs["surrogate"] = "none"
-    elif strategy == "evolution-latency":
+    kwargs.update(VARIANTS.get(strategy, {}))
+    if strategy == "evolution-latency":
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
-    elif strategy == "evolution-thompson":
-        kwargs["sample"] = ("accuracy",)
-    elif strategy == "evolution-climb":
-        kwargs["climb"], kwargs["climb_after"] = 0.4, 0
-    elif strategy == "evolution-no-late-climb":
-        kwargs["climb"] = 0.0
-    elif strategy == "evolution-gp":
-        kwargs["gp_after"] = 100
-    elif strategy == "evolution-lightgbm":
-        kwargs["gp_after"] = None
-    elif strategy == "evolution-gp-mean":
-        kwargs["optimism"] = 0.0
-    elif strategy == "evolution-expected":
-        kwargs["acquisition"] = "expected"
-    elif strategy == "evolution-no-descent":
-        kwargs["descend"] = 0
-    elif strategy.startswith("evolution-initial"):
-        kwargs["initial"] = int(strategy.removeprefix("evolution-initial"))
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
@@ -292,7 +271,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
-                        help=f"of {', '.join(STRATEGIES + VARIANTS)}")
+                        help=f"of {', '.join([*STRATEGIES, *VARIANTS])}")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (direct drive)")
     parser.add_argument("--ray", action="store_true", help="through Ray Tune, not directly")
     parser.add_argument("--json", action="store_true")
@@ -320,9 +299,9 @@ def main() -> None:
     for column in accuracies + latencies:
         table.column(column)  # a ValueError naming the known columns
     strategies = args.strategies.split(",")
-    unknown = [s for s in strategies if s not in STRATEGIES + VARIANTS]
+    unknown = [s for s in strategies if s not in [*STRATEGIES, *VARIANTS]]
     if unknown or args.ray and set(strategies) & set(VARIANTS):
-        parser.error(f"strategies must be among {', '.join(STRATEGIES + VARIANTS)} "
+        parser.error(f"strategies must be among {', '.join([*STRATEGIES, *VARIANTS])} "
                      f"(variants not with --ray), got {', '.join(unknown or strategies)}")
     if args.jobs < 1 or args.seeds < 1 or args.budget < 1:
         parser.error("--jobs, --seeds and --budget must be >= 1")

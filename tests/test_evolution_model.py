@@ -112,12 +112,14 @@ def test_local_pool_holds_an_archive_points_unseen_neighbourhood() -> None:
 
 
 def test_climb_asks_near_the_best_on_the_first_objective() -> None:
-    """With ``climb=1`` every ask after the random start is an unseen config at most two changes
-    from the archive's most accurate point, the one the model predicts most accurate."""
-    strategy = Evolution(SPACE, OBJECTIVES, seed=2, initial=5, climb=1.0, climb_after=0)
+    """With ``climb=1`` and ``climb_from=1`` every ask after the random start is an unseen
+    config at most two changes from the most accurate trial (the first told of equals), the one
+    the model predicts most accurate."""
+    strategy = Evolution(SPACE, OBJECTIVES, seed=2, initial=5, climb=1.0, climb_after=0,
+                         climb_from=1)
     drive(strategy, 5)
     for _ in range(10):
-        best = max(strategy.archive, key=lambda m: m[1][0])[0]
+        best = max(strategy.history, key=lambda m: m[1][0])[0]
         config = strategy.ask()
         assert json.dumps(config, sort_keys=True) not in {
             json.dumps(c, sort_keys=True) for c, _ in strategy.history}
@@ -127,6 +129,26 @@ def test_climb_asks_near_the_best_on_the_first_objective() -> None:
         Evolution(SPACE, OBJECTIVES, climb=1.5)
     with pytest.raises(ValueError, match="climb_after must be an int >= 0"):
         Evolution(SPACE, OBJECTIVES, climb_after=-1)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="climb_from must be an int >= 1"):
+            Evolution(SPACE, OBJECTIVES, climb_from=bad)  # type: ignore[arg-type]
+
+
+def test_climb_starts_from_the_climb_from_most_accurate_trials() -> None:
+    """The climb's pool (default ``climb_from=3``) holds every unseen one-change neighbour of
+    each of the three most accurate trials, and nothing more than two changes from them."""
+    strategy = Evolution(SPACE, OBJECTIVES, seed=5, initial=8)
+    assert strategy.climb_from == 3
+    drive(strategy, 12)
+    starts = [c for c, _ in sorted(strategy.history, key=lambda m: -m[1][0])[:3]]
+    pool = {config_key(c) for c in strategy._climb_pool()}
+    for start in starts:
+        assert {config_key(c) for c in strategy.neighbours(start)} - strategy.seen <= pool
+    changes = lambda a, b: sum(a[k] != b[k] for k in SPACE)  # noqa: E731
+    assert all(1 <= min(changes(json.loads(k), s) for s in starts) <= 2 for k in pool)
+    one = Evolution(SPACE, OBJECTIVES, seed=5, initial=8, climb_from=1)
+    drive(one, 12)
+    assert {config_key(c) for c in one._climb_pool()} < pool  # fewer starts, a smaller pool
 
 
 def test_climb_waits_for_climb_after_trials() -> None:
@@ -138,9 +160,9 @@ def test_climb_waits_for_climb_after_trials() -> None:
     default = Evolution(SPACE, OBJECTIVES, seed=3, initial=5)
     assert (default.climb, default.climb_after) == (0.25, 100)
     for _ in range(5):
-        best = max(late.archive, key=lambda m: m[1][0])[0]
+        starts = [c for c, _ in sorted(late.history, key=lambda m: -m[1][0])[:3]]
         config = late.ask()
-        assert 1 <= sum(config[k] != best[k] for k in SPACE) <= 2
+        assert min(sum(config[k] != best[k] for k in SPACE) for best in starts) in (1, 2)
         late.tell(config, landscape(config))
 
 
@@ -176,6 +198,33 @@ def size_and_latency(config: dict[str, Any]) -> tuple[float, float] | None:
     if config["a"] == 5:
         return None
     return float(config["a"] * config["c"]), landscape(config)["latency_ms"]
+
+
+def test_latency_is_the_priors_from_prior_after_trials() -> None:
+    """Before ``prior_after`` told trials latency is predicted and the asks are those of a search
+    that never takes it from the prior; from then on a child's latency is the prior's, exactly,
+    and no child the prior puts over the budget is asked."""
+    def prior(config: dict[str, Any]) -> tuple[float, float] | None:
+        values = size_and_latency(config)  # a different scale from the told latency
+        return None if values is None else (values[0], 10.0 * values[1] + 0.5)
+
+    late, never = (Evolution(SPACE, OBJECTIVES, seed=4, initial=5, climb=0.0, prior=prior,
+                             prior_after=after) for after in (10, None))
+    assert drive(late, 9) == drive(never, 9)
+    config = late.ask()  # the 10th: still predicted
+    assert config == never.ask()
+    assert late.pending[config_key(config)][1] < 10.0  # the model's, near the told 1-6 ms,
+    # not the prior's (10.5 ms and up)
+    late.tell(config, landscape(config))
+    for _ in range(8):
+        config = late.ask()
+        assert prior(config) is not None  # a == 5 breaks the budget: never asked
+        assert late.pending[config_key(config)][1] == prior(config)[1]
+        late.tell(config, landscape(config))
+    assert Evolution(SPACE, OBJECTIVES).prior_after == 100
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="prior_after must be an int >= 0"):
+            Evolution(SPACE, OBJECTIVES, prior_after=bad)  # type: ignore[arg-type]
 
 
 def test_spread_order_takes_the_front_ends_first_then_the_most_isolated() -> None:

@@ -123,9 +123,9 @@ def get_spec(name: str) -> StrategySpec:
 
 register(StrategySpec(
     "evolution", "multishot",
-    "model-assisted (LightGBM; accuracy by a GP from 100 trials) aging evolution with an NSGA-II "
-    "tournament and a Pareto archive; first trials picked along the (parameters, predicted "
-    "latency) front",
+    "model-assisted (LightGBM; from 100 trials accuracy by a GP, latency the estimator's, a "
+    "quarter of asks a climb of the accuracy end) aging evolution with an NSGA-II tournament and "
+    "a Pareto archive; first trials picked along the (parameters, predicted latency) front",
     multi_objective=True, build=AskTell(Evolution)))
 register(StrategySpec(
     "random", "multishot", "every choice uniform and independent: the baseline",
