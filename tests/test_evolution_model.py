@@ -13,8 +13,10 @@ from test_strategies import drive as drive_with
 
 from benchmarks.nb201_strategies import hypervolume_ratios, run_direct
 from nas.pareto import pareto_mask
+from nas.search import OBJECTIVES as SEARCHED
 from nas.strategies import Evolution
 from nas.strategies.base import config_key
+from nas.strategies.evolution import PRIOR_LATENCY
 from nas.strategies.screening import spread_order
 from nas.strategies.surrogate import (
     GP_REFIT,
@@ -225,6 +227,7 @@ def test_latency_is_the_priors_from_prior_after_trials() -> None:
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="prior_after must be an int >= 0"):
             Evolution(SPACE, OBJECTIVES, prior_after=bad)  # type: ignore[arg-type]
+    assert (PRIOR_LATENCY, "min") in SEARCHED  # what hwnas search optimises is what it prices
 
 
 def test_spread_order_takes_the_front_ends_first_then_the_most_isolated() -> None:

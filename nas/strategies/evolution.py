@@ -147,7 +147,8 @@ Objectives = Sequence[tuple[str, str]]
 Member = tuple[dict[str, Any], list[float]]
 SURROGATES = ("lightgbm", "none")
 ACQUISITIONS = ("optimistic", "expected")
-PRIOR_LATENCY = "latency_ms"  # the objective the prior's second value is (nas.search.OBJECTIVES)
+# the objective the prior prices: hwnas search's latency (nas.search.OBJECTIVES; a test ties them)
+PRIOR_LATENCY = "latency_ms"
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -301,7 +302,7 @@ class Evolution(AskTellStrategy):
                 config = self.random_config()
                 drawn.setdefault(config_key(config), config)
             rated = [(c, v) for k, c in drawn.items()
-                     if k not in self.seen and (v := self.prior(c)) is not None]
+                     if k not in self.seen and (v := self._price(c)) is not None]
             order = spread_order([v for _, v in rated], (True, False), self.initial)
             self.starts = [rated[i][0] for i in order]
             fastest = self._descended(rated)
@@ -326,18 +327,10 @@ class Evolution(AskTellStrategy):
         def key(item: tuple[dict[str, Any], Any]) -> tuple[float, float]:
             return float(item[1][1]), -float(item[1][0])
 
-        values = {config_key(c): v for c, v in rated}  # each config rated once, drawn or stepped
-
-        def rate(config: dict[str, Any]) -> Any:
-            k = config_key(config)
-            if k not in values:
-                values[k] = self.prior(config)
-            return values[k]
-
         here = min(rated, key=key)
         for _ in range(self.descend):
             steps = [(c, v) for c in self.neighbours(here[0])
-                     if config_key(c) not in self.seen and (v := rate(c)) is not None]
+                     if config_key(c) not in self.seen and (v := self._price(c)) is not None]
             best = min(steps, key=key, default=None)
             if best is None or key(best) >= key(here):
                 break
@@ -486,9 +479,8 @@ class Evolution(AskTellStrategy):
         objective, and (each with odds 0.15) two changes from them: a hill climb on that
         objective alone, from a few starts so that one local optimum does not hold it."""
         ranked = sorted(self.history, key=lambda m: m[1][0] * self.signs[0])
-        starts = list({config_key(c): c for c, _ in ranked[:self.climb_from]}.values())
         pool: dict[str, dict[str, Any]] = {}
-        for best in starts:
+        for best, _ in ranked[:self.climb_from]:  # history holds each config once
             for child in self.neighbours(best):
                 if (key := config_key(child)) not in self.seen:
                     pool[key] = child
