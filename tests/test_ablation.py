@@ -13,7 +13,9 @@ import yaml
 from conftest import ROOT, run_cli, strict_loads
 from nas.analysis import ablation as ablation_module
 from nas.analysis.ablation import (
+    Ablation,
     AblationPlan,
+    ArmResult,
     arm_space,
     parse_pins,
     pick,
@@ -21,6 +23,7 @@ from nas.analysis.ablation import (
     plan_ablation,
     run_ablation,
 )
+from nas.cli.compare import print_ablation
 from nas.config import SearchConfig, load_config
 from nas.search import SearchSummary, subspace
 from searchspaces.spaces import get_space
@@ -216,3 +219,33 @@ def test_ablation_cli_refuses_bad_options_in_one_line(args: list[str], fragment:
                    "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
     assert proc.returncode == 2 and fragment in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_ablation_text_names_every_arm_its_cuts_and_whole_architecture(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The human output of ``hwnas ablation``: the baseline in the title, a row per arm with its
+    metric, latency, memory and both cuts (an arm with no pick within the tolerance says so),
+    each picked architecture whole on its own line, and where the plot and the run are."""
+    arch = "r32_w0.75_d32:stem_c32_s1-fibn_k3_e4_c32_r2_s1-ibn_k5_e6_c64_r3_s2-head_c1280"
+    picked = ArmResult("fusion", trials=6, arch=arch, accuracy=0.9512, latency_ms=0.0417,
+                       reduction=0.1391, fused_stages=[1, 2], run_id="r1", rejected=2,
+                       peak_activation_bytes=20480, memory_reduction=0.25)
+    none = ArmResult("multiplier", trials=4, arch=None, accuracy=None, latency_ms=None,
+                     reduction=None, fused_stages=[], run_id="r2", rejected=4)
+    result = Ablation("abl-1", "run-9", "baseline-arch", 0.9543, 0.0484, 0.005, False,
+                      [none, picked], plot="/tmp/abl-1.png", metric="accuracy",
+                      minimise="latency", baseline_peak_activation_bytes=27648,
+                      pins={"head_scales": 1})
+    print_ablation(result)
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert "abl-1: baseline accuracy 0.9543, 0.0484 ms, 27.0 KiB; picked for latency; " \
+        "head_scales=1" in " ".join(line.strip() for line in lines)
+    row = next(line for line in lines if line.strip().startswith("fusion "))
+    for cell in ("6 (2 rejected)", "0.9512", "0.0417", "20.0", "13.9%", "25.0%", "1,2"):
+        assert cell in row
+    row = next(line for line in lines if line.strip().startswith("multiplier "))
+    assert "4 (4 rejected)" in row and "none within tolerance" in row
+    assert f"fusion: {arch}" in lines  # whole, on one line, ready to copy (not folded)
+    assert not any(line.startswith("multiplier:") for line in lines)
+    assert lines[-1] == "plot: /tmp/abl-1.png; MLflow ablation run run-9"

@@ -136,6 +136,12 @@ def ablation(
     if as_json:
         emit_json(result.to_json())
         return
+    print_ablation(result)
+
+
+def print_ablation(result: Any) -> None:
+    """The human form of an :class:`~nas.analysis.ablation.Ablation`: a table of the arms, each
+    picked architecture's string whole on its own line, and where the plot and the run are."""
     table = Table("arm", "trials", result.metric, "latency ms", "peak KiB", "latency cut",
                   "memory cut", "fused stages", box=box.SIMPLE,
                   title=f"{result.ablation_id}: baseline {result.metric} "
