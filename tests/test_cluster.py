@@ -180,9 +180,9 @@ def test_lost_worker_node_trials_retry_elsewhere(services: tuple[Cluster, Mlflow
 
     cluster, server = services
     # full-size networks, 10 epochs of 32 images: their trials must still be training when the
-    # node is lost (at 3 epochs, on a fast day, the worker's trial, evolution's first and the
-    # fastest candidate, had finished: nothing to retry); two trials, one on each node, and the
-    # lost one's retry runs on the head alone
+    # node is lost (at 3 epochs the test failed twice on a fast day, no trial retried: most
+    # likely the worker's trial had finished, evolution's first being the fastest candidate);
+    # two trials, one on each node, and the lost one's retry runs on the head alone
     path = search_config(tmp_path, small=False, max_train=32, trials=2, epochs=10, asha=False)
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from nas.cli import main; sys.exit(main())",
