@@ -28,9 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas.config import load_config  # noqa: E402
-from nas.search import OBJECTIVES, prepare  # noqa: E402
+from nas.search import OBJECTIVES, prepare, strategy_inputs  # noqa: E402
 from nas.strategies import Evolution  # noqa: E402
-from nas.trial import SizeAndLatency, TrialContext  # noqa: E402
 
 
 def synthetic_accuracy(config: dict[str, Any], params: float) -> float:
@@ -42,9 +41,8 @@ def synthetic_accuracy(config: dict[str, Any], params: float) -> float:
 def run(config_path: str, trials: int, seed: int) -> dict[str, Any]:
     config = load_config(config_path)
     prep = prepare(config)
-    context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
-                           prep.num_classes, prep.in_channels, prep.fixed)
-    prior = SizeAndLatency(context)
+    prior = strategy_inputs(config.with_overrides(**{"strategy.name": "evolution"}),
+                            prep.trial_context())["prior"]  # what hwnas search gives evolution
     search = Evolution(prep.search_space, OBJECTIVES, seed=seed, prior=prior)
     seconds = []
     for _ in range(trials):

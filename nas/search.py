@@ -46,6 +46,15 @@ class Prepared:
     search_space: Any = None  # what the strategy searches: the space, or a dict of free choices
     fixed: dict[str, Any] = field(default_factory=dict)  # choices held at the baseline's
 
+    def trial_context(self) -> Any:
+        """The :class:`~nas.trial.TrialContext` every trial of this search gets (and the
+        strategy's ``prior`` prices with)."""
+        from nas.trial import TrialContext
+
+        return TrialContext(self.config.model_dump(), self.estimator_dir,
+                            self.parallelism_factor, self.num_classes, self.in_channels,
+                            self.fixed)
+
 
 @dataclass(frozen=True)
 class SearchSummary:
@@ -391,7 +400,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     from ray import tune
 
     from nas.tracking.callback import TrackingCallback, register_live
-    from nas.trial import TrialContext, run_trial
+    from nas.trial import run_trial
 
     start = time.perf_counter()
     state = None
@@ -404,8 +413,7 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
     prep = prepared if prepared is not None and prepared.config == config else prepare(config)
     space = prep.space
     training = config.training
-    context = TrialContext(config.model_dump(), prep.estimator_dir, prep.parallelism_factor,
-                           prep.num_classes, prep.in_channels, prep.fixed)
+    context = prep.trial_context()
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
                                     {"cpu": config.resources.cpus, "gpu": config.resources.gpus})
     storage = Path(config.storage_path).resolve()
