@@ -83,17 +83,19 @@ def test_without_a_reference_there_is_no_scale() -> None:
 def test_the_reference_timed_against_itself_reads_its_scale() -> None:
     """The reference network measured against the reference: every ratio is one run of the
     same program over another, so the median ratio is near 1 and the latency near the scale
-    given (2 ms here, whatever the network really takes on this machine)."""
+    given. The scale is 1 s, hundreds of times what the network takes on any CPU, so the
+    window can be wide (a factor of 2 either way: two runs of one program on a shared core
+    have differed by 26%) and still tell the scale from the network's own time."""
     backend = TorchCPUBackend(_profile(**{**QUICK, "repeats": 21}, reference="network",
-                                       reference_ms=2.0))
-    assert backend.reference_ms() == 2.0  # the setting: nothing calibrated
+                                       reference_ms=1000.0))
+    assert backend.reference_ms() == 1000.0  # the setting: nothing calibrated
     arch, num_classes, in_channels = REFERENCE_NETWORK
     m = backend.measure_network(Architecture.from_string(arch), num_classes, in_channels)
-    assert 0.8 * 2.0 < m.latency_ms < 1.25 * 2.0
+    assert 500.0 < m.latency_ms < 2000.0
     assert m.spread_ms >= 0.0
     blocks = decompose(Architecture.from_string(arch), num_classes, in_channels)
     timed = backend.measure_blocks(blocks[:4])
-    assert len(timed) == 4 and all(0 < t.latency_ms < 2.0 for t in timed)
+    assert len(timed) == 4 and all(0 < t.latency_ms < 1000.0 for t in timed)
     in_context = backend.measure_network_blocks(Architecture.from_string(arch), num_classes,
                                                 in_channels)
     assert len(in_context) == len(blocks)
