@@ -16,7 +16,7 @@ from nas.pareto import pareto_mask
 from nas.search import OBJECTIVES as SEARCHED
 from nas.strategies import Evolution
 from nas.strategies.base import config_key
-from nas.strategies.evolution import PRIOR_LATENCY
+from nas.strategies.evolution import LATE_AFTER, PRIOR_LATENCY
 from nas.strategies.screening import spread_order
 from nas.strategies.surrogate import (
     GP_REFIT,
@@ -223,7 +223,8 @@ def test_latency_is_the_priors_from_prior_after_trials() -> None:
         assert prior(config) is not None  # a == 5 breaks the budget: never asked
         assert late.pending[config_key(config)][1] == prior(config)[1]
         late.tell(config, landscape(config))
-    assert Evolution(SPACE, OBJECTIVES).prior_after == 100
+    default = Evolution(SPACE, OBJECTIVES)  # the late phase: one threshold, 100 trials
+    assert default.prior_after == default.gp_after == default.climb_after == LATE_AFTER == 100
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="prior_after must be an int >= 0"):
             Evolution(SPACE, OBJECTIVES, prior_after=bad)  # type: ignore[arg-type]

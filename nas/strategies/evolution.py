@@ -149,6 +149,11 @@ SURROGATES = ("lightgbm", "none")
 ACQUISITIONS = ("optimistic", "expected")
 # the objective the prior prices: hwnas search's latency (nas.search.OBJECTIVES; a test ties them)
 PRIOR_LATENCY = "latency_ms"
+# Trials told before the late phase: the GP predicts the first objective (``gp_after``), latency
+# is the prior's (``prior_after``) and a quarter of asks climb (``climb_after``). One number on
+# purpose: the prior's latency did worse while LightGBM still predicted accuracy (from the 50th
+# trial) and the climb was measured with the GP on; each can still be set on its own.
+LATE_AFTER = 100
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -165,10 +170,10 @@ class Evolution(AskTellStrategy):
                  max_retries: int = 50, surrogate: str = "lightgbm", candidates: int = 32,
                  initial: int = 15, exploration: float = 0.1, local: bool = True,
                  known: Mapping[str, Callable[[dict[str, Any]], float]] | None = None,
-                 sample: Sequence[str] = (), climb: float = 0.25, climb_after: int = 100,
+                 sample: Sequence[str] = (), climb: float = 0.25, climb_after: int = LATE_AFTER,
                  prior: Prior | None = None, start: int = 500, descend: int = 20,
-                 gp_after: int | None = 100, optimism: float = 0.5,
-                 acquisition: str = "optimistic", prior_after: int | None = 100,
+                 gp_after: int | None = LATE_AFTER, optimism: float = 0.5,
+                 acquisition: str = "optimistic", prior_after: int | None = LATE_AFTER,
                  climb_from: int = 3) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
