@@ -102,7 +102,6 @@ def prepare(config: SearchConfig) -> Prepared:
     from estimators.profiles import load_profile
     from nas.strategies.tune_adapter import create_searcher
     from nas.task_base import task_data
-    from nas.trial import TrialContext
     from searchspaces.genome import TASK_HEADS
     from searchspaces.spaces import get_space
 
@@ -122,16 +121,17 @@ def prepare(config: SearchConfig) -> Prepared:
     smallest = min(space.dimensions()["resolution"])
     data = task_data(config.task, smallest, config.seed)
     search_space, fixed = subspace(space, config.space.free, config.space.choices)
-    # Build the searcher once here so a bad strategy parameter fails before Ray starts.
-    context = TrialContext(config.model_dump(), str(folder.resolve()), p, data.num_classes,
-                           data.in_channels, fixed)
-    create_searcher(config.strategy.name, search_space, OBJECTIVES, seed=config.seed,
-                    **config.strategy.params, **strategy_inputs(config, context))
     baseline_ms = estimator.predict(space.baseline(), data.num_classes, data.in_channels)
     reference = (config.tracking.reference_latency_ms or config.budgets.latency_ms
                  or 2.0 * baseline_ms)
-    return Prepared(config, space, p, str(folder.resolve()), data.num_classes, data.in_channels,
-                    float(reference), float(baseline_ms), search_space, fixed)
+    prepared = Prepared(config, space, p, str(folder.resolve()), data.num_classes,
+                        data.in_channels, float(reference), float(baseline_ms), search_space,
+                        fixed)
+    # Build the searcher once here so a bad strategy parameter fails before Ray starts.
+    create_searcher(config.strategy.name, search_space, OBJECTIVES, seed=config.seed,
+                    **config.strategy.params,
+                    **strategy_inputs(config, prepared.trial_context()))
+    return prepared
 
 
 def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
