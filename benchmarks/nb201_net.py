@@ -24,6 +24,10 @@ from torch import nn
 
 from benchmarks.nb201_data import EDGES, OPS
 
+INPUTS: dict[str, tuple[int, int]] = {"cifar10": (32, 10), "cifar100": (32, 100),
+                                     "imagenet16": (16, 120)}
+"""Per dataset (the prefix of the table's accuracy columns): image side and number of classes."""
+
 
 def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReLU(), nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2,

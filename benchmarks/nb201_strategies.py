@@ -18,6 +18,12 @@ trials are picked along their front, and from its 100th trial on a child's laten
 table's instead of predicted (``prior_after``). Benchmark-only variants (``VARIANTS`` below)
 each change a few of evolution's defaults, to ablate one idea or to restore an earlier default:
 a report made before a change of default is reproduced only by the variant that restores it.
+``hybrid`` and ``zeroshot`` (the proxy strategies, run only when named) are given what ``hwnas
+search`` gives them: a proxy score per cell, hwnas's synflow of the untrained network for the
+pair's dataset (``data/nb201/nb201_synflow.csv.gz``, :mod:`benchmarks.nb201_synflow`), and the
+table's latency as the cost. They look the score up: their CPU seconds leave out computing it,
+about 0.06 s a cell on one core (``hybrid`` scores 8 children per ask, ``zeroshot`` 200
+candidates once). They are not among the "other" strategies evolution is set against.
 Printed per pair:
 the median over seeds at each budget of ``evolution`` and of the best other strategy, and
 whether evolution is >= it and >= 0.99 at the largest budget; ``--json`` gives every
@@ -59,6 +65,7 @@ BUDGETS = (25, 50, 100, 200, 300, 500)
 OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
+PROXY_STRATEGIES = ("hybrid", "zeroshot")  # scored by synflow; only when named
 VARIANTS: dict[str, dict[str, Any]] = {
     # what each variant changes in Evolution's defaults, and what it is for
     "evolution-plain": {"surrogate": "none"},  # no model: plain aging evolution, the ablation
@@ -126,8 +133,10 @@ def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
     return [int(r) for r in frame.sort_values("timestamp")["row"]]
 
 
-def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, Callable]:
-    """``ask() -> config`` and ``tell(config, accuracy, latency)`` of a strategy by name."""
+def ask_tell(strategy: str, seed: int, latency: np.ndarray,
+             proxy: np.ndarray | None = None) -> tuple[Callable, Callable]:
+    """``ask() -> config`` and ``tell(config, accuracy, latency)`` of a strategy by name;
+    ``proxy`` is each row's score for the proxy strategies."""
     dims = nb201_dimensions()
     if strategy.startswith("optuna-"):
         import optuna
@@ -158,6 +167,11 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray) -> tuple[Callable, C
     kwargs.update(VARIANTS.get(strategy, {}))
     if strategy == "evolution-latency":
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+    if strategy in PROXY_STRATEGIES:
+        if proxy is None:
+            raise ValueError(f"{strategy} needs each cell's proxy score")
+        kwargs["score"] = lambda c, _name: float(proxy[table.row(format_arch(c))])
+        kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
@@ -171,7 +185,12 @@ def run_direct(strategy: str, seed: int, budget: int, pair: tuple[str, str]) -> 
     """Rows of the table in the order the strategy asked for them, told one at a time."""
     table = load_nb201()
     accuracy, latency = objectives_of(*pair)
-    ask, tell = ask_tell(strategy, seed, latency)
+    proxy = None
+    if strategy in PROXY_STRATEGIES:
+        from benchmarks.nb201_synflow import load_synflow
+
+        proxy = load_synflow()[pair[0].split("_")[0]]
+    ask, tell = ask_tell(strategy, seed, latency, proxy)
     rows = []
     for _ in range(budget):
         config = ask()
@@ -271,7 +290,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
-                        help=f"of {', '.join([*STRATEGIES, *VARIANTS])}")
+                        help=f"of {', '.join([*STRATEGIES, *PROXY_STRATEGIES, *VARIANTS])}")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (direct drive)")
     parser.add_argument("--ray", action="store_true", help="through Ray Tune, not directly")
     parser.add_argument("--json", action="store_true")
@@ -299,10 +318,11 @@ def main() -> None:
     for column in accuracies + latencies:
         table.column(column)  # a ValueError naming the known columns
     strategies = args.strategies.split(",")
-    unknown = [s for s in strategies if s not in [*STRATEGIES, *VARIANTS]]
-    if unknown or args.ray and set(strategies) & set(VARIANTS):
-        parser.error(f"strategies must be among {', '.join([*STRATEGIES, *VARIANTS])} "
-                     f"(variants not with --ray), got {', '.join(unknown or strategies)}")
+    known = [*STRATEGIES, *PROXY_STRATEGIES, *VARIANTS]
+    unknown = [s for s in strategies if s not in known]
+    if unknown or args.ray and set(strategies) & {*VARIANTS, *PROXY_STRATEGIES}:
+        parser.error(f"strategies must be among {', '.join(known)} (variants, hybrid and "
+                     f"zeroshot not with --ray), got {', '.join(unknown or strategies)}")
     if args.jobs < 1 or args.seeds < 1 or args.budget < 1:
         parser.error("--jobs, --seeds and --budget must be >= 1")
     budgets = [b for b in BUDGETS if b <= args.budget] or [args.budget]

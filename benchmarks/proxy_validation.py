@@ -58,8 +58,6 @@ from nas.proxies import PROXIES  # noqa: E402
 
 ZERO_COST = ROOT / "benchmarks" / "data" / "nb201" / "nb201_zero_cost_491.csv.gz"
 NB201_OURS = ROOT / "benchmarks" / "data" / "nb201" / "hwnas_proxies_491.csv"
-NB201_INPUTS = {"cifar10": (32, 10), "cifar100": (32, 100), "ImageNet16-120": (16, 120)}
-"""Per dataset: the image side and the number of classes of NAS-Bench-201's network."""
 NB201_OURS_FIELDS = ("dataset", "index", "synflow", "zen", "synflow_as_written")
 ZEN_BATCH = 8  # Zen-score's Gaussian batch; 32 changes the 491 scores by < 1 % and costs 4x
 AGREE = 0.5  # synflow is a log of a sum spanning e^14..e^100: within 0.5 is a factor 1.65
@@ -148,12 +146,12 @@ def score_nb201(job: tuple[str, str]) -> dict[str, float]:
     import torch
 
     from benchmarks.nb201_data import parse_arch
-    from benchmarks.nb201_net import nb201_network
+    from benchmarks.nb201_net import INPUTS, nb201_network
     from nas.proxies import score_model
 
     torch.set_num_threads(1)
     dataset, arch_str = job
-    side, classes = NB201_INPUTS[dataset]
+    side, classes = INPUTS[dataset.lower().removesuffix("-120")]
     images = torch.zeros(ZEN_BATCH, 3, side, side)
     labels = torch.zeros(ZEN_BATCH, dtype=torch.long)
     out = {}

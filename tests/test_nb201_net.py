@@ -117,3 +117,38 @@ def test_nb201_ours_scores_once_and_then_reads_its_cache(tmp_path) -> None:
     cache.write_text("dataset,index,synflow\n")
     with pytest.raises(ValueError, match="move it away"):
         nb201_ours(1, cache, source)
+
+
+def test_the_synflow_table_is_hwnas_synflow_of_every_cell() -> None:
+    """``data/nb201/nb201_synflow.csv.gz`` (benchmarks/nb201_synflow.py): one row per cell in the
+    table's order; spot checks recompute equal, and a cell through which nothing flows sits at
+    the floor."""
+    from benchmarks.nb201_data import format_arch, load_nb201
+    from benchmarks.nb201_net import INPUTS
+    from benchmarks.nb201_synflow import load_synflow, synflow_of
+
+    table = load_nb201()
+    synflow = load_synflow()
+    assert set(synflow) == set(INPUTS)
+    for dataset, column in synflow.items():
+        assert column.shape == (len(table.archs),)
+        for row in (0, 7777, len(table.archs) - 1):
+            assert column[row] == pytest.approx(synflow_of((dataset, table.archs[row])),
+                                                rel=1e-9)
+        dead = table.row(format_arch(dict.fromkeys(EDGES, "none")))
+        assert column[dead] == FLOOR
+        assert np.all(column[column > FLOOR] > 0)
+
+
+def test_proxy_strategies_run_on_nas_bench_201() -> None:
+    """``nb201_strategies.py --strategies hybrid,zeroshot``: scored by the synflow table, they
+    ask distinct cells and find part of the front; without scores they say what is missing."""
+    from benchmarks.nb201_strategies import ask_tell, hypervolume_ratios, objectives_of, run_direct
+
+    pair = ("imagenet16_val_12ep", "lat_ms_pixel3")
+    for strategy in ("hybrid", "zeroshot"):
+        rows = run_direct(strategy, 0, 40, pair)
+        assert len(set(rows)) == 40
+        assert 0.5 < hypervolume_ratios(rows, pair, [40])[0] <= 1.0
+    with pytest.raises(ValueError, match="needs each cell's proxy score"):
+        ask_tell("hybrid", 0, objectives_of(*pair)[1])
