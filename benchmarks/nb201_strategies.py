@@ -87,7 +87,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "evolution-late-climb": {"prior_after": None, "climb_from": 1},
     "evolution-predicted-latency": {"prior_after": None},  # the prior's latency never used
     "evolution-climb-from-one": {"climb_from": 1},  # the climb from the most accurate trial
+    # the climb ranks by the GP and synflow together (`proxy`, set below; opt-in)
+    "evolution-proxy-climb": {},
 }
+PROXIED = (*PROXY_STRATEGIES, "evolution-proxy-climb")  # given each cell's synflow
 GOAL = 0.99
 
 
@@ -167,11 +170,13 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray,
     kwargs.update(VARIANTS.get(strategy, {}))
     if strategy == "evolution-latency":
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+    if strategy in PROXIED and proxy is None:
+        raise ValueError(f"{strategy} needs each cell's proxy score")
     if strategy in PROXY_STRATEGIES:
-        if proxy is None:
-            raise ValueError(f"{strategy} needs each cell's proxy score")
         kwargs["score"] = lambda c, _name: float(proxy[table.row(format_arch(c))])
         kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
+    if strategy == "evolution-proxy-climb":
+        kwargs["proxy"] = lambda c: float(proxy[table.row(format_arch(c))])
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
@@ -186,7 +191,7 @@ def run_direct(strategy: str, seed: int, budget: int, pair: tuple[str, str]) -> 
     table = load_nb201()
     accuracy, latency = objectives_of(*pair)
     proxy = None
-    if strategy in PROXY_STRATEGIES:
+    if strategy in PROXIED:
         from benchmarks.nb201_synflow import load_synflow
 
         proxy = load_synflow()[pair[0].split("_")[0]]

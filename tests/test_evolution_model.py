@@ -136,6 +136,39 @@ def test_climb_asks_near_the_best_on_the_first_objective() -> None:
             Evolution(SPACE, OBJECTIVES, climb_from=bad)  # type: ignore[arg-type]
 
 
+def test_climb_with_a_proxy_ranks_by_model_and_proxy_together() -> None:
+    """``proxy``: the climb's pick maximises the standardised prediction plus ``proxy_weight``
+    x the standardised proxy; a heavy weight follows the proxy, weight 0 is the model alone, each
+    config is scored once, and a degenerate score counts as the pool's lowest."""
+    calls: list[str] = []
+
+    def proxy(config: dict[str, Any]) -> float:
+        calls.append(config_key(config))
+        return -1e300 if config["b"] == "y" else float(-config["a"])  # favours small ``a``
+
+    heavy, alone, none = (Evolution(SPACE, OBJECTIVES, seed=4, initial=5, climb=1.0,
+                                    climb_after=0, proxy=p, proxy_weight=w)
+                          for p, w in ((proxy, 100.0), (proxy, 0.0), (None, 1.0)))
+    for strategy in (heavy, alone, none):
+        drive(strategy, 5)
+    pool = heavy._climb_pool()
+    first = np.arange(len(pool), dtype=float)  # the model's prediction (accuracy, maximised)
+    picked = pool[heavy._climb_pick(pool, first)]
+    assert picked["a"] == min(c["a"] for c in pool if c["b"] != "y")
+    assert alone._climb_pick(pool, first) == none._climb_pick(pool, first) == len(pool) - 1
+    assert sorted(calls) == sorted({config_key(c) for c in pool}) and len(calls) == len(pool)
+    heavy._climb_pick(pool, first)
+    assert len(calls) == len(pool)  # cached
+    asked = [heavy.ask(), heavy.ask()]  # climbing asks go through the proxy, distinct
+    assert config_key(asked[0]) != config_key(asked[1])
+    assert all(config_key(c) in heavy._proxied for c in asked)
+    with pytest.raises(ValueError, match="proxy must be a function"):
+        Evolution(SPACE, OBJECTIVES, proxy="synflow")  # type: ignore[arg-type]
+    for bad in (-1.0, True, float("inf")):
+        with pytest.raises(ValueError, match="proxy_weight must be a number >= 0"):
+            Evolution(SPACE, OBJECTIVES, proxy_weight=bad)  # type: ignore[arg-type]
+
+
 def test_climb_starts_from_the_climb_from_most_accurate_trials() -> None:
     """The climb's pool (default ``climb_from=3``) holds every unseen one-change neighbour of
     each of the three most accurate trials, and nothing more than two changes from them."""
