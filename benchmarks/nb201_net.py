@@ -100,3 +100,16 @@ def nb201_network(choices: Mapping[str, str], num_classes: int, channels: int = 
     layers += [nn.BatchNorm2d(top), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                nn.Linear(top, num_classes)]
     return nn.Sequential(*layers)
+
+
+def score_cell(proxy: str, choices: Mapping[str, str], dataset: str, batch: int = 1) -> float:
+    """hwnas's ``proxy`` (:func:`nas.proxies.score_model`, finite) of the untrained network of
+    ``choices`` for ``dataset`` (a key of :data:`INPUTS`), built from ``torch.manual_seed(0)`` and
+    shown a zero batch of ``batch`` images: the data-free proxies read only its shape."""
+    from nas.proxies import score_model
+
+    side, classes = INPUTS[dataset]
+    torch.manual_seed(0)
+    model = nb201_network(choices, classes)
+    return score_model(proxy, model, torch.zeros(batch, 3, side, side),
+                       torch.zeros(batch, dtype=torch.long), 0)

@@ -170,13 +170,19 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray,
     kwargs.update(VARIANTS.get(strategy, {}))
     if strategy == "evolution-latency":
         kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
-    if strategy in PROXIED and proxy is None:
-        raise ValueError(f"{strategy} needs each cell's proxy score")
-    if strategy in PROXY_STRATEGIES:
-        kwargs["score"] = lambda c, _name: float(proxy[table.row(format_arch(c))])
-        kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
-    if strategy == "evolution-proxy-climb":
-        kwargs["proxy"] = lambda c: float(proxy[table.row(format_arch(c))])
+    if strategy in PROXIED:
+        if proxy is None:
+            raise ValueError(f"{strategy} needs each cell's proxy score")
+        scores = proxy
+
+        def score_of(c: dict[str, Any]) -> float:
+            return float(scores[table.row(format_arch(c))])
+
+        if strategy == "evolution-proxy-climb":
+            kwargs["proxy"] = score_of
+        else:
+            kwargs["score"] = lambda c, _name: score_of(c)
+            kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 

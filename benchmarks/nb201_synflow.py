@@ -40,16 +40,11 @@ def synflow_of(job: tuple[str, str]) -> float:
     import torch
 
     from benchmarks.nb201_data import parse_arch
-    from benchmarks.nb201_net import nb201_network
-    from nas.proxies import score_model
+    from benchmarks.nb201_net import score_cell
 
     torch.set_num_threads(1)
     dataset, arch = job
-    side, classes = INPUTS[dataset]
-    torch.manual_seed(0)
-    model = nb201_network(parse_arch(arch), classes)
-    return score_model("synflow", model, torch.zeros(1, 3, side, side),
-                       torch.zeros(1, dtype=torch.long), 0)
+    return score_cell("synflow", parse_arch(arch), dataset)
 
 
 @lru_cache(maxsize=2)

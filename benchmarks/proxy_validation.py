@@ -146,21 +146,15 @@ def score_nb201(job: tuple[str, str]) -> dict[str, float]:
     import torch
 
     from benchmarks.nb201_data import parse_arch
-    from benchmarks.nb201_net import INPUTS, nb201_network
-    from nas.proxies import score_model
+    from benchmarks.nb201_net import score_cell
 
     torch.set_num_threads(1)
     dataset, arch_str = job
-    side, classes = INPUTS[dataset.lower().removesuffix("-120")]
-    images = torch.zeros(ZEN_BATCH, 3, side, side)
-    labels = torch.zeros(ZEN_BATCH, dtype=torch.long)
-    out = {}
-    for name, proxy, cell in (("synflow", "synflow", zero_cost_cell(arch_str)),
-                              ("zen", "zen", zero_cost_cell(arch_str)),
-                              ("synflow_as_written", "synflow", parse_arch(arch_str))):
-        torch.manual_seed(0)
-        out[name] = score_model(proxy, nb201_network(cell, classes), images, labels, 0)
-    return out
+    key = dataset.lower().removesuffix("-120")
+    return {name: score_cell(proxy, cell, key, ZEN_BATCH)
+            for name, proxy, cell in (("synflow", "synflow", zero_cost_cell(arch_str)),
+                                      ("zen", "zen", zero_cost_cell(arch_str)),
+                                      ("synflow_as_written", "synflow", parse_arch(arch_str)))}
 
 
 def nb201_ours(jobs: int = 1, path: Path = NB201_OURS,
@@ -213,8 +207,9 @@ def nb201_ours_taus(ours: dict[tuple[str, str], dict[str, float]],
     against NASLib's, and the share of rows where they agree within :data:`AGREE`, for the
     cell as NASLib scored it and as ``arch_str`` writes it."""
     out: dict[str, dict[str, float]] = {}
+    rows = zero_cost_rows(zero_cost)
     for dataset in NB201_SETS:
-        part = [r for r in zero_cost_rows(zero_cost) if r["dataset"] == dataset]
+        part = [r for r in rows if r["dataset"] == dataset]
         accuracy = np.array([float(r["val_accuracy"]) for r in part])
         theirs = np.array([float(r["synflow"]) for r in part])
         mine = {f: np.array([ours[(dataset, r["index"])][f] for r in part])
