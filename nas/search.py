@@ -401,6 +401,12 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
 
     from nas.tracking.callback import TrackingCallback, register_live
     from nas.trial import run_trial
+    from nas.tune_state import (
+        SnapshotSearchGenerator,
+        register_snapshot_folder,
+        restore_snapshot,
+        saved_trial_ids,
+    )
 
     start = time.perf_counter()
     state = None
@@ -458,14 +464,15 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                             prep.reference_ms, budget_ms=config.budgets.latency_ms,
                             resume_run_id=state["parent_run_id"], metric=config.task.metric)
                     register_live(tracker, arch_of, on_update)  # for the callback Tune unpickles
+                    register_snapshot_folder(run_name, folder)  # for the generator it unpickles
+                    if restore_snapshot(folder):
+                        logger.info("restored Tune's last complete state save in %s", folder)
                     sync_trial_counter(folder)
                     tuner = tune.Tuner.restore(str(folder), trainable=trainable,
                                                resume_unfinished=True, resume_errored=False)
                     # Tune's saved state is the truth: a trial MLflow saw finish after Tune's last
                     # state save is unknown to Tune and would be counted twice.
-                    known = {r.metrics["trial_id"] for r in tuner.get_results()
-                             if r.metrics and "trial_id" in r.metrics}
-                    tracker.forget_unknown(known)
+                    tracker.forget_unknown(saved_trial_ids(tuner, folder))
                 else:
                     params = dict(_flat("", config.model_dump()))
                     tags = {"hwnas.strategy": config.strategy.name, "hwnas.space": space.label,
@@ -486,9 +493,12 @@ def run_search(config: SearchConfig | None = None, *, address: str | None = None
                             metric=config.task.metric)
                     tracker.log_config(config.model_dump())
                     callback = TrackingCallback(tracker, arch_of, training.epochs, on_update)
+                    register_snapshot_folder(run_name, folder)
                     tuner = tune.Tuner(
                         trainable,
-                        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                        tune_config=tune.TuneConfig(search_alg=SnapshotSearchGenerator(
+                                                        searcher, run_name),
+                                                    scheduler=scheduler,
                                                     num_samples=samples, reuse_actors=reuse,
                                                     trial_name_creator=_trial_name,
                                                     trial_dirname_creator=_trial_name),
