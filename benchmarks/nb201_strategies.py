@@ -87,10 +87,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "evolution-late-climb": {"prior_after": None, "climb_from": 1},
     "evolution-predicted-latency": {"prior_after": None},  # the prior's latency never used
     "evolution-climb-from-one": {"climb_from": 1},  # the climb from the most accurate trial
-    # the climb ranks by the GP and synflow together (`proxy`, set below; opt-in)
-    "evolution-proxy-climb": {},
+    # the climb ranks all its pool by the GP and synflow together, whether or not synflow
+    # ranks the trials (`proxy`, set below): the 51bb147 reports
+    "evolution-proxy-climb": {"proxy_gate": None, "proxy_pool": None},
+    # no proxy in the climb (until 2026-12-06): the defaults the `multiclimb` reports ran
+    "evolution-no-proxy": {},
 }
-PROXIED = (*PROXY_STRATEGIES, "evolution-proxy-climb")  # given each cell's synflow
+# given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
+PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb")
 GOAL = 0.99
 
 
@@ -178,7 +182,7 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray,
         def score_of(c: dict[str, Any]) -> float:
             return float(scores[table.row(format_arch(c))])
 
-        if strategy == "evolution-proxy-climb":
+        if strategy.startswith("evolution"):
             kwargs["proxy"] = score_of
         else:
             kwargs["score"] = lambda c, _name: score_of(c)
@@ -258,7 +262,10 @@ def print_table(report: dict[str, Any], budgets: list[int], focus: str = "evolut
     """A Markdown table: per pair and budget, ``focus``'s median / the best other's, marked
     ``*`` where ``focus`` is below it and ``!`` where it is below the goal at the last budget."""
     verdicts = [verdict(p["hypervolume_ratio"], budgets, focus) for p in report["pairs"]]
-    print(f"Hypervolume / true front's, median of {report['seeds']} seeds: {focus} / best of "
+    first = report.get("first_seed", 0)
+    seeds = f"{report['seeds']} seeds" + (f" ({first}-{first + report['seeds'] - 1})" if first
+                                          else "")
+    print(f"Hypervolume / true front's, median of {seeds}: {focus} / best of "
           f"{', '.join(STRATEGIES[1:])} (`*` {focus} below it; `!` below {GOAL} at "
           f"{max(budgets)})\n")
     print("| accuracy | latency | " + " | ".join(map(str, budgets)) + " |")
@@ -300,6 +307,9 @@ def main() -> None:
                         help="comma-separated, or 'all' (every lat_ms_ column)")
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds FIRST..FIRST+SEEDS-1 (e.g. 5: seeds other than the ones "
+                             "the defaults were chosen on)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help=f"of {', '.join([*STRATEGIES, *PROXY_STRATEGIES, *VARIANTS])}")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (direct drive)")
@@ -334,11 +344,12 @@ def main() -> None:
     if unknown or args.ray and set(strategies) & {*VARIANTS, *PROXY_STRATEGIES}:
         parser.error(f"strategies must be among {', '.join(known)} (variants, hybrid and "
                      f"zeroshot not with --ray), got {', '.join(unknown or strategies)}")
-    if args.jobs < 1 or args.seeds < 1 or args.budget < 1:
-        parser.error("--jobs, --seeds and --budget must be >= 1")
+    if args.jobs < 1 or args.seeds < 1 or args.budget < 1 or args.first_seed < 0:
+        parser.error("--jobs, --seeds and --budget must be >= 1, --first-seed >= 0")
     budgets = [b for b in BUDGETS if b <= args.budget] or [args.budget]
     jobs = [(a, lat, s, seed, budgets) for a in accuracies for lat in latencies
-            for s in strategies for seed in range(args.seeds)]
+            for s in strategies
+            for seed in range(args.first_seed, args.first_seed + args.seeds)]
     wall = time.perf_counter()
     if args.ray:
         results = run_all_ray(jobs, budgets)
@@ -362,6 +373,7 @@ def main() -> None:
             pairs.append({"accuracy_column": a, "latency_column": lat,
                           "hypervolume_ratio": per, "verdict": verdict(per, budgets)})
     report = {"seeds": args.seeds, "budgets": budgets, "pairs": pairs,
+              **({"first_seed": args.first_seed} if args.first_seed else {}),
               "cpu_seconds": {s: round(v, 1) for s, v in cpu.items()},
               "wall_seconds": round(wall, 1), "jobs": args.jobs}
     if args.json:
@@ -374,7 +386,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """One report of several ``--json`` reports: the pairs of all of them in order, a pair in
     more than one with the strategies of each (a strategy in two keeps the first's figures, and
     counts only the CPU seconds of the runs whose figures are kept)."""
-    if len({(r["seeds"], tuple(r["budgets"])) for r in reports}) > 1:
+    if len({(r["seeds"], r.get("first_seed", 0), tuple(r["budgets"])) for r in reports}) > 1:
         raise ValueError("the reports differ in seeds or budgets; merge only like runs")
     pairs: dict[tuple[str, str], dict[str, Any]] = {}
     cpu: dict[str, float] = {}

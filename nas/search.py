@@ -129,17 +129,20 @@ def prepare(config: SearchConfig) -> Prepared:
                         fixed)
     # Build the searcher once here so a bad strategy parameter fails before Ray starts.
     create_searcher(config.strategy.name, search_space, OBJECTIVES, seed=config.seed,
-                    **config.strategy.params,
-                    **strategy_inputs(config, prepared.trial_context()))
+                    **{**config.strategy.params,
+                       **strategy_inputs(config, prepared.trial_context())})
     return prepared
 
 
 def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
     """What a strategy is given besides its config parameters, by what its class takes (see
     :mod:`nas.strategies.screening`): ``prior`` (``evolution``), each candidate's parameters
-    and predicted latency, ``None`` over a budget; ``score`` and ``cost`` (``zeroshot``,
-    ``hybrid``), a :class:`~nas.proxies.scorer.ProxyScorer` on the search's task and the trial's
-    budget check as a predicted latency. Empty for the other strategies."""
+    and predicted latency, ``None`` over a budget, and ``proxy`` (``evolution``'s late climb),
+    the untrained network's score by the proxy the ``proxy`` parameter names (default synflow;
+    ``null``: none); ``score`` and ``cost`` (``zeroshot``, ``hybrid``), a
+    :class:`~nas.proxies.scorer.ProxyScorer` on the search's task and the trial's budget check
+    as a predicted latency. Empty for the other strategies. These replace the config
+    parameters of the same name."""
     import inspect
 
     from nas.strategies.registry import REGISTRY
@@ -147,14 +150,20 @@ def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
     spec = REGISTRY.get(config.strategy.name)
     factory = None if spec is None else spec.ask_tell
     takes = () if factory is None else inspect.signature(factory).parameters
+    from nas.proxies import check_proxy
+    from nas.proxies.scorer import ProxyOf, ProxyScorer
+
     if "prior" in takes and "score" not in takes:
+        from nas.strategies.screening import DEFAULT_PROXY
         from nas.trial import SizeAndLatency
 
-        return {"prior": SizeAndLatency(context)}
+        inputs: dict[str, Any] = {"prior": SizeAndLatency(context)}
+        if "proxy" in takes:
+            name = config.strategy.params.get("proxy", DEFAULT_PROXY)
+            inputs["proxy"] = None if name is None else ProxyOf(ProxyScorer(context), name)
+        return inputs
     if "score" not in takes:
         return {}
-    from nas.proxies import check_proxy
-    from nas.proxies.scorer import ProxyScorer
     from nas.trial import PredictedLatency
 
     if "proxy" in config.strategy.params:
@@ -365,7 +374,7 @@ def _searcher_and_scheduler(config: SearchConfig, prep: Prepared, context: Any
     inputs = strategy_inputs(config, context)
     searcher: Any = create_searcher(config.strategy.name, prep.search_space, OBJECTIVES,
                                     seed=config.seed, constraints=BudgetViolations(config.budgets),
-                                    **config.strategy.params, **inputs)
+                                    **{**config.strategy.params, **inputs})
     samples = config.trials
     if not config.count_rejected:
         samples += REJECTED_PER_TRIAL * config.trials
@@ -380,7 +389,9 @@ def _searcher_and_scheduler(config: SearchConfig, prep: Prepared, context: Any
                                        reduction_factor=training.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    return searcher, scheduler, samples, inputs.get("score")
+    # the proxy scorer whose seconds the search charges to its compute, if any
+    scorer = inputs.get("score") or getattr(inputs.get("proxy"), "scorer", None)
+    return searcher, scheduler, samples, scorer
 
 
 def run_search(config: SearchConfig | None = None, *, address: str | None = None,

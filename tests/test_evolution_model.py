@@ -147,7 +147,8 @@ def test_climb_with_a_proxy_ranks_by_model_and_proxy_together() -> None:
         return -1e300 if config["b"] == "y" else float(-config["a"])  # favours small ``a``
 
     heavy, alone, none = (Evolution(SPACE, OBJECTIVES, seed=4, initial=5, climb=1.0,
-                                    climb_after=0, proxy=p, proxy_weight=w)
+                                    climb_after=0, proxy=p, proxy_weight=w, proxy_gate=None,
+                                    proxy_pool=None)
                           for p, w in ((proxy, 100.0), (proxy, 0.0), (None, 1.0)))
     for strategy in (heavy, alone, none):
         drive(strategy, 5)
@@ -167,6 +168,59 @@ def test_climb_with_a_proxy_ranks_by_model_and_proxy_together() -> None:
     for bad in (-1.0, True, float("inf")):
         with pytest.raises(ValueError, match="proxy_weight must be a number >= 0"):
             Evolution(SPACE, OBJECTIVES, proxy_weight=bad)  # type: ignore[arg-type]
+
+
+def test_the_proxy_joins_the_climb_only_while_it_ranks_the_trials() -> None:
+    """``proxy_gate``: the proxy ranks the climb only when Kendall's tau between its scores and
+    the told trials' accuracies is positive at that significance (10 real scores at least),
+    tested once per trial told; ``proxy_pool``: only the model's best are scored."""
+    calls: list[str] = []
+
+    def ranks(config: dict[str, Any]) -> float:
+        calls.append(config_key(config))
+        return landscape(config)["accuracy"]
+
+    def misranks(config: dict[str, Any]) -> float:
+        return -landscape(config)["accuracy"]
+
+    def unrelated(config: dict[str, Any]) -> float:
+        return float(len(config_key(config)) % 3)  # a score that ties most trials
+
+    def gated(proxy: Any) -> Evolution:
+        return Evolution(SPACE, OBJECTIVES, seed=6, initial=5, climb=1.0, climb_after=0,
+                         proxy=proxy, proxy_pool=4)
+
+    good = gated(ranks)
+    drive(good, 9)
+    assert not good._proxy_ranks()  # 9 trials: too few to tell
+    drive(good, 3)
+    assert good._proxy_ranks()
+    assert {config_key(c) for c, _ in good.history} <= set(good._proxied)  # each told scored
+    assert len(calls) == len(set(calls))  # once
+    scored = len(calls)
+    assert good._proxy_ranks() and len(calls) == scored  # tested once per trial told
+    for proxy in (misranks, unrelated):
+        strategy = gated(proxy)
+        drive(strategy, 12)
+        assert not strategy._proxy_ranks()
+        pool = strategy._climb_pool()
+        first = np.arange(len(pool), dtype=float)
+        assert strategy._climb_pick(pool, first) == len(pool) - 1  # the model alone
+    pool = good._climb_pool()
+    assert len(pool) > 4
+    first = np.arange(len(pool), dtype=float)
+    calls.clear()
+    picked = good._climb_pick(pool, first)
+    assert picked >= len(pool) - 4  # among the model's 4 best
+    best = {config_key(c) for c in pool[-4:]}
+    assert set(calls) <= best and best <= set(good._proxied)  # only those scored
+    assert not {config_key(c) for c in pool[:-4]} & set(calls)
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ValueError, match="proxy_gate must be a p-value"):
+            Evolution(SPACE, OBJECTIVES, proxy_gate=bad)  # type: ignore[arg-type]
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="proxy_pool must be an int >= 1"):
+            Evolution(SPACE, OBJECTIVES, proxy_pool=bad)  # type: ignore[arg-type]
 
 
 def test_climb_starts_from_the_climb_from_most_accurate_trials() -> None:

@@ -129,6 +129,42 @@ def test_evolution_is_given_each_candidates_size_and_latency() -> None:
     assert strategy_inputs(cfg.with_overrides(**{"strategy.name": "random"}), context) == {}
 
 
+def test_evolution_is_given_a_proxy_for_its_late_climb() -> None:
+    """``hwnas search`` gives evolution ``proxy``: the untrained candidate's synflow on the
+    search's own minibatch (another proxy by the ``proxy`` parameter, none with ``null``),
+    picklable, its seconds charged to the search's compute."""
+    import pickle
+
+    import torch
+
+    from nas.proxies import score_model
+    from nas.proxies.scorer import BATCH, minibatch
+    from nas.search import _searcher_and_scheduler, prepare, strategy_inputs
+    from nas.trial import architecture, task_of
+
+    cfg = load_config(QUICKSTART)
+    prep = prepare(cfg)
+    context = prep.trial_context()
+    proxy = pickle.loads(pickle.dumps(strategy_inputs(cfg, context)["proxy"]))
+    config = prep.space.to_choices(prep.space.sample(np.random.default_rng(1)))
+    arch = architecture(context, config)
+    task = task_of(context)
+    data = task.data(arch.resolution)
+    images, labels = minibatch(data.train, BATCH, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    expected = score_model("synflow", task.model(arch, data), images, labels, cfg.seed)
+    assert proxy.proxy == "synflow" and proxy(config) == pytest.approx(expected)
+    assert proxy.scorer.calls == 1 and proxy.scorer.seconds > 0
+    zen = cfg.with_overrides(**{"strategy.params": {"proxy": "zen"}})
+    assert strategy_inputs(zen, context)["proxy"].proxy == "zen"
+    off = cfg.with_overrides(**{"strategy.params": {"proxy": None}})
+    assert strategy_inputs(off, context)["proxy"] is None
+    with pytest.raises(ValueError, match="unknown proxy 'flops'"):
+        strategy_inputs(cfg.with_overrides(**{"strategy.params": {"proxy": "flops"}}), context)
+    _, _, _, scorer = _searcher_and_scheduler(cfg, prep, context)
+    assert scorer is not None and scorer.calls == 0  # whose seconds the tracker charges
+
+
 def test_violations_name_each_broken_budget() -> None:
     cost = Cost(latency_ms=0.5, params=2_000_000, peak_activation_bytes=3 * 2**20, macs=1)
     assert cost.violations(BudgetConfig()) == []

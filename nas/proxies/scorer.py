@@ -66,3 +66,15 @@ class ProxyScorer:
         self.calls += 1
         self.cache[key] = value
         return value
+
+
+class ProxyOf:
+    """``f(config)``: the score by proxy ``proxy`` through ``scorer`` (what evolution's late
+    climb takes; picklable, as Tune pickles the searcher)."""
+
+    def __init__(self, scorer: ProxyScorer, proxy: str) -> None:
+        check_proxy(proxy)
+        self.scorer, self.proxy = scorer, proxy
+
+    def __call__(self, config: Mapping[str, Any]) -> float:
+        return self.scorer(config, self.proxy)

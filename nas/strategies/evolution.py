@@ -109,16 +109,24 @@ against 8), but on CIFAR-10 it lost (0.9928 -> 0.9913, 28 pairs against 31), lik
 deviation of optimism, and on CIFAR-100 a little (0.9906 -> 0.9901, 28 against 29): 65 of the 120
 pairs at 0.99 against 68, so it is not the default (docs/results.md).
 
-With a ``proxy`` (opt-in; a function config -> trainability score of the untrained network,
-higher = better, e.g. :func:`nas.proxies.score_model`'s synflow), the climb ranks its pool by the
-model's standardised prediction plus ``proxy_weight`` (default 1) times the proxy's standardised
-score, instead of by the prediction alone. The GP ranks the cells near the best trials poorly
-where several choices must change together (docs/results.md); a proxy that ranks the space adds
-what the one-hot cell does not hold. On all 120 NAS-Bench-201 pairs (5 seeds; synflow, which
-ranks NAS-Bench-201 with Kendall tau 0.55-0.57) it raised the pairs at 0.99 of the true front by
-200 evaluations from 95 to 101 (ImageNet16-120 21 -> 26, CIFAR-100 35 -> 36, CIFAR-10 39 -> 39),
-25 / 50 / 100 unchanged. ``hwnas search`` does not pass one: synflow does not rank ``mbv2-small``
-(tau 0.03), and scoring every climb candidate costs about a second each on a CPU.
+With a ``proxy`` (a function config -> trainability score of the untrained network, higher =
+better; ``hwnas search`` gives synflow, :func:`nas.proxies.score_model`, on the search's own
+minibatch), the climb ranks its pool by the model's standardised prediction plus
+``proxy_weight`` (default 1) times the proxy's standardised score, instead of by the prediction
+alone, while the proxy ranks the trials told so far (``proxy_gate``, default 0.01: Kendall's tau
+between its scores and their first objective positive at one-sided p < 0.01, from 10 scored
+trials; ``None``: always). The GP ranks the cells near the best trials poorly where several
+choices must change together (docs/results.md); a proxy that ranks the space adds what the
+one-hot cell does not hold, and the gate keeps out one that does not (synflow ranks
+``mbv2-small``'s brief-training accuracy with tau 0.03; NAS-Bench-201's with 0.55-0.57, and at
+the 100th trial of a search there its tau with the trials' accuracies was 0.31-0.60, p < 1e-5).
+On all 120 NAS-Bench-201 pairs (5 seeds) it raised the pairs at 0.99 of the true front by 200
+evaluations from 95 to 101 (ImageNet16-120 21 -> 26, CIFAR-100 35 -> 36, CIFAR-10 39 -> 39),
+25 / 50 / 100 unchanged (docs/results.md). It scores every member of the climb's pool (about 300
+in NAS-Bench-201 and in the quickstart's space), each once: with the gate open, a climbing ask
+in ``hwnas search`` can cost minutes of the driver's CPU (synflow 0.2-0.8 s a candidate there).
+``proxy_pool`` caps it to the model's best (32 left ImageNet16-120 at 21 pairs: the proxy's
+gain is in the candidates the GP ranks low); the gate's first test scores the trials told so far.
 
 ``surrogate="none"`` is plain aging evolution, one mutation per ask (kept for ablation).
 
@@ -188,7 +196,8 @@ class Evolution(AskTellStrategy):
                  acquisition: str = "optimistic", prior_after: int | None = LATE_AFTER,
                  climb_from: int = 3,
                  proxy: Callable[[dict[str, Any]], float] | None = None,
-                 proxy_weight: float = 1.0) -> None:
+                 proxy_weight: float = 1.0, proxy_gate: float | None = 0.01,
+                 proxy_pool: int | None = None) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
@@ -235,6 +244,16 @@ class Evolution(AskTellStrategy):
                 or not 0.0 <= proxy_weight < float("inf"):
             raise ValueError(f"proxy_weight must be a number >= 0 (the proxy's share of the "
                              f"climb's ranking), got {proxy_weight!r}")
+        if proxy_gate is not None and (isinstance(proxy_gate, bool)
+                                       or not isinstance(proxy_gate, (int, float))
+                                       or not 0.0 < proxy_gate <= 1.0):
+            raise ValueError(f"proxy_gate must be a p-value in (0, 1] (the proxy joins the climb "
+                             f"while it ranks the trials so far at that significance) or None "
+                             f"(always), got {proxy_gate!r}")
+        if proxy_pool is not None and (isinstance(proxy_pool, bool)
+                                       or not isinstance(proxy_pool, int) or proxy_pool < 1):
+            raise ValueError(f"proxy_pool must be an int >= 1 (the climb's candidates the proxy "
+                             f"scores, the model's best) or None (all), got {proxy_pool!r}")
         if prior is not None and not callable(prior):
             raise ValueError(f"prior must be a function config -> (size, latency) or None, got "
                              f"{prior!r}")
@@ -261,6 +280,8 @@ class Evolution(AskTellStrategy):
         self._kernels: dict[int, Any] = {}  # GP kernel fitted to history[:n], by n
         self.prior, self.start, self.descend = prior, start, descend
         self.proxy, self.proxy_weight = proxy, float(proxy_weight)
+        self.proxy_gate, self.proxy_pool = proxy_gate, proxy_pool
+        self._gate: tuple[int, bool] = (-1, False)  # (trials told, open) when last tested
         self._proxied: dict[str, float] = {}  # proxy(config) by config key, recomputable
         self.starts: list[dict[str, Any]] | None = None  # the screened first trials
         self.started = 0
@@ -298,20 +319,44 @@ class Evolution(AskTellStrategy):
         return pool[pick]
 
     def _climb_pick(self, pool: list[dict[str, Any]], first: np.ndarray) -> int:
-        """The climb's pick: the best predicted on the first objective; with a ``proxy``, the
-        best of the standardised prediction plus ``proxy_weight`` x the standardised proxy
-        score over the pool (a degenerate score counts as the pool's lowest real one)."""
+        """The climb's pick: the best predicted on the first objective; with a ``proxy`` that
+        ranks the trials so far (:meth:`_proxy_ranks`), the best of the standardised prediction
+        plus ``proxy_weight`` x the standardised proxy score over the ``proxy_pool`` best
+        predicted (a degenerate score counts as their lowest real one)."""
         value = first * -self.signs[0]  # higher = better
-        if self.proxy is None or not self.proxy_weight:
+        if self.proxy is None or not self.proxy_weight or not self._proxy_ranks():
             return int(np.argmax(value))
-        scores = np.array([self._proxy_score(c) for c in pool])
+        picks = np.arange(len(value))
+        if self.proxy_pool is not None and self.proxy_pool < len(value):
+            picks = np.argsort(-value, kind="stable")[:self.proxy_pool]
+        value = value[picks]
+        scores = np.array([self._proxy_score(pool[i]) for i in picks])
         real = np.isfinite(scores) & (scores > DEGENERATE)
         scores = np.where(real, scores, scores[real].min() if real.any() else 0.0)
 
         def standard(v: np.ndarray) -> np.ndarray:
             return (v - v.mean()) / (v.std() + 1e-12)
 
-        return int(np.argmax(standard(value) + self.proxy_weight * standard(scores)))
+        return int(picks[np.argmax(standard(value) + self.proxy_weight * standard(scores))])
+
+    def _proxy_ranks(self) -> bool:
+        """Whether the proxy ranks the trials told so far on the first objective: Kendall's
+        tau between its scores and their values positive, one-sided p below ``proxy_gate``
+        (always, when ``None``). Tested once per trial told; every told trial is scored once."""
+        if self.proxy_gate is None:
+            return True
+        if self._gate[0] != len(self.history):
+            from scipy.stats import kendalltau
+
+            scores = np.array([self._proxy_score(c) for c, _ in self.history])
+            values = np.array([v[0] * -self.signs[0] for _, v in self.history])
+            real = np.isfinite(scores) & (scores > DEGENERATE)
+            passed = False
+            if real.sum() >= 10:
+                tau, p = kendalltau(scores[real], values[real], alternative="greater")
+                passed = bool(np.isfinite(tau) and tau > 0 and p < self.proxy_gate)
+            self._gate = (len(self.history), passed)
+        return self._gate[1]
 
     def _proxy_score(self, config: Mapping[str, Any]) -> float:
         """``proxy(config)``, once per config (it may build and score the network)."""

@@ -124,7 +124,8 @@ def get_spec(name: str) -> StrategySpec:
 register(StrategySpec(
     "evolution", "multishot",
     "model-assisted (LightGBM; from 100 trials accuracy by a GP, latency the estimator's, a "
-    "quarter of asks a climb of the accuracy end) aging evolution with an NSGA-II tournament and "
+    "quarter of asks a climb of the accuracy end, ranked with a proxy while it ranks the trials) "
+    "aging evolution with an NSGA-II tournament and "
     "a Pareto archive; first trials picked along the (parameters, predicted latency) front",
     multi_objective=True, build=AskTell(Evolution)))
 register(StrategySpec(
