@@ -15,9 +15,11 @@ Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/
 Evolution is given what ``hwnas search`` gives it before training, each cell's parameter count
 (:func:`~benchmarks.nb201_data.cell_params`) and the table's latency (``prior``): its first
 trials are picked along their front, and from its 100th trial on a child's latency is the
-table's instead of predicted (``prior_after``). Benchmark-only variants (``VARIANTS`` below)
-each change a few of evolution's defaults, to ablate one idea or to restore an earlier default:
-a report made before a change of default is reproduced only by the variant that restores it.
+table's instead of predicted (``prior_after``); its late climb is given each cell's synflow
+(``proxy``, below), as ``hwnas search`` gives it synflow of the untrained network.
+Benchmark-only variants (``VARIANTS`` below) each change a few of evolution's defaults, to
+ablate one idea or to restore an earlier default: a report made before a change of default is
+reproduced only by the variant that restores it.
 ``hybrid`` and ``zeroshot`` (the proxy strategies, run only when named) are given what ``hwnas
 search`` gives them: a proxy score per cell, hwnas's synflow of the untrained network for the
 pair's dataset (``data/nb201/nb201_synflow.csv.gz``, :mod:`benchmarks.nb201_synflow`), and the
@@ -32,7 +34,8 @@ strategy's median and quartiles.
     python benchmarks/nb201_strategies.py --seeds 5 --jobs 2 --json > nb201.json
 
 ``--ray`` runs through Ray Tune instead (one pair at a time; minutes per strategy and seed), to
-check that the Tune adapters behave as the direct drive does.
+check that the Tune adapters behave as the direct drive does; each strategy is given the same
+prior and proxy there (:func:`strategy_kwargs`).
 """
 
 from __future__ import annotations
@@ -92,9 +95,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "evolution-proxy-climb": {"proxy_gate": None, "proxy_pool": None},
     # no proxy in the climb (until 2026-12-06): the defaults the `multiclimb` reports ran
     "evolution-no-proxy": {},
+    # synflow's weight in the climb's ranking doubled (`proxy_weight` 2): the 2026-12-06
+    # `proxyweight2` reports, better on seeds 0-4, level on 5-9, not the default
+    "evolution-proxy-weight2": {"proxy_weight": 2.0},
 }
 # given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
-PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb")
+PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight2")
 GOAL = 0.99
 
 
@@ -126,7 +132,10 @@ def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
 
     from nas.strategies.tune_adapter import create_searcher
 
-    searcher = create_searcher(strategy, nb201_dimensions(), OBJECTIVES, seed=seed)
+    # the same prior and proxy as the direct drive gives it (strategy_kwargs)
+    kwargs = ({} if strategy.startswith("optuna-")
+              else strategy_kwargs(strategy, objectives_of(*pair)[1], proxy_of(strategy, pair[0])))
+    searcher = create_searcher(strategy, nb201_dimensions(), OBJECTIVES, seed=seed, **kwargs)
     trainable = tune.with_parameters(nb201_trial, accuracy_column=pair[0],
                                      latency_column=pair[1])
     tuner = tune.Tuner(
@@ -138,6 +147,44 @@ def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
     with contextlib.redirect_stdout(sys.stderr):  # Tune prints its banners to stdout
         frame = tuner.fit().get_dataframe()
     return [int(r) for r in frame.sort_values("timestamp")["row"]]
+
+
+def strategy_kwargs(strategy: str, latency: np.ndarray,
+                    proxy: np.ndarray | None = None) -> dict[str, Any]:
+    """What a hwnas strategy (or variant) is given on one pair, on either path (direct or Ray):
+    evolution the prior hwnas search gives it (size and latency, known untrained) and its
+    variant's changes; a proxied strategy each cell's score (``proxy``, per row)."""
+    table = load_nb201()
+    kwargs: dict[str, Any] = {}
+    if strategy.startswith("evolution"):  # what hwnas search gives it: size and latency, untrained
+        kwargs["prior"] = lambda c: (cell_params(c), float(latency[table.row(format_arch(c))]))
+    kwargs.update(VARIANTS.get(strategy, {}))
+    if strategy == "evolution-latency":
+        kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+    if strategy in PROXIED:
+        if proxy is None:
+            raise ValueError(f"{strategy} needs each cell's proxy score")
+        scores = proxy
+
+        def score_of(c: dict[str, Any]) -> float:
+            return float(scores[table.row(format_arch(c))])
+
+        if strategy.startswith("evolution"):
+            kwargs["proxy"] = score_of
+        else:
+            kwargs["score"] = lambda c, _name: score_of(c)
+            kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
+    return kwargs
+
+
+def proxy_of(strategy: str, accuracy_column: str) -> np.ndarray | None:
+    """Each row's synflow for the dataset of ``accuracy_column`` if ``strategy`` is scored by
+    it (as hwnas search scores candidates on the search's own data), else ``None``."""
+    if strategy not in PROXIED:
+        return None
+    from benchmarks.nb201_synflow import load_synflow
+
+    return load_synflow()[accuracy_column.split("_")[0]]
 
 
 def ask_tell(strategy: str, seed: int, latency: np.ndarray,
@@ -167,26 +214,7 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray,
         return ask_optuna, tell_optuna
     from nas.strategies import create_strategy
 
-    table = load_nb201()
-    kwargs: dict[str, Any] = {}
-    if strategy.startswith("evolution"):  # what hwnas search gives it: size and latency, untrained
-        kwargs["prior"] = lambda c: (cell_params(c), float(latency[table.row(format_arch(c))]))
-    kwargs.update(VARIANTS.get(strategy, {}))
-    if strategy == "evolution-latency":
-        kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
-    if strategy in PROXIED:
-        if proxy is None:
-            raise ValueError(f"{strategy} needs each cell's proxy score")
-        scores = proxy
-
-        def score_of(c: dict[str, Any]) -> float:
-            return float(scores[table.row(format_arch(c))])
-
-        if strategy.startswith("evolution"):
-            kwargs["proxy"] = score_of
-        else:
-            kwargs["score"] = lambda c, _name: score_of(c)
-            kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
+    kwargs = strategy_kwargs(strategy, latency, proxy)
     name = "evolution" if strategy in VARIANTS else strategy
     search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
 
@@ -200,12 +228,7 @@ def run_direct(strategy: str, seed: int, budget: int, pair: tuple[str, str]) -> 
     """Rows of the table in the order the strategy asked for them, told one at a time."""
     table = load_nb201()
     accuracy, latency = objectives_of(*pair)
-    proxy = None
-    if strategy in PROXIED:
-        from benchmarks.nb201_synflow import load_synflow
-
-        proxy = load_synflow()[pair[0].split("_")[0]]
-    ask, tell = ask_tell(strategy, seed, latency, proxy)
+    ask, tell = ask_tell(strategy, seed, latency, proxy_of(strategy, pair[0]))
     rows = []
     for _ in range(budget):
         config = ask()

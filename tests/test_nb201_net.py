@@ -152,3 +152,24 @@ def test_proxy_strategies_run_on_nas_bench_201() -> None:
         assert 0.5 < hypervolume_ratios(rows, pair, [40])[0] <= 1.0
     with pytest.raises(ValueError, match="needs each cell's proxy score"):
         ask_tell("hybrid", 0, objectives_of(*pair)[1])
+
+
+def test_both_drives_give_evolution_what_hwnas_search_gives_it() -> None:
+    """``nb201_strategies.py`` directly and with ``--ray``: evolution gets the prior (parameter
+    count and the table's latency) and synflow for its climb, the others nothing extra."""
+    from benchmarks.nb201_data import format_arch, load_nb201
+    from benchmarks.nb201_strategies import objectives_of, proxy_of, strategy_kwargs
+    from benchmarks.nb201_synflow import load_synflow
+
+    pair = ("imagenet16_val_12ep", "lat_ms_pixel3")
+    latency = objectives_of(*pair)[1]
+    kwargs = strategy_kwargs("evolution", latency, proxy_of("evolution", pair[0]))
+    assert set(kwargs) == {"prior", "proxy"}
+    table = load_nb201()
+    cell = {edge: "nor_conv_3x3" for edge in EDGES}
+    row = table.row(format_arch(cell))
+    assert kwargs["prior"](cell) == (cell_params(cell), float(latency[row]))
+    assert kwargs["proxy"](cell) == float(load_synflow()["imagenet16"][row])
+    assert proxy_of("random", pair[0]) is None
+    assert strategy_kwargs("random", latency) == {}
+    assert strategy_kwargs("evolution-no-proxy", latency).keys() == {"prior"}
