@@ -132,3 +132,20 @@ def test_create_searcher_rejects_unknown_names() -> None:
 
     with pytest.raises(ValueError, match="unknown strategy 'bayes'"):
         create_searcher("bayes", nb201_dimensions(), OBJECTIVES)
+
+
+@pytest.mark.slow
+def test_nas_bench_201_benchmark_gives_tune_the_direct_drives_inputs(local_ray: Any,
+                                                                     tmp_path: Path) -> None:
+    """``nb201_strategies.py --ray``: evolution through Tune gets the prior the direct drive
+    gives it (its first ask, the latency descent's end, is the fastest cell), and variants and
+    the proxy strategies run there too."""
+    from benchmarks.nb201_strategies import objectives_of, run_ray
+
+    pair = ("cifar10_val_12ep", "lat_ms_titanx_256")
+    latency = objectives_of(*pair)[1]
+    rows = run_ray("evolution", 0, 6, pair, str(tmp_path))
+    assert len(set(rows)) == 6
+    assert latency.min() in latency[rows[:2]]  # two trials at a time: either may finish first
+    for strategy in ("evolution-no-proxy", "hybrid"):
+        assert len(set(run_ray(strategy, 0, 4, pair, str(tmp_path)))) == 4
