@@ -132,11 +132,10 @@ def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
 
     from nas.strategies.tune_adapter import create_searcher
 
-    # the same prior and proxy as the direct drive gives it (strategy_kwargs)
-    kwargs = ({} if strategy.startswith("optuna-")
-              else strategy_kwargs(strategy, objectives_of(*pair)[1], proxy_of(strategy, pair[0])))
-    name = "evolution" if strategy in VARIANTS else strategy
-    searcher = create_searcher(name, nb201_dimensions(), OBJECTIVES, seed=seed, **kwargs)
+    # the same prior and proxy as the direct drive gives it
+    kwargs = strategy_kwargs(strategy, objectives_of(*pair)[1], proxy_of(strategy, pair[0]))
+    searcher = create_searcher(registered(strategy), nb201_dimensions(), OBJECTIVES, seed=seed,
+                               **kwargs)
     trainable = tune.with_parameters(nb201_trial, accuracy_column=pair[0],
                                      latency_column=pair[1])
     tuner = tune.Tuner(
@@ -154,28 +153,37 @@ def strategy_kwargs(strategy: str, latency: np.ndarray,
                     proxy: np.ndarray | None = None) -> dict[str, Any]:
     """What a hwnas strategy (or variant) is given on one pair, on either path (direct or Ray):
     evolution the prior hwnas search gives it (size and latency, known untrained) and its
-    variant's changes; a proxied strategy each cell's score (``proxy``, per row)."""
+    variant's changes; a proxied strategy each cell's score (``proxy``, per row). Empty for the
+    others."""
     table = load_nb201()
+
+    def latency_of(c: dict[str, Any]) -> float:
+        return float(latency[table.row(format_arch(c))])
+
     kwargs: dict[str, Any] = {}
     if strategy.startswith("evolution"):  # what hwnas search gives it: size and latency, untrained
-        kwargs["prior"] = lambda c: (cell_params(c), float(latency[table.row(format_arch(c))]))
+        kwargs["prior"] = lambda c: (cell_params(c), latency_of(c))
     kwargs.update(VARIANTS.get(strategy, {}))
     if strategy == "evolution-latency":
-        kwargs["known"] = {"latency_ms": lambda c: latency[table.row(format_arch(c))]}
+        kwargs["known"] = {"latency_ms": latency_of}
     if strategy in PROXIED:
         if proxy is None:
             raise ValueError(f"{strategy} needs each cell's proxy score")
-        scores = proxy
 
         def score_of(c: dict[str, Any]) -> float:
-            return float(scores[table.row(format_arch(c))])
+            return float(proxy[table.row(format_arch(c))])
 
         if strategy.startswith("evolution"):
             kwargs["proxy"] = score_of
         else:
             kwargs["score"] = lambda c, _name: score_of(c)
-            kwargs["cost"] = lambda c: float(latency[table.row(format_arch(c))])
+            kwargs["cost"] = latency_of
     return kwargs
+
+
+def registered(strategy: str) -> str:
+    """The registered strategy a benchmark name builds (a variant is ``evolution``)."""
+    return "evolution" if strategy in VARIANTS else strategy
 
 
 def proxy_of(strategy: str, accuracy_column: str) -> np.ndarray | None:
@@ -215,9 +223,8 @@ def ask_tell(strategy: str, seed: int, latency: np.ndarray,
         return ask_optuna, tell_optuna
     from nas.strategies import create_strategy
 
-    kwargs = strategy_kwargs(strategy, latency, proxy)
-    name = "evolution" if strategy in VARIANTS else strategy
-    search = create_strategy(name, dims, seed=seed, objectives=OBJECTIVES, **kwargs)
+    search = create_strategy(registered(strategy), dims, seed=seed, objectives=OBJECTIVES,
+                             **strategy_kwargs(strategy, latency, proxy))
 
     def tell(config: dict[str, Any], acc: float, lat: float) -> None:
         search.tell(config, {"accuracy": acc, "latency_ms": lat})
