@@ -15,8 +15,9 @@ Optuna's samplers with the settings ``hwnas`` gives them, through ``study.ask``/
 Evolution is given what ``hwnas search`` gives it before training, each cell's parameter count
 (:func:`~benchmarks.nb201_data.cell_params`) and the table's latency (``prior``): its first
 trials are picked along their front, and from its 100th trial on a child's latency is the
-table's instead of predicted (``prior_after``); its late climb is given each cell's synflow
-(``proxy``, below), as ``hwnas search`` gives it synflow of the untrained network.
+table's instead of predicted (``prior_after``); from then on its GP is given each cell's synflow
+(``proxy``, below; the GP's mean a line in it), as ``hwnas search`` gives it synflow of the
+untrained network.
 Benchmark-only variants (``VARIANTS`` below) each change a few of evolution's defaults, to
 ablate one idea or to restore an earlier default: a report made before a change of default is
 reproduced only by the variant that restores it.
@@ -92,15 +93,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "evolution-climb-from-one": {"climb_from": 1},  # the climb from the most accurate trial
     # the climb ranks all its pool by the GP and synflow together, whether or not synflow
     # ranks the trials (`proxy`, set below): the 51bb147 reports
-    "evolution-proxy-climb": {"proxy_gate": None, "proxy_pool": None},
+    "evolution-proxy-climb": {"proxy_gate": None, "proxy_pool": None, "proxy_trend": False,
+                              "proxy_weight": 1.0},
     # no proxy in the climb (until 2026-12-06): the defaults the `multiclimb` reports ran
     "evolution-no-proxy": {},
-    # synflow's weight in the climb's ranking doubled (`proxy_weight` 2): the 2026-12-06
-    # `proxyweight2` reports, better on seeds 0-4, level on 5-9, not the default
-    "evolution-proxy-weight2": {"proxy_weight": 2.0},
+    # the gated proxy added to the climb's ranking alone, weight 1, no trend (until 2026-12-06's
+    # evening): the defaults the `gatedproxy` and `seeds5to9` reports ran
+    "evolution-proxy-weight1": {"proxy_trend": False, "proxy_weight": 1.0},
+    # the same, synflow's weight doubled: the 2026-12-06 `proxyweight2` reports, better on seeds
+    # 0-4, level on 5-9, not the default
+    "evolution-proxy-weight2": {"proxy_trend": False, "proxy_weight": 2.0},
 }
 # given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
-PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight2")
+PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight1",
+           "evolution-proxy-weight2")
 GOAL = 0.99
 
 

@@ -137,7 +137,7 @@ def prepare(config: SearchConfig) -> Prepared:
 def strategy_inputs(config: SearchConfig, context: Any) -> dict[str, Any]:
     """What a strategy is given besides its config parameters, by what its class takes (see
     :mod:`nas.strategies.screening`): ``prior`` (``evolution``), each candidate's parameters
-    and predicted latency, ``None`` over a budget, and ``proxy`` (``evolution``'s late climb),
+    and predicted latency, ``None`` over a budget, and ``proxy`` (``evolution``'s GP, late),
     the untrained network's score by the proxy the ``proxy`` parameter names (default synflow;
     ``null``: none); ``score`` and ``cost`` (``zeroshot``, ``hybrid``), a
     :class:`~nas.proxies.scorer.ProxyScorer` on the search's task and the trial's budget check

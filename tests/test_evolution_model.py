@@ -188,7 +188,7 @@ def test_the_proxy_joins_the_climb_only_while_it_ranks_the_trials() -> None:
 
     def gated(proxy: Any) -> Evolution:
         return Evolution(SPACE, OBJECTIVES, seed=6, initial=5, climb=1.0, climb_after=0,
-                         proxy=proxy, proxy_pool=4)
+                         proxy=proxy, proxy_pool=4, proxy_weight=1.0, proxy_trend=False)
 
     good = gated(ranks)
     drive(good, 9)
@@ -221,6 +221,74 @@ def test_the_proxy_joins_the_climb_only_while_it_ranks_the_trials() -> None:
     for bad in (0, True, 2.0):
         with pytest.raises(ValueError, match="proxy_pool must be an int >= 1"):
             Evolution(SPACE, OBJECTIVES, proxy_pool=bad)  # type: ignore[arg-type]
+
+
+def test_the_gp_follows_the_trend_of_a_proxy_that_ranks_the_trials() -> None:
+    """``proxy_trend`` (the default): from ``gp_after`` on, while the proxy ranks the trials,
+    the GP predicts what a line in the proxy's score leaves of the first objective, the line
+    fitted to the trials; a proxy that is the objective itself then predicts every unseen config
+    exactly, a misranking one changes nothing, and a resumed search refits the same kernel."""
+    def accuracy(config: dict[str, Any]) -> float:
+        return landscape(config)["accuracy"]
+
+    def search(proxy: Any, seed: int = 4, **kw: Any) -> Evolution:
+        return Evolution(SPACE, OBJECTIVES, seed=seed, initial=4, exploration=0.0, climb=0.0,
+                         gp_after=12, proxy=proxy, **kw)
+
+    def predicted(strategy: Evolution) -> tuple[np.ndarray, np.ndarray]:
+        unseen = [dict(zip(SPACE, values)) for values in itertools.product(*SPACE.values())
+                  if config_key(dict(zip(SPACE, values))) not in strategy.seen]
+        return strategy._predict(unseen)[0][:, 0], np.array([accuracy(c) for c in unseen])
+
+    exact, plain, misled = (search(p, **kw) for p, kw in (
+        (accuracy, {}), (accuracy, {"proxy_trend": False}),
+        (lambda c: -accuracy(c), {})))
+    assert exact.proxy_trend and exact.proxy_weight == 0.0  # the defaults
+    for strategy in (exact, plain, misled):
+        drive(strategy, 14)
+    assert exact._trending() and not plain._trending() and not misled._trending()
+    trended, truth = predicted(exact)
+    assert np.allclose(trended, truth)  # the line is the objective; nothing is left to the GP
+    alone, _ = predicted(plain)
+    assert np.abs(alone - truth).max() > 0.1  # the one-hot GP alone does not know it
+    # a misranking proxy leaves the search as it is without one
+    without = search(None)
+    drive(without, 14)
+    assert drive(misled, 6) == drive(without, 6)
+    assert drive(exact, 6) != drive(plain, 6)
+    # resumed past a refit, the same kernel and the same asks
+    noisy = lambda c: accuracy(c) + 0.3 * (c["b"] == "z")  # noqa: E731  ranks, not exactly
+    reference = search(noisy, seed=2)
+    drive(reference, 15)
+    assert list(reference._kernels) == [(GP_REFIT, True)]
+    state = json.loads(json.dumps(reference.state_dict()))
+    resumed = search(noisy, seed=99)
+    resumed.load_state_dict(state)
+    assert drive(resumed, 10) == drive(reference, 10)
+    assert list(resumed._kernels) == [(2 * GP_REFIT, True)]
+    assert resumed._kernels[20, True] == reference._kernels[20, True]
+    for bad in ("yes", 1, None):
+        with pytest.raises(ValueError, match="proxy_trend must be True or False"):
+            Evolution(SPACE, OBJECTIVES, proxy_trend=bad)  # type: ignore[arg-type]
+
+
+def test_the_proxy_trend_keeps_the_proxys_direction_and_floors_degenerate_scores() -> None:
+    """The line's slope never says a higher score is worse (flat instead), for a minimised
+    first objective too, and a degenerate score (nothing flows) counts as the trials' lowest."""
+    scores, falling = np.array([0.0, 1.0, 2.0]), np.array([3.0, 2.0, 1.0])
+    up = Evolution(SPACE, OBJECTIVES)
+    assert np.allclose(up._trend(scores, falling)(np.array([0.0, 5.0])), [2.0, 2.0])
+    assert np.allclose(up._trend(scores, falling[::-1])(np.array([5.0])), [6.0])
+    assert np.allclose(up._trend(np.ones(3), falling)(np.array([9.0])), [2.0])  # no spread
+    down = Evolution(SPACE, (("error", "min"), ("latency_ms", "min")))
+    assert np.allclose(down._trend(scores, falling)(np.array([5.0])), [-2.0])
+    assert np.allclose(down._trend(scores, falling[::-1])(np.array([5.0])), [2.0])
+    floor = Evolution(SPACE, OBJECTIVES, proxy=lambda c: -1e300 if c["a"] == 1 else float(c["a"]))
+    told = [{"a": 1}, {"a": 3}, {"a": 4}]
+    train, pool = floor._proxy_scores(told, [{"a": 2}, {"a": 1}])
+    assert train.tolist() == [3.0, 3.0, 4.0] and pool.tolist() == [2.0, 3.0]
+    nothing = Evolution(SPACE, OBJECTIVES, proxy=lambda c: float("nan"))
+    assert nothing._proxy_scores(told, [{"a": 2}])[1].tolist() == [0.0]
 
 
 def test_climb_starts_from_the_climb_from_most_accurate_trials() -> None:
@@ -483,13 +551,13 @@ def test_gp_after_switches_the_first_objective_and_resumes_exactly() -> None:
 
     reference = search(2)
     drive(reference, 15)
-    assert list(reference._kernels) == [GP_REFIT]  # fitted to the first 10 trials
+    assert list(reference._kernels) == [(GP_REFIT, False)]  # fitted to the first 10 trials
     state = json.loads(json.dumps(reference.state_dict()))
     resumed = search(99)
     resumed.load_state_dict(state)
     assert drive(resumed, 10) == drive(reference, 10)
-    assert list(reference._kernels) == list(resumed._kernels) == [2 * GP_REFIT]
-    assert resumed._kernels[20] == reference._kernels[20]
+    assert list(reference._kernels) == list(resumed._kernels) == [(2 * GP_REFIT, False)]
+    assert resumed._kernels[20, False] == reference._kernels[20, False]
     trees, gp = search(2, None), search(2)
     assert drive(trees, 12) == drive(gp, 12)  # the same search until the switch
     assert drive(trees, 8) != drive(gp, 8)
