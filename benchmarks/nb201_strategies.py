@@ -103,10 +103,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the same, synflow's weight doubled: the 2026-12-06 `proxyweight2` reports, better on seeds
     # 0-4, level on 5-9, not the default
     "evolution-proxy-weight2": {"proxy_trend": False, "proxy_weight": 2.0},
+    # development runs of 2026-12-06's third session, not the default (docs/results.md): the
+    # trend and the climb's additive term together; the late phase from the 75th trial
+    "evolution-trend-weight1": {"proxy_weight": 1.0},
+    "evolution-late75": {"gp_after": 75, "prior_after": 75, "climb_after": 75},
 }
 # given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
 PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight1",
-           "evolution-proxy-weight2")
+           "evolution-proxy-weight2", "evolution-trend-weight1", "evolution-late75")
 GOAL = 0.99
 
 
