@@ -185,6 +185,11 @@ LATE_AFTER = 100
 DEGENERATE = -1e299  # a proxy score at or below this (nas.proxies.FLOOR) says nothing flows
 
 
+def real_scores(scores: np.ndarray) -> np.ndarray:
+    """Which proxy ``scores`` are real: finite and above :data:`DEGENERATE`."""
+    return np.isfinite(scores) & (scores > DEGENERATE)
+
+
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """``a`` no worse than ``b`` everywhere and better somewhere (values already minimised)."""
     return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
@@ -344,7 +349,7 @@ class Evolution(AskTellStrategy):
             picks = np.argsort(-value, kind="stable")[:self.proxy_pool]
         value = value[picks]
         scores = np.array([self._proxy_score(pool[i]) for i in picks])
-        real = np.isfinite(scores) & (scores > DEGENERATE)
+        real = real_scores(scores)
         scores = np.where(real, scores, scores[real].min() if real.any() else 0.0)
 
         def standard(v: np.ndarray) -> np.ndarray:
@@ -363,7 +368,7 @@ class Evolution(AskTellStrategy):
 
             scores = np.array([self._proxy_score(c) for c, _ in self.history])
             values = np.array([v[0] * -self.signs[0] for _, v in self.history])
-            real = np.isfinite(scores) & (scores > DEGENERATE)
+            real = real_scores(scores)
             passed = False
             if real.sum() >= 10:
                 tau, p = kendalltau(scores[real], values[real], alternative="greater")
@@ -492,16 +497,17 @@ class Evolution(AskTellStrategy):
                                      for part in (configs, pool))
                 if self._trending():  # the GP of what the proxy's trend leaves
                     train, fitted = self._proxy_scores(configs, pool)
-                    # the kernel's target: what the trend fitted to its trials leaves of them
-                    n = self._kernel_size(len(y))
-                    early, _ = self._proxy_scores(configs[:n], ())
-                    left = y[:n, 0] - self._trend(early, y[:n, 0])(early)
-                    kernel = self._kernel(x_unit[:n], left[:, None], trend=True)
+
+                    def left(n: int) -> np.ndarray:  # what the line fitted to n trials leaves
+                        early, _ = self._proxy_scores(configs[:n], ())
+                        return y[:n, 0] - self._trend(early, y[:n, 0])(early)
+
+                    kernel = self._kernel(x_unit, left, trend=True)
                     line = self._trend(train, y[:, 0])
                     first, trend_pool = y[:, 0] - line(train), line(fitted)
                 else:
                     first, trend_pool = y[:, 0], np.zeros(len(pool))
-                    kernel = self._kernel(x_unit, y)
+                    kernel = self._kernel(x_unit, lambda n: y[:n, 0])
                 if self.acquisition == "expected":
                     mean, sd = gp_posterior(x_unit, first, pool_unit, kernel)
                     columns.append(trend_pool + mean)
@@ -520,15 +526,17 @@ class Evolution(AskTellStrategy):
         them below ``GP_REFIT``)."""
         return n - n % GP_REFIT if n >= GP_REFIT else n
 
-    def _kernel(self, x_train: np.ndarray, y: np.ndarray, trend: bool = False) -> Any:
-        """The GP kernel fitted to the first :meth:`_kernel_size` trials' ``y[:, 0]`` (with
-        ``trend``: what the proxy's trend fitted to those same trials leaves of them):
-        refitted every ``GP_REFIT`` trials, not on every ask, and a function of the history
-        alone, so a resumed search refits the same one."""
-        n = self._kernel_size(len(y))
+    def _kernel(self, x_train: np.ndarray, target: Callable[[int], np.ndarray],
+                trend: bool = False) -> Any:
+        """The GP kernel fitted to the first :meth:`_kernel_size` trials, ``target(n)`` their
+        first objective (with ``trend``: what the proxy's line fitted to those same trials
+        leaves of it), computed only on a refit: refitted every ``GP_REFIT`` trials, not on
+        every ask, and a function of the history alone, so a resumed search refits the same
+        one."""
+        n = self._kernel_size(len(x_train))
         if (n, trend) not in self._kernels:
             self._kernels = {k: v for k, v in self._kernels.items() if k[0] == n}
-            self._kernels[(n, trend)] = gp_kernel(x_train[:n], y[:n, 0])
+            self._kernels[(n, trend)] = gp_kernel(x_train[:n], target(n))
         return self._kernels[(n, trend)]
 
     def _trending(self) -> bool:
@@ -544,12 +552,10 @@ class Evolution(AskTellStrategy):
         def raw(configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
             return np.array([self._proxy_score(c) for c in configs], dtype=np.float64)
 
-        def real(scores: np.ndarray) -> np.ndarray:
-            return np.isfinite(scores) & (scores > DEGENERATE)
-
         train, fitted = raw(told), raw(pool)
-        floor = train[real(train)].min() if real(train).any() else 0.0
-        return (np.where(real(train), train, floor), np.where(real(fitted), fitted, floor))
+        real = real_scores(train)
+        floor = train[real].min() if real.any() else 0.0
+        return np.where(real, train, floor), np.where(real_scores(fitted), fitted, floor)
 
     def _trend(self, scores: np.ndarray, values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """The least-squares line of ``values`` (the first objective) on proxy ``scores``,
