@@ -137,7 +137,8 @@ def nb201_trial(config: dict[str, Any], accuracy_column: str, latency_column: st
 
 def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
             storage: str) -> list[int]:
-    """Rows of the table in the order Tune finished them."""
+    """Rows of the table in the order the searcher asked for them (Tune lists its trials in
+    the order it created them; its timestamps are whole seconds, too coarse to order by)."""
     from ray import tune
 
     from nas.strategies.tune_adapter import create_searcher
@@ -156,7 +157,7 @@ def run_ray(strategy: str, seed: int, budget: int, pair: tuple[str, str],
     )
     with contextlib.redirect_stdout(sys.stderr):  # Tune prints its banners to stdout
         frame = tuner.fit().get_dataframe()
-    return [int(r) for r in frame.sort_values("timestamp")["row"]]
+    return [int(r) for r in frame["row"]]
 
 
 def strategy_kwargs(strategy: str, latency: np.ndarray,

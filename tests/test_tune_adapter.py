@@ -146,6 +146,6 @@ def test_nas_bench_201_benchmark_gives_tune_the_direct_drives_inputs(local_ray: 
     latency = objectives_of(*pair)[1]
     rows = run_ray("evolution", 0, 6, pair, str(tmp_path))
     assert len(set(rows)) == 6
-    assert latency.min() in latency[rows[:2]]  # two trials at a time: either may finish first
+    assert latency[rows[0]] == latency.min()  # the first ask, whichever trial finished first
     for strategy in ("evolution-no-proxy", "hybrid"):
         assert len(set(run_ray(strategy, 0, 4, pair, str(tmp_path)))) == 4
