@@ -1,5 +1,6 @@
-"""What one ``ask`` of the default ``evolution`` costs in a hwnas space, before and after the
-100th trial (where the GP, the late climb and the estimator's latency take over).
+"""What one ``ask`` of the default ``evolution`` costs in a hwnas space, before and after its
+late phase starts (``LATE_AFTER`` told trials, 25; 100 until 2026-12-07: where the GP, the late
+climb and the estimator's latency take over). No proxy: synflow's time is on top of it.
 
 Builds what ``hwnas search`` builds from a config (``prepare``: the space, the estimator and the
 ``prior``, each candidate's parameter count and predicted latency) and drives ``Evolution``'s
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from nas.config import load_config  # noqa: E402
 from nas.search import OBJECTIVES, prepare, strategy_inputs  # noqa: E402
 from nas.strategies import Evolution  # noqa: E402
+from nas.strategies.evolution import LATE_AFTER  # noqa: E402
 
 
 def synthetic_accuracy(config: dict[str, Any], params: float) -> float:
@@ -59,7 +61,8 @@ def run(config_path: str, trials: int, seed: int) -> dict[str, Any]:
         result = None if priced is None else {
             "accuracy": synthetic_accuracy(config_, priced[0]), "latency_ms": priced[1]}
         search.tell(config_, result)
-    phases = {"asks 1-100": seconds[:100], f"asks 101-{trials}": seconds[100:]}
+    phases = {f"asks 1-{LATE_AFTER}": seconds[:LATE_AFTER],
+              f"asks {LATE_AFTER + 1}-{trials}": seconds[LATE_AFTER:]}
     return {"config": config_path, "trials": trials, "seed": seed,
             "phases": {name: {"asks": len(s), "mean_s": round(float(np.mean(s)), 4),
                               "max_s": round(float(np.max(s)), 4)}

@@ -107,10 +107,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # trend and the climb's additive term together; the late phase from the 75th trial
     "evolution-trend-weight1": {"proxy_weight": 1.0},
     "evolution-late75": {"gp_after": 75, "prior_after": 75, "climb_after": 75},
+    # 2026-12-07: where the late phase starts (docs/results.md). From the 25th trial is the
+    # default since, named as its reports are; late100 is the default before it; 50 and 15
+    # were development runs (ImageNet16-120, seeds 0-4)
+    "evolution-late25": {"gp_after": 25, "prior_after": 25, "climb_after": 25},
+    "evolution-late100": {"gp_after": 100, "prior_after": 100, "climb_after": 100},
+    "evolution-late50": {"gp_after": 50, "prior_after": 50, "climb_after": 50},
+    "evolution-late15": {"gp_after": 15, "prior_after": 15, "climb_after": 15},
 }
 # given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
 PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight1",
-           "evolution-proxy-weight2", "evolution-trend-weight1", "evolution-late75")
+           "evolution-proxy-weight2", "evolution-trend-weight1", "evolution-late75",
+           "evolution-late25", "evolution-late100", "evolution-late50", "evolution-late15")
 GOAL = 0.99
 
 

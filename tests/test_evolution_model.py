@@ -310,12 +310,12 @@ def test_climb_starts_from_the_climb_from_most_accurate_trials() -> None:
 
 def test_climb_waits_for_climb_after_trials() -> None:
     """Before ``climb_after`` told trials the search is the one without climbing, ask by ask
-    (the default climbs from the 100th); from then on climbing asks stay near the best."""
+    (the default climbs from the 25th); from then on climbing asks stay near the best."""
     late, off = (Evolution(SPACE, OBJECTIVES, seed=3, initial=5, climb=c, climb_after=12)
                  for c in (1.0, 0.0))
     assert drive(late, 12) == drive(off, 12)
     default = Evolution(SPACE, OBJECTIVES, seed=3, initial=5)
-    assert (default.climb, default.climb_after) == (0.25, 100)
+    assert (default.climb, default.climb_after) == (0.25, 25)
     for _ in range(5):
         starts = [c for c, _ in sorted(late.history, key=lambda m: -m[1][0])[:3]]
         config = late.ask()
@@ -378,8 +378,8 @@ def test_latency_is_the_priors_from_prior_after_trials() -> None:
         assert prior(config) is not None  # a == 5 breaks the budget: never asked
         assert late.pending[config_key(config)][1] == prior(config)[1]
         late.tell(config, landscape(config))
-    default = Evolution(SPACE, OBJECTIVES)  # the late phase: one threshold, 100 trials
-    assert default.prior_after == default.gp_after == default.climb_after == LATE_AFTER == 100
+    default = Evolution(SPACE, OBJECTIVES)  # the late phase: one threshold, 25 trials
+    assert default.prior_after == default.gp_after == default.climb_after == LATE_AFTER == 25
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="prior_after must be an int >= 0"):
             Evolution(SPACE, OBJECTIVES, prior_after=bad)  # type: ignore[arg-type]
