@@ -70,6 +70,7 @@ OBJECTIVES = [("accuracy", "max"), ("latency_ms", "min")]
 ACCURACIES = ("cifar10_val_12ep", "cifar100_val_12ep", "imagenet16_val_12ep")
 STRATEGIES = ("evolution", "random", "optuna-tpe", "optuna-nsga2")
 PROXY_STRATEGIES = ("hybrid", "zeroshot")  # scored by synflow; only when named
+LATE_STARTS = (75, 25, 100, 50, 15)  # the late-phase variants below
 VARIANTS: dict[str, dict[str, Any]] = {
     # what each variant changes in Evolution's defaults, and what it is for
     "evolution-plain": {"surrogate": "none"},  # no model: plain aging evolution, the ablation
@@ -106,19 +107,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # development runs of 2026-12-06's third session, not the default (docs/results.md): the
     # trend and the climb's additive term together; the late phase from the 75th trial
     "evolution-trend-weight1": {"proxy_weight": 1.0},
-    "evolution-late75": {"gp_after": 75, "prior_after": 75, "climb_after": 75},
-    # 2026-12-07: where the late phase starts (docs/results.md). From the 25th trial is the
-    # default since, named as its reports are; late100 is the default before it; 50 and 15
-    # were development runs (ImageNet16-120, seeds 0-4)
-    "evolution-late25": {"gp_after": 25, "prior_after": 25, "climb_after": 25},
-    "evolution-late100": {"gp_after": 100, "prior_after": 100, "climb_after": 100},
-    "evolution-late50": {"gp_after": 50, "prior_after": 50, "climb_after": 50},
-    "evolution-late15": {"gp_after": 15, "prior_after": 15, "climb_after": 15},
+    # where the late phase (GP, trend, prior's latency, climb) starts, `evolution-late<N>`
+    # (docs/results.md): 75 the third session's development run; from 2026-12-07 25 is the
+    # default, named as its reports are, 100 the default before it, 50 and 15 development runs
+    # (ImageNet16-120, seeds 0-4)
+    **{f"evolution-late{n}": {"gp_after": n, "prior_after": n, "climb_after": n}
+       for n in LATE_STARTS},
 }
 # given each cell's synflow, as hwnas search gives evolution and the proxy strategies theirs
 PROXIED = (*PROXY_STRATEGIES, "evolution", "evolution-proxy-climb", "evolution-proxy-weight1",
-           "evolution-proxy-weight2", "evolution-trend-weight1", "evolution-late75",
-           "evolution-late25", "evolution-late100", "evolution-late50", "evolution-late15")
+           "evolution-proxy-weight2", "evolution-trend-weight1",
+           *(f"evolution-late{n}" for n in LATE_STARTS))
 GOAL = 0.99
 
 
